@@ -1,0 +1,101 @@
+package lambda
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/registry"
+)
+
+// awsError is an error in the shape Lambda's clients decode: the type in
+// X-Amzn-ErrorType and a JSON body with Type and the message.
+type awsError struct {
+	Status     int
+	Code       string
+	Message    string
+	Reason     string // TooManyRequestsException only
+	RetryAfter int    // seconds; TooManyRequestsException only
+}
+
+// toAWS maps every error of the layers below to its wire form. ref is the
+// function the request named, for messages that quote its ARN.
+func (a *API) toAWS(err error, ref string) awsError {
+	var thr *invoke.ThrottleError
+	switch {
+	case errors.As(err, &thr):
+		return awsError{Status: 429, Code: "TooManyRequestsException", Message: thr.Error(), Reason: thr.Reason, RetryAfter: int(thr.RetryAfter.Seconds() + 0.5)}
+	case errors.Is(err, function.ErrInvalid), errors.Is(err, invoke.ErrUnsupported):
+		return awsError{Status: 400, Code: "InvalidParameterValueException", Message: detail(err)}
+	case errors.Is(err, function.ErrTooLarge):
+		return awsError{Status: 413, Code: "RequestTooLargeException", Message: detail(err)}
+	case errors.Is(err, invoke.ErrInvalidContent), errors.Is(err, errBadBody):
+		return awsError{Status: 400, Code: "InvalidRequestContentException", Message: detail(err)}
+	case errors.Is(err, registry.ErrNotFound):
+		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "Function not found: " + a.arnOf(ref)}
+	case errors.Is(err, registry.ErrExists):
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: "Function already exist: " + ref}
+	case errors.Is(err, registry.ErrConflict):
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: "The operation cannot be performed at this time. An update is in progress for resource: " + a.arnOf(ref)}
+	case errors.Is(err, registry.ErrPrecondition):
+		return awsError{Status: 412, Code: "PreconditionFailedException", Message: "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"}
+	case errors.Is(err, invoke.ErrShuttingDown):
+		return awsError{Status: 500, Code: "ServiceException", Message: "Stratus is shutting down; retry on another node or after restart"}
+	}
+	a.log.Error("internal error", "function", ref, "err", err)
+	return awsError{Status: 500, Code: "ServiceException", Message: "internal error: " + err.Error()}
+}
+
+// detail strips the sentinel's own words from a wrapped error, leaving
+// the message meant for the user.
+func detail(err error) string {
+	msg := err.Error()
+	for _, prefix := range []string{function.ErrInvalid.Error() + ": ", function.ErrTooLarge.Error() + ": ", invoke.ErrUnsupported.Error() + ": ", errBadBody.Error() + ": "} {
+		if i := strings.Index(msg, prefix); i >= 0 {
+			return msg[i+len(prefix):]
+		}
+	}
+	if errors.Is(err, invoke.ErrInvalidContent) {
+		return "Could not parse request body into json: Could not parse payload into json"
+	}
+	return msg
+}
+
+func (a *API) arnOf(ref string) string {
+	name, q, err := function.ParseRef(ref)
+	if err != nil {
+		return ref
+	}
+	return function.ARN(a.opts.Region, name, q)
+}
+
+func (a *API) fail(w http.ResponseWriter, err error, ref string) {
+	writeAWSError(w, a.toAWS(err, ref))
+}
+
+func writeAWSError(w http.ResponseWriter, e awsError) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Amzn-ErrorType", e.Code)
+	body := map[string]string{"Type": "User", "message": e.Message}
+	if e.Status >= 500 {
+		body["Type"] = "Service"
+	}
+	// ResourceNotFoundException and ServiceException spell it Message.
+	if e.Code == "ResourceNotFoundException" || e.Code == "ServiceException" {
+		delete(body, "message")
+		body["Message"] = e.Message
+	}
+	if e.Reason != "" {
+		body["Reason"] = e.Reason
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(body)
+}

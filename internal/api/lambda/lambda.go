@@ -1,0 +1,551 @@
+// Package lambda speaks AWS Lambda's REST-JSON API: the control plane for
+// functions and the Invoke operation. It decodes requests, calls the
+// registry and the invoker, and encodes answers and AWS error documents.
+// It holds no business logic.
+package lambda
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/registry"
+)
+
+// maxControlBody bounds a control-plane request: a 50 MB zip in base64
+// plus the JSON around it.
+const maxControlBody = 69905067
+
+var errBadBody = errors.New("bad request body")
+
+// Options configure the API.
+type Options struct {
+	Region   string
+	Endpoint string // public base URL of this API, for code download links
+}
+
+// API serves the Lambda API.
+type API struct {
+	reg  *registry.Registry
+	inv  *invoke.Invoker
+	log  *slog.Logger
+	opts Options
+}
+
+// New returns the API.
+func New(reg *registry.Registry, inv *invoke.Invoker, log *slog.Logger, opts Options) *API {
+	return &API{reg: reg, inv: inv, log: log, opts: opts}
+}
+
+// Register adds the routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	const fns = "/2015-03-31/functions"
+	mux.HandleFunc("POST "+fns, a.createFunction)
+	mux.HandleFunc("POST "+fns+"/{$}", a.createFunction)
+	mux.HandleFunc("GET "+fns, a.listFunctions)
+	mux.HandleFunc("GET "+fns+"/{$}", a.listFunctions)
+	mux.HandleFunc("GET "+fns+"/{name}", a.getFunction)
+	mux.HandleFunc("DELETE "+fns+"/{name}", a.deleteFunction)
+	mux.HandleFunc("GET "+fns+"/{name}/configuration", a.getFunctionConfiguration)
+	mux.HandleFunc("PUT "+fns+"/{name}/configuration", a.updateFunctionConfiguration)
+	mux.HandleFunc("PUT "+fns+"/{name}/code", a.updateFunctionCode)
+	mux.HandleFunc("POST "+fns+"/{name}/invocations", a.invoke)
+	mux.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
+	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
+}
+
+// Wire shapes.
+
+type environment struct {
+	Variables map[string]string `json:"Variables"`
+}
+
+type ephemeralStorage struct {
+	Size int `json:"Size"`
+}
+
+type functionConfiguration struct {
+	FunctionName     string            `json:"FunctionName"`
+	FunctionArn      string            `json:"FunctionArn"`
+	Runtime          string            `json:"Runtime"`
+	Role             string            `json:"Role"`
+	Handler          string            `json:"Handler"`
+	CodeSize         int64             `json:"CodeSize"`
+	Description      string            `json:"Description"`
+	Timeout          int               `json:"Timeout"`
+	MemorySize       int               `json:"MemorySize"`
+	LastModified     string            `json:"LastModified"`
+	CodeSha256       string            `json:"CodeSha256"`
+	Version          string            `json:"Version"`
+	Environment      *environment      `json:"Environment,omitempty"`
+	TracingConfig    map[string]string `json:"TracingConfig"`
+	RevisionID       string            `json:"RevisionId"`
+	State            string            `json:"State,omitempty"`
+	LastUpdateStatus string            `json:"LastUpdateStatus,omitempty"`
+	PackageType      string            `json:"PackageType"`
+	Architectures    []string          `json:"Architectures"`
+	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
+	LoggingConfig    map[string]string `json:"LoggingConfig"`
+	SnapStart        map[string]string `json:"SnapStart"`
+}
+
+func (a *API) configuration(fn *function.Function, withState bool) functionConfiguration {
+	c := functionConfiguration{
+		FunctionName:     fn.Name,
+		FunctionArn:      function.ARN(a.opts.Region, fn.Name, ""),
+		Runtime:          fn.Runtime,
+		Role:             fn.Role,
+		Handler:          fn.Handler,
+		CodeSize:         fn.CodeSize,
+		Description:      fn.Description,
+		Timeout:          fn.Timeout,
+		MemorySize:       fn.MemorySize,
+		LastModified:     fn.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
+		CodeSha256:       fn.CodeSha256,
+		Version:          function.Latest,
+		TracingConfig:    map[string]string{"Mode": "PassThrough"},
+		RevisionID:       fn.RevisionID,
+		PackageType:      "Zip",
+		Architectures:    []string{fn.Architecture},
+		EphemeralStorage: ephemeralStorage{Size: fn.EphemeralStorage},
+		LoggingConfig:    map[string]string{"LogFormat": "Text", "LogGroup": "/aws/lambda/" + fn.Name},
+		SnapStart:        map[string]string{"ApplyOn": "None", "OptimizationStatus": "Off"},
+	}
+	if len(fn.Environment) > 0 {
+		c.Environment = &environment{Variables: fn.Environment}
+	}
+	if withState {
+		c.State, c.LastUpdateStatus = "Active", "Successful"
+	}
+	return c
+}
+
+type codeInput struct {
+	ZipFile         []byte `json:"ZipFile"`
+	S3Bucket        string `json:"S3Bucket"`
+	S3Key           string `json:"S3Key"`
+	S3ObjectVersion string `json:"S3ObjectVersion"`
+	ImageURI        string `json:"ImageUri"`
+}
+
+func (c *codeInput) zip() ([]byte, error) {
+	switch {
+	case c.ImageURI != "":
+		return nil, fmt.Errorf("%w: container images (Code.ImageUri) are not supported by Stratus; deploy a .zip package", function.ErrInvalid)
+	case c.S3Bucket != "" || c.S3Key != "":
+		return nil, fmt.Errorf("%w: Code.S3Bucket is not supported yet; send the package as Code.ZipFile", function.ErrInvalid)
+	case len(c.ZipFile) == 0:
+		return nil, fmt.Errorf("%w: Code.ZipFile is required", function.ErrInvalid)
+	}
+	return c.ZipFile, nil
+}
+
+type createFunctionInput struct {
+	FunctionName     string            `json:"FunctionName"`
+	Runtime          string            `json:"Runtime"`
+	Role             string            `json:"Role"`
+	Handler          string            `json:"Handler"`
+	Description      string            `json:"Description"`
+	Timeout          int               `json:"Timeout"`
+	MemorySize       int               `json:"MemorySize"`
+	Code             codeInput         `json:"Code"`
+	Environment      *environment      `json:"Environment"`
+	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
+	Architectures    []string          `json:"Architectures"`
+	PackageType      string            `json:"PackageType"`
+	Tags             map[string]string `json:"Tags"`
+}
+
+func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
+	var in createFunctionInput
+	if err := decode(r, &in, "CreateFunction"); err != nil {
+		a.fail(w, err, in.FunctionName)
+		return
+	}
+	if in.PackageType != "" && in.PackageType != "Zip" {
+		a.fail(w, fmt.Errorf("%w: PackageType %s is not supported by Stratus; use Zip", function.ErrInvalid, in.PackageType), in.FunctionName)
+		return
+	}
+	name, q, err := function.ParseRef(in.FunctionName)
+	if err == nil && q != "" {
+		err = fmt.Errorf("%w: a function name for CreateFunction cannot carry a qualifier", function.ErrInvalid)
+	}
+	if err != nil {
+		a.fail(w, err, in.FunctionName)
+		return
+	}
+	zip, err := in.Code.zip()
+	if err != nil {
+		a.fail(w, err, name)
+		return
+	}
+	cfg := function.Config{
+		Name:        name,
+		Runtime:     in.Runtime,
+		Handler:     in.Handler,
+		Role:        in.Role,
+		Description: in.Description,
+		Timeout:     in.Timeout,
+		MemorySize:  in.MemorySize,
+		Tags:        in.Tags,
+	}
+	if in.Environment != nil {
+		cfg.Environment = in.Environment.Variables
+	}
+	if in.EphemeralStorage != nil {
+		cfg.EphemeralStorage = in.EphemeralStorage.Size
+	}
+	switch len(in.Architectures) {
+	case 0:
+	case 1:
+		cfg.Architecture = in.Architectures[0]
+	default:
+		a.fail(w, fmt.Errorf("%w: Architectures takes exactly one value", function.ErrInvalid), name)
+		return
+	}
+	fn, err := a.reg.Create(r.Context(), cfg, zip)
+	if err != nil {
+		a.fail(w, err, name)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a.configuration(fn, true))
+}
+
+func (a *API) getFunction(w http.ResponseWriter, r *http.Request) {
+	fn, ref, err := a.lookup(r)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	out := map[string]any{
+		"Configuration": a.configuration(fn, true),
+		"Code": map[string]string{
+			"RepositoryType": "S3",
+			"Location":       strings.TrimRight(a.opts.Endpoint, "/") + "/stratus/v1/code/" + fn.CodeKey(),
+		},
+	}
+	if len(fn.Tags) > 0 {
+		out["Tags"] = fn.Tags
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+	fn, ref, err := a.lookup(r)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.configuration(fn, true))
+}
+
+// lookup resolves the {name} path element and the Qualifier query.
+func (a *API) lookup(r *http.Request) (*function.Function, string, error) {
+	ref := r.PathValue("name")
+	fn, err := a.inv.Resolve(ref, r.URL.Query().Get("Qualifier"))
+	return fn, ref, err
+}
+
+func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	maxItems := 50
+	if s := q.Get("MaxItems"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			a.fail(w, fmt.Errorf("%w: MaxItems must be between 1 and 10000", function.ErrInvalid), "")
+			return
+		}
+		maxItems = min(n, 50)
+	}
+	after := ""
+	if m := q.Get("Marker"); m != "" {
+		b, err := base64.RawURLEncoding.DecodeString(m)
+		if err != nil {
+			a.fail(w, fmt.Errorf("%w: invalid Marker", function.ErrInvalid), "")
+			return
+		}
+		after = string(b)
+	}
+	all := a.reg.List()
+	out := struct {
+		Functions  []functionConfiguration `json:"Functions"`
+		NextMarker string                  `json:"NextMarker,omitempty"`
+	}{Functions: []functionConfiguration{}}
+	for _, fn := range all {
+		if fn.Name <= after {
+			continue
+		}
+		if len(out.Functions) == maxItems {
+			out.NextMarker = base64.RawURLEncoding.EncodeToString([]byte(out.Functions[len(out.Functions)-1].FunctionName))
+			break
+		}
+		out.Functions = append(out.Functions, a.configuration(fn, false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, q, err := function.ParseRef(ref)
+	if err == nil {
+		if qq := r.URL.Query().Get("Qualifier"); qq != "" {
+			q = qq
+		}
+		if q != "" && q != function.Latest {
+			err = fmt.Errorf("%w: %s", registry.ErrNotFound, ref)
+		} else if q == function.Latest {
+			err = fmt.Errorf("%w: $LATEST version cannot be deleted without deleting the function.", function.ErrInvalid)
+		}
+	}
+	if err == nil {
+		err = a.reg.Delete(r.Context(), name)
+	}
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type updateCodeInput struct {
+	codeInput
+	Publish       bool     `json:"Publish"`
+	DryRun        bool     `json:"DryRun"`
+	RevisionID    string   `json:"RevisionId"`
+	Architectures []string `json:"Architectures"`
+}
+
+func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	var in updateCodeInput
+	if err := decode(r, &in, "UpdateFunctionCode"); err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	name, err := bareName(ref)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	zip, err := in.zip()
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	if in.DryRun {
+		fn, err := a.reg.Get(name)
+		if err == nil {
+			var pkg *function.Package
+			if pkg, err = function.InspectZip(zip); err == nil {
+				err = pkg.CheckHandler(fn.Runtime, fn.Handler)
+			}
+		}
+		if err != nil {
+			a.fail(w, err, ref)
+			return
+		}
+		writeJSON(w, http.StatusOK, a.configuration(fn, true))
+		return
+	}
+	fn, err := a.reg.UpdateCode(r.Context(), name, in.RevisionID, zip)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.configuration(fn, true))
+}
+
+type updateConfigInput struct {
+	Runtime          *string           `json:"Runtime"`
+	Role             *string           `json:"Role"`
+	Handler          *string           `json:"Handler"`
+	Description      *string           `json:"Description"`
+	Timeout          *int              `json:"Timeout"`
+	MemorySize       *int              `json:"MemorySize"`
+	Environment      *environment      `json:"Environment"`
+	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
+	RevisionID       string            `json:"RevisionId"`
+}
+
+func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	var in updateConfigInput
+	if err := decode(r, &in, "UpdateFunctionConfiguration"); err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	name, err := bareName(ref)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	fn, err := a.reg.UpdateConfig(r.Context(), name, in.RevisionID, func(c *function.Config) {
+		if in.Runtime != nil {
+			c.Runtime = *in.Runtime
+		}
+		if in.Role != nil {
+			c.Role = *in.Role
+		}
+		if in.Handler != nil {
+			c.Handler = *in.Handler
+		}
+		if in.Description != nil {
+			c.Description = *in.Description
+		}
+		if in.Timeout != nil {
+			c.Timeout = *in.Timeout
+			if c.Timeout == 0 {
+				c.Timeout = -1 // explicit zero is out of range, not "default"
+			}
+		}
+		if in.MemorySize != nil {
+			c.MemorySize = *in.MemorySize
+			if c.MemorySize == 0 {
+				c.MemorySize = -1
+			}
+		}
+		if in.Environment != nil {
+			// Lambda replaces the whole map.
+			c.Environment = in.Environment.Variables
+		}
+		if in.EphemeralStorage != nil {
+			c.EphemeralStorage = in.EphemeralStorage.Size
+			if c.EphemeralStorage == 0 {
+				c.EphemeralStorage = -1
+			}
+		}
+	})
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.configuration(fn, true))
+}
+
+// bareName accepts a name or ARN without a qualifier, as the update
+// operations do.
+func bareName(ref string) (string, error) {
+	name, q, err := function.ParseRef(ref)
+	if err != nil {
+		return "", err
+	}
+	if q != "" && q != function.Latest {
+		return "", fmt.Errorf("%w: only $LATEST can be updated", function.ErrInvalid)
+	}
+	return name, nil
+}
+
+func (a *API) accountSettings(w http.ResponseWriter, _ *http.Request) {
+	var size int64
+	fns := a.reg.List()
+	for _, fn := range fns {
+		size += fn.CodeSize
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"AccountLimit": map[string]any{
+			"TotalCodeSize":                  int64(80530636800),
+			"CodeSizeUnzipped":               function.MaxUnzippedBytes,
+			"CodeSizeZipped":                 function.MaxZipBytes,
+			"ConcurrentExecutions":           a.inv.MaxConcurrency(),
+			"UnreservedConcurrentExecutions": a.inv.MaxConcurrency(),
+		},
+		"AccountUsage": map[string]any{
+			"TotalCodeSize": size,
+			"FunctionCount": len(fns),
+		},
+	})
+}
+
+func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	if r.ContentLength > function.MaxSyncPayload {
+		a.fail(w, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxSyncPayload), ref)
+		return
+	}
+	payload, err := readLimited(r.Body, function.MaxSyncPayload)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	h := r.Header
+	resp, err := a.inv.Invoke(r.Context(), invoke.Request{
+		FunctionName:  ref,
+		Qualifier:     r.URL.Query().Get("Qualifier"),
+		Payload:       payload,
+		Type:          h.Get("X-Amz-Invocation-Type"),
+		LogTail:       h.Get("X-Amz-Log-Type") == "Tail",
+		ClientContext: h.Get("X-Amz-Client-Context"),
+		TraceID:       h.Get("X-Amzn-Trace-Id"),
+	})
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	out := w.Header()
+	out["Content-Type"] = []string{"application/json"}
+	out["X-Amz-Executed-Version"] = []string{resp.ExecutedVersion}
+	if resp.RequestID != "" {
+		out["X-Amzn-Requestid"] = []string{resp.RequestID}
+	}
+	if resp.FunctionError != "" {
+		out["X-Amz-Function-Error"] = []string{resp.FunctionError}
+	}
+	if resp.LogResult != "" {
+		out["X-Amz-Log-Result"] = []string{resp.LogResult}
+	}
+	out["Content-Length"] = []string{strconv.Itoa(len(resp.Payload))}
+	w.WriteHeader(resp.Status)
+	_, _ = w.Write(resp.Payload)
+}
+
+// readLimited reads a body of at most limit bytes.
+func readLimited(r io.Reader, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadBody, err)
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, limit)
+	}
+	return b, nil
+}
+
+func decode(r *http.Request, v any, op string) error {
+	if r.ContentLength > maxControlBody {
+		return fmt.Errorf("%w: Request must be smaller than %d bytes for the %s operation", function.ErrTooLarge, maxControlBody, op)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody+1))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBadBody, err)
+	}
+	if len(b) > maxControlBody {
+		return fmt.Errorf("%w: Request must be smaller than %d bytes for the %s operation", function.ErrTooLarge, maxControlBody, op)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %v", errBadBody, err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,143 @@
+// Package stratusapi serves the small Stratus API under /stratus/v1/ for
+// what AWS has no API for here: reading function logs, usage reports, and
+// downloading a function's code.
+package stratusapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/meter"
+	"github.com/stratus-faas/stratus/internal/registry"
+	"github.com/stratus-faas/stratus/internal/store"
+)
+
+// API serves /stratus/v1.
+type API struct {
+	st     *store.Store
+	reg    *registry.Registry
+	prices meter.Prices
+	now    func() time.Time
+}
+
+// New returns the API.
+func New(st *store.Store, reg *registry.Registry, prices meter.Prices) *API {
+	return &API{st: st, reg: reg, prices: prices, now: time.Now}
+}
+
+// Register adds the routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /stratus/v1/functions/{name}/logs", a.logs)
+	mux.HandleFunc("GET /stratus/v1/usage", a.usage)
+	mux.HandleFunc("GET /stratus/v1/code/{key}", a.code)
+}
+
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func fail(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(apiError{code, msg})
+}
+
+// since parses ?since= as a duration back from now ("1h") or an RFC 3339 time.
+func (a *API) since(r *http.Request, def time.Duration) (time.Time, error) {
+	s := r.URL.Query().Get("since")
+	if s == "" {
+		if def == 0 {
+			return time.Time{}, nil
+		}
+		return a.now().Add(-def), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return a.now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, errors.New("since must be a duration such as 1h or an RFC 3339 time")
+	}
+	return t, nil
+}
+
+// logs streams a function's log lines as text, oldest first; with
+// follow=true it keeps the response open and sends new lines as they come.
+func (a *API) logs(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := function.ValidateName(name); err != nil {
+		fail(w, http.StatusBadRequest, "InvalidParameterValueException", "invalid function name")
+		return
+	}
+	if _, err := a.reg.Get(name); err != nil {
+		fail(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+name)
+		return
+	}
+	since, err := a.since(r, time.Hour)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "InvalidParameterValueException", err.Error())
+		return
+	}
+	follow := r.URL.Query().Get("follow") == "true"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	_ = a.st.ReadSubject(r.Context(), store.LogsStream, store.LogsSubject+name, since, follow, func(m jetstream.Msg) error {
+		if _, err := w.Write(m.Data()); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	})
+}
+
+func (a *API) usage(w http.ResponseWriter, r *http.Request) {
+	since, err := a.since(r, 0)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "InvalidParameterValueException", err.Error())
+		return
+	}
+	fn := r.URL.Query().Get("function")
+	if fn != "" {
+		if err := function.ValidateName(fn); err != nil {
+			fail(w, http.StatusBadRequest, "InvalidParameterValueException", "invalid function name")
+			return
+		}
+	}
+	rep, err := meter.Aggregate(r.Context(), a.st, since, fn, a.prices)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "ServiceException", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(rep)
+}
+
+func (a *API) code(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
+		fail(w, http.StatusBadRequest, "InvalidParameterValueException", "invalid code key")
+		return
+	}
+	data, err := a.reg.CodeZip(r.Context(), key)
+	if err != nil {
+		fail(w, http.StatusNotFound, "ResourceNotFoundException", "code not found")
+		return
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	_, _ = w.Write(data)
+}

@@ -1,0 +1,527 @@
+package cli
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/stratus-faas/stratus/internal/function"
+)
+
+// clientFlags are shared by every client command.
+type clientFlags struct {
+	endpoint string
+	region   string
+}
+
+func (c *clientFlags) bind(fs *flag.FlagSet) {
+	def := os.Getenv("STRATUS_ENDPOINT")
+	if def == "" {
+		def = "http://127.0.0.1:9000"
+	}
+	fs.StringVar(&c.endpoint, "endpoint", def, "Stratus API endpoint")
+	fs.StringVar(&c.region, "region", "us-east-1", "region of the server")
+}
+
+func (c *clientFlags) lambda() *lambda.Client {
+	return lambda.New(lambda.Options{
+		Region:       c.region,
+		BaseEndpoint: aws.String(strings.TrimRight(c.endpoint, "/")),
+		Credentials:  credentials.NewStaticCredentialsProvider("stratus", "stratus", ""),
+	})
+}
+
+// envFlag collects repeated KEY=VALUE flags.
+type envFlag map[string]string
+
+func (e envFlag) String() string { return "" }
+
+func (e envFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", s)
+	}
+	e[k] = v
+	return nil
+}
+
+func runDeploy(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "deploy", usageOf("deploy"))
+	var cf clientFlags
+	cf.bind(fs)
+	runtime := fs.String("runtime", "", "runtime, such as provided.al2023, nodejs20.x or python3.11 (guessed from the files when empty)")
+	handler := fs.String("handler", "", "handler (default bootstrap, index.handler or lambda_function.lambda_handler by runtime)")
+	memory := fs.Int("memory", 0, "memory in MB, 128 to 10240 (default 128)")
+	timeout := fs.Int("timeout", 0, "timeout in seconds, 1 to 900 (default 3)")
+	tmp := fs.Int("ephemeral-storage", 0, "size of /tmp in MB, 512 to 10240 (default 512)")
+	desc := fs.String("description", "", "description")
+	idle := fs.Duration("idle-timeout", 0, "keep idle instances this long (default: the server's)")
+	vars := envFlag{}
+	fs.Var(vars, "env", "environment variable KEY=VALUE (repeatable); replaces all variables when given")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("want NAME and PATH; usage: %s", usageOf("deploy"))
+	}
+	name, path := pos[0], pos[1]
+	if err := function.ValidateName(name); err != nil {
+		return usagef("invalid function name %q: names use letters, digits, - and _, at most 64", name)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	zipData, files, err := loadPackage(path)
+	if err != nil {
+		return err
+	}
+	if *runtime == "" {
+		if *runtime, err = guessRuntime(files); err != nil {
+			return err
+		}
+	}
+	if *handler == "" {
+		*handler = defaultHandler(*runtime)
+	}
+	fmt.Fprintf(env.Stderr, "deploying %s: %s package, %s, runtime %s, handler %s\n", name, humanBytes(len(zipData)), path, *runtime, *handler)
+	start := time.Now()
+	client := cf.lambda()
+	_, err = client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: &name})
+	var nf *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		in := &lambda.CreateFunctionInput{
+			FunctionName: &name,
+			Runtime:      types.Runtime(*runtime),
+			Handler:      handler,
+			Role:         aws.String("arn:aws:iam::" + function.AccountID + ":role/stratus-function"),
+			Code:         &types.FunctionCode{ZipFile: zipData},
+		}
+		if set["memory"] {
+			in.MemorySize = aws.Int32(int32(*memory))
+		}
+		if set["timeout"] {
+			in.Timeout = aws.Int32(int32(*timeout))
+		}
+		if set["ephemeral-storage"] {
+			in.EphemeralStorage = &types.EphemeralStorage{Size: aws.Int32(int32(*tmp))}
+		}
+		if set["description"] {
+			in.Description = desc
+		}
+		if set["env"] {
+			in.Environment = &types.Environment{Variables: vars}
+		}
+		if set["idle-timeout"] {
+			in.Tags = map[string]string{function.TagIdleTimeout: idle.String()}
+		}
+		fmt.Fprintf(env.Stderr, "uploading %s ... ", humanBytes(len(zipData)))
+		out, err := client.CreateFunction(ctx, in)
+		if err != nil {
+			fmt.Fprintln(env.Stderr, "failed")
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "created %s in %s\n", aws.ToString(out.FunctionArn), time.Since(start).Round(time.Millisecond))
+		return nil
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "uploading %s ... ", humanBytes(len(zipData)))
+	if _, err := client.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: &name, ZipFile: zipData}); err != nil {
+		fmt.Fprintln(env.Stderr, "failed")
+		return err
+	}
+	upd := &lambda.UpdateFunctionConfigurationInput{FunctionName: &name}
+	changed := false
+	if set["runtime"] {
+		upd.Runtime, changed = types.Runtime(*runtime), true
+	}
+	if set["handler"] {
+		upd.Handler, changed = handler, true
+	}
+	if set["memory"] {
+		upd.MemorySize, changed = aws.Int32(int32(*memory)), true
+	}
+	if set["timeout"] {
+		upd.Timeout, changed = aws.Int32(int32(*timeout)), true
+	}
+	if set["ephemeral-storage"] {
+		upd.EphemeralStorage, changed = &types.EphemeralStorage{Size: aws.Int32(int32(*tmp))}, true
+	}
+	if set["description"] {
+		upd.Description, changed = desc, true
+	}
+	if set["env"] {
+		upd.Environment, changed = &types.Environment{Variables: vars}, true
+	}
+	out := &lambda.UpdateFunctionConfigurationOutput{}
+	if changed {
+		if out, err = client.UpdateFunctionConfiguration(ctx, upd); err != nil {
+			fmt.Fprintln(env.Stderr, "failed")
+			return err
+		}
+	}
+	_ = out
+	fmt.Fprintf(env.Stderr, "updated %s in %s\n", name, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// loadPackage reads a .zip, or zips a folder in memory.
+func loadPackage(path string) ([]byte, []string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !st.IsDir() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s is not a zip file: %w", path, err)
+		}
+		var files []string
+		for _, f := range zr.File {
+			files = append(files, f.Name)
+		}
+		return data, files, nil
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	var files []string
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(path, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return nil
+		}
+		hdr, err := zip.FileInfoHeader(info)
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		hdr.Method = zip.Deflate
+		w, err := zw.CreateHeader(hdr)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		files = append(files, hdr.Name)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("package %s: %w", path, err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, nil, err
+	}
+	return buf.Bytes(), files, nil
+}
+
+func guessRuntime(files []string) (string, error) {
+	has := func(pred func(string) bool) bool {
+		for _, f := range files {
+			if pred(f) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has(func(f string) bool { return f == "bootstrap" }):
+		return "provided.al2023", nil
+	case has(func(f string) bool { return strings.HasSuffix(f, ".py") }):
+		if out, err := exec.Command("python3", "-c", "import sys; print('python%d.%d' % sys.version_info[:2])").Output(); err == nil {
+			if r := strings.TrimSpace(string(out)); function.Supported(r) {
+				return r, nil
+			}
+		}
+		return "python3.12", nil
+	case has(func(f string) bool {
+		return strings.HasSuffix(f, ".js") || strings.HasSuffix(f, ".mjs") || strings.HasSuffix(f, ".cjs")
+	}):
+		if out, err := exec.Command("node", "-p", "process.versions.node.split('.')[0]").Output(); err == nil {
+			if r := "nodejs" + strings.TrimSpace(string(out)) + ".x"; function.Supported(r) {
+				return r, nil
+			}
+		}
+		return "nodejs20.x", nil
+	}
+	return "", usagef("cannot tell the runtime from the files; pass --runtime")
+}
+
+func defaultHandler(runtime string) string {
+	switch function.Family(runtime) {
+	case function.FamilyNode:
+		return "index.handler"
+	case function.FamilyPython:
+		return "lambda_function.lambda_handler"
+	}
+	return "bootstrap"
+}
+
+func humanBytes(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func runInvoke(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "invoke", usageOf("invoke"))
+	var cf clientFlags
+	cf.bind(fs)
+	qualifier := fs.String("qualifier", "", "version or alias")
+	showLog := fs.Bool("log", false, "print the tail of the invocation's log to stderr")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		return usagef("usage: %s", usageOf("invoke"))
+	}
+	var payload []byte
+	if len(pos) == 2 {
+		if pos[1] == "-" {
+			if payload, err = io.ReadAll(env.Stdin); err != nil {
+				return err
+			}
+		} else {
+			payload = []byte(pos[1])
+		}
+	}
+	in := &lambda.InvokeInput{FunctionName: &pos[0], Payload: payload}
+	if *qualifier != "" {
+		in.Qualifier = qualifier
+	}
+	if *showLog {
+		in.LogType = types.LogTypeTail
+	}
+	out, err := cf.lambda().Invoke(ctx, in)
+	if err != nil {
+		return err
+	}
+	if *showLog && out.LogResult != nil {
+		if b, err := base64.StdEncoding.DecodeString(*out.LogResult); err == nil {
+			env.Stderr.Write(b)
+		}
+	}
+	env.Stdout.Write(out.Payload)
+	if len(out.Payload) > 0 && out.Payload[len(out.Payload)-1] != '\n' {
+		fmt.Fprintln(env.Stdout)
+	}
+	if out.FunctionError != nil {
+		return fmt.Errorf("function error (%s)", *out.FunctionError)
+	}
+	return nil
+}
+
+func runList(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "ls", usageOf("ls"))
+	var cf clientFlags
+	cf.bind(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage: %s", usageOf("ls"))
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tRUNTIME\tHANDLER\tMEMORY\tTIMEOUT\tCODE\tMODIFIED")
+	p := lambda.NewListFunctionsPaginator(cf.lambda(), &lambda.ListFunctionsInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, f := range page.Functions {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d MB\t%d s\t%s\t%s\n", aws.ToString(f.FunctionName), f.Runtime, aws.ToString(f.Handler),
+				aws.ToInt32(f.MemorySize), aws.ToInt32(f.Timeout), humanBytes(int(f.CodeSize)), aws.ToString(f.LastModified))
+		}
+	}
+	return tw.Flush()
+}
+
+func runRemove(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "rm", usageOf("rm"))
+	var cf clientFlags
+	cf.bind(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("usage: %s", usageOf("rm"))
+	}
+	client := cf.lambda()
+	for _, name := range pos {
+		if _, err := client.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(name)}); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "deleted %s\n", name)
+	}
+	return nil
+}
+
+func runLogs(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "logs", usageOf("logs"))
+	var cf clientFlags
+	cf.bind(fs)
+	follow := fs.Bool("f", false, "follow: keep printing new lines")
+	since := fs.String("since", "1h", "start this long ago (such as 10m) or at an RFC 3339 time")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("usage: %s", usageOf("logs"))
+	}
+	q := url.Values{"since": {*since}}
+	if *follow {
+		q.Set("follow", "true")
+	}
+	resp, err := get(ctx, cf.endpoint+"/stratus/v1/functions/"+url.PathEscape(pos[0])+"/logs?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(env.Stdout, resp.Body)
+	if ctx.Err() != nil {
+		return nil // interrupted while following
+	}
+	return err
+}
+
+func runUsage(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "usage", usageOf("usage"))
+	var cf clientFlags
+	cf.bind(fs)
+	since := fs.String("since", "", "only usage from this long ago (such as 720h) or from an RFC 3339 time; default all")
+	fn := fs.String("function", "", "only this function")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage: %s", usageOf("usage"))
+	}
+	q := url.Values{}
+	if *since != "" {
+		q.Set("since", *since)
+	}
+	if *fn != "" {
+		q.Set("function", *fn)
+	}
+	resp, err := get(ctx, cf.endpoint+"/stratus/v1/usage?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if *asJSON {
+		_, err = io.Copy(env.Stdout, resp.Body)
+		return err
+	}
+	var rep struct {
+		Prices struct {
+			PerMillionRequests float64 `json:"perMillionRequests"`
+			PerGBSecond        float64 `json:"perGBSecond"`
+		} `json:"prices"`
+		Functions []usageRow `json:"functions"`
+		Total     usageRow   `json:"total"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return fmt.Errorf("read usage: %w", err)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "FUNCTION\tREQUESTS\tERRORS\tTHROTTLES\tCOLD STARTS\tBILLED MS\tGB-SECONDS\tCOST (USD)\t")
+	for _, r := range append(rep.Functions, rep.Total) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.6f\t%.8f\t\n", r.Function, r.Requests, r.Errors, r.Throttles, r.ColdStarts, r.BilledMs, r.GBSeconds, r.Cost)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "\nprices: $%.2f per 1M requests, $%.10f per GB-second\n", rep.Prices.PerMillionRequests, rep.Prices.PerGBSecond)
+	return nil
+}
+
+type usageRow struct {
+	Function   string  `json:"function"`
+	Requests   int64   `json:"requests"`
+	Errors     int64   `json:"errors"`
+	Throttles  int64   `json:"throttles"`
+	ColdStarts int64   `json:"coldStarts"`
+	BilledMs   int64   `json:"billedMs"`
+	GBSeconds  float64 `json:"gbSeconds"`
+	Cost       float64 `json:"cost"`
+}
+
+func get(ctx context.Context, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var e struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		if e.Message == "" {
+			e.Message = resp.Status
+		}
+		return nil, fmt.Errorf("%s: %s", e.Code, e.Message)
+	}
+	return resp, nil
+}

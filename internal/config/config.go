@@ -1,0 +1,91 @@
+// Package config holds the server's typed configuration: defaults,
+// validation and the flags that set it.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Server configures `stratus server`.
+type Server struct {
+	Listen         string
+	HTTPListen     string
+	DataDir        string
+	IdleTimeout    time.Duration
+	Region         string
+	NATSURL        string
+	MaxConcurrency int
+	DrainTimeout   time.Duration
+}
+
+// Defaults returns the embedded defaults.
+func Defaults() Server {
+	return Server{
+		Listen:         "127.0.0.1:9000",
+		HTTPListen:     "127.0.0.1:8080",
+		DataDir:        DefaultDataDir(),
+		IdleTimeout:    15 * time.Minute,
+		Region:         "us-east-1",
+		MaxConcurrency: 1000,
+		DrainTimeout:   30 * time.Second,
+	}
+}
+
+// DefaultDataDir is under the user's data folder, never under /tmp:
+// $XDG_DATA_HOME/stratus, else ~/.local/share/stratus.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "stratus")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "stratus")
+	}
+	return "stratus-data"
+}
+
+// Flags binds the fields to fs.
+func (c *Server) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the AWS-compatible API, /healthz and /metrics")
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address of the HTTP trigger listener (function URLs, HTTP APIs)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for all durable state")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long an idle instance stays warm (per function: tag "+"stratus:idle-timeout)")
+	fs.StringVar(&c.Region, "region", c.Region, "AWS region this server answers as")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster; empty runs an embedded one")
+	fs.IntVar(&c.MaxConcurrency, "max-concurrency", c.MaxConcurrency, "account-wide limit of concurrent invocations")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long shutdown waits for in-flight invocations")
+}
+
+var regionRE = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-\d$`)
+
+// Validate checks the configuration.
+func (c *Server) Validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"--listen": c.Listen, "--http-listen": c.HTTPListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("--idle-timeout must be positive"))
+	}
+	if !regionRE.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("--region %q is not a region name such as us-east-1", c.Region))
+	}
+	if c.MaxConcurrency < 1 {
+		errs = append(errs, errors.New("--max-concurrency must be at least 1"))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, errors.New("--drain-timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,365 @@
+// Package invoke is the invocation path: it resolves a function, checks
+// the payload, admits the request within the concurrency limit, runs it on
+// an instance of the function's pool, enforces the timeout, and records
+// the outcome for logs, usage and metrics.
+package invoke
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/meter"
+	"github.com/stratus-faas/stratus/internal/pool"
+	"github.com/stratus-faas/stratus/internal/registry"
+	"github.com/stratus-faas/stratus/internal/runtimeapi"
+)
+
+// Invocation types.
+const (
+	RequestResponse = "RequestResponse"
+	Event           = "Event"
+	DryRun          = "DryRun"
+)
+
+// Errors the wire layer maps.
+var (
+	ErrInvalidContent = errors.New("could not parse request body into json")
+	ErrUnsupported    = errors.New("unsupported invocation")
+	ErrShuttingDown   = errors.New("server is shutting down")
+)
+
+// ThrottleError is a request refused over a concurrency limit.
+type ThrottleError struct {
+	Reason     string
+	RetryAfter time.Duration
+}
+
+func (e *ThrottleError) Error() string { return "Rate Exceeded." }
+
+// Request is one Invoke call.
+type Request struct {
+	FunctionName  string // name, name:qualifier, or ARN
+	Qualifier     string
+	Payload       []byte
+	Type          string
+	LogTail       bool
+	ClientContext string // base64 JSON, as sent in X-Amz-Client-Context
+	TraceID       string
+}
+
+// Response is what the caller gets back.
+type Response struct {
+	Status          int
+	Payload         []byte
+	FunctionError   string // "Unhandled" when the function failed
+	ExecutedVersion string
+	LogResult       string // base64 tail of the log, with LogTail
+	RequestID       string
+}
+
+// Options configure the invoker.
+type Options struct {
+	Region         string
+	IdleTimeout    time.Duration
+	MaxConcurrency int64
+}
+
+// Invoker runs invocations.
+type Invoker struct {
+	reg     *registry.Registry
+	deps    *pool.Deps
+	meter   *meter.Writer
+	metrics *Metrics
+	log     *slog.Logger
+	opts    Options
+
+	mu    sync.RWMutex
+	pools map[string]*pool.Pool // by function name; one version ($LATEST) for now
+
+	inflight atomic.Int64
+	closing  atomic.Bool
+	retiring sync.WaitGroup
+}
+
+// New builds an invoker and subscribes it to registry changes.
+func New(reg *registry.Registry, deps *pool.Deps, mw *meter.Writer, metrics *Metrics, log *slog.Logger, opts Options) *Invoker {
+	iv := &Invoker{reg: reg, deps: deps, meter: mw, metrics: metrics, log: log, opts: opts, pools: make(map[string]*pool.Pool)}
+	reg.OnChange(iv.functionChanged)
+	return iv
+}
+
+// functionChanged retires the pool of a function whose code or
+// configuration changed, so the next request starts the new revision.
+func (iv *Invoker) functionChanged(name string) {
+	fn, _ := iv.reg.Get(name)
+	iv.mu.Lock()
+	p := iv.pools[name]
+	if p != nil && (fn == nil || p.Spec().Function.RevisionID != fn.RevisionID) {
+		delete(iv.pools, name)
+	} else {
+		p = nil
+	}
+	iv.mu.Unlock()
+	if p != nil {
+		iv.retiring.Go(p.Close)
+	}
+}
+
+func (iv *Invoker) poolFor(ctx context.Context, fn *function.Function) (*pool.Pool, error) {
+	iv.mu.RLock()
+	p := iv.pools[fn.Name]
+	iv.mu.RUnlock()
+	if p != nil && p.Spec().Function.RevisionID == fn.RevisionID {
+		return p, nil
+	}
+	dir, err := iv.reg.CodeDir(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	if iv.closing.Load() {
+		return nil, ErrShuttingDown
+	}
+	old := iv.pools[fn.Name]
+	if old != nil && old.Spec().Function.RevisionID == fn.RevisionID {
+		return old, nil
+	}
+	if old != nil {
+		iv.retiring.Go(old.Close)
+	}
+	p = pool.New(pool.Spec{
+		Function:    fn,
+		Version:     function.Latest,
+		CodeDir:     dir,
+		IdleTimeout: fn.IdleTimeout(iv.opts.IdleTimeout),
+	}, iv.deps)
+	iv.pools[fn.Name] = p
+	return p, nil
+}
+
+// Resolve finds the function a request names.
+func (iv *Invoker) Resolve(ref, qualifier string) (*function.Function, error) {
+	name, q, err := function.ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	if qualifier != "" {
+		if q != "" && q != qualifier {
+			return nil, fmt.Errorf("%w: The derived qualifier from the function name does not match the specified qualifier.", function.ErrInvalid)
+		}
+		q = qualifier
+	}
+	fn, err := iv.reg.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	if q != "" && q != function.Latest {
+		return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, function.ARN(iv.opts.Region, name, q))
+	}
+	return fn, nil
+}
+
+// Invoke runs one request.
+func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
+	fn, err := iv.Resolve(req.FunctionName, req.Qualifier)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Payload) > function.MaxSyncPayload {
+		return nil, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxSyncPayload)
+	}
+	payload := req.Payload
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	} else if !json.Valid(payload) {
+		return nil, ErrInvalidContent
+	}
+	switch req.Type {
+	case "", RequestResponse:
+	case DryRun:
+		return &Response{Status: 204, ExecutedVersion: function.Latest}, nil
+	case Event:
+		return nil, fmt.Errorf("%w: asynchronous invocation (InvocationType Event) is not available in this version of Stratus", ErrUnsupported)
+	default:
+		return nil, fmt.Errorf("%w: InvocationType must be RequestResponse, Event or DryRun", function.ErrInvalid)
+	}
+	var clientContext string
+	if req.ClientContext != "" {
+		b, err := base64.StdEncoding.DecodeString(req.ClientContext)
+		if err != nil || len(req.ClientContext) > 3583 {
+			return nil, fmt.Errorf("%w: Client context must be a valid Base64-encoded JSON object of at most 3583 bytes", function.ErrInvalid)
+		}
+		clientContext = string(b)
+	}
+	if iv.closing.Load() {
+		return nil, ErrShuttingDown
+	}
+	if n := iv.inflight.Add(1); n > iv.opts.MaxConcurrency {
+		iv.inflight.Add(-1)
+		iv.metrics.throttle(fn.Name)
+		iv.meter.Add(meter.Record{Function: fn.Name, Version: function.Latest, Start: iv.deps.Clock.Now(), Outcome: "throttle"})
+		return nil, &ThrottleError{Reason: "ConcurrentInvocationLimitExceeded", RetryAfter: time.Second}
+	}
+	defer iv.inflight.Add(-1)
+
+	p, err := iv.poolFor(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	reqID := uuid.NewString()
+	inst, cold, err := p.Acquire()
+	var initErr *pool.InitError
+	if errors.As(err, &initErr) {
+		return iv.initFailed(fn, reqID, initErr, req.LogTail), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return iv.run(p, inst, cold, fn, reqID, payload, clientContext, req), nil
+}
+
+func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *function.Function, reqID string, payload []byte, clientContext string, req Request) *Response {
+	logs := inst.Logs
+	logs.Begin()
+	logs.Platform("START RequestId: " + reqID + " Version: " + function.Latest)
+	start := iv.deps.Clock.Now()
+	timeout := time.Duration(fn.Timeout) * time.Second
+	traceID := req.TraceID
+	if traceID == "" {
+		traceID = newTraceID(start)
+	}
+	res, outcome := inst.Invoke(&runtimeapi.Invocation{
+		RequestID:     reqID,
+		Payload:       payload,
+		Deadline:      start.Add(timeout),
+		FunctionARN:   function.ARN(iv.opts.Region, fn.Name, ""),
+		TraceID:       traceID,
+		ClientContext: clientContext,
+	})
+	dur := iv.deps.Clock.Now().Sub(start)
+	maxMem := inst.MaxMemoryMB()
+	logs.Settle()
+
+	resp := &Response{Status: 200, ExecutedVersion: function.Latest, RequestID: reqID, Payload: res.Payload}
+	rec := meter.Record{Function: fn.Name, Version: function.Latest, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: "success"}
+	if cold {
+		rec.InitMs = ms(inst.InitDuration)
+	}
+	switch outcome {
+	case pool.FunctionError, pool.Crashed:
+		resp.FunctionError = "Unhandled"
+		rec.Outcome = "error"
+		if outcome == pool.Crashed {
+			logs.Platform(reqID + " " + errorMessage(res.Payload))
+		}
+	case pool.TimedOut:
+		resp.FunctionError = "Unhandled"
+		rec.Outcome = "timeout"
+		msg := "Task timed out after " + strconv.FormatFloat(dur.Seconds(), 'f', 2, 64) + " seconds"
+		resp.Payload = runtimeapi.ErrorDoc("Sandbox.Timedout", "RequestId: "+reqID+" Error: "+msg)
+		logs.Platform(start.UTC().Format("2006-01-02T15:04:05.000Z") + " " + reqID + " " + msg)
+	}
+	rec.DurationMs = ms(dur)
+	rec.BilledMs = meter.BilledMs(dur)
+	logs.Platform("END RequestId: " + reqID)
+	logs.Platform(report(reqID, dur, rec.BilledMs, fn.MemorySize, maxMem, rec.InitMs, cold))
+	if req.LogTail {
+		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail())
+	}
+	if outcome == pool.TimedOut || outcome == pool.Crashed {
+		p.Discard(inst)
+	} else {
+		p.Release(inst)
+	}
+	iv.meter.Add(rec)
+	iv.metrics.observe(rec)
+	return resp
+}
+
+// initFailed answers a request whose cold start failed, as Lambda does:
+// a function error carrying the init error document.
+func (iv *Invoker) initFailed(fn *function.Function, reqID string, ie *pool.InitError, tail bool) *Response {
+	logs := ie.Logs
+	initMs := ms(ie.Duration)
+	logs.Platform("INIT_REPORT Init Duration: " + strconv.FormatFloat(initMs, 'f', 2, 64) + " ms\tPhase: init\tStatus: error\tError Type: " + ie.Result.ErrorType)
+	logs.Platform("START RequestId: " + reqID + " Version: " + function.Latest)
+	logs.Platform("END RequestId: " + reqID)
+	logs.Platform(report(reqID, 0, 0, fn.MemorySize, 0, initMs, true))
+	rec := meter.Record{Function: fn.Name, Version: function.Latest, RequestID: reqID, Start: iv.deps.Clock.Now(), MemoryMB: fn.MemorySize, Cold: true, InitMs: initMs, Outcome: "error"}
+	iv.meter.Add(rec)
+	iv.metrics.observe(rec)
+	resp := &Response{Status: 200, Payload: ie.Result.Payload, FunctionError: "Unhandled", ExecutedVersion: function.Latest, RequestID: reqID}
+	if tail {
+		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail())
+	}
+	return resp
+}
+
+func report(reqID string, dur time.Duration, billed int64, memMB, maxMemMB int, initMs float64, cold bool) string {
+	b := make([]byte, 0, 192)
+	b = append(b, "REPORT RequestId: "...)
+	b = append(b, reqID...)
+	b = append(b, "\tDuration: "...)
+	b = strconv.AppendFloat(b, ms(dur), 'f', 2, 64)
+	b = append(b, " ms\tBilled Duration: "...)
+	b = strconv.AppendInt(b, billed, 10)
+	b = append(b, " ms\tMemory Size: "...)
+	b = strconv.AppendInt(b, int64(memMB), 10)
+	b = append(b, " MB\tMax Memory Used: "...)
+	b = strconv.AppendInt(b, int64(maxMemMB), 10)
+	b = append(b, " MB\t"...)
+	if cold {
+		b = append(b, "Init Duration: "...)
+		b = strconv.AppendFloat(b, initMs, 'f', 2, 64)
+		b = append(b, " ms\t"...)
+	}
+	return string(b)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func errorMessage(doc []byte) string {
+	var e struct {
+		ErrorMessage string `json:"errorMessage"`
+	}
+	_ = json.Unmarshal(doc, &e)
+	return e.ErrorMessage
+}
+
+// newTraceID makes an X-Ray style trace header.
+func newTraceID(t time.Time) string {
+	id := uuid.New()
+	return fmt.Sprintf("Root=1-%08x-%x;Parent=%x;Sampled=0", t.Unix(), id[:12], id[12:])
+}
+
+// InFlight is the number of invocations running now.
+func (iv *Invoker) InFlight() int64 { return iv.inflight.Load() }
+
+// Close stops admitting work, then retires every pool, tearing down all
+// instances. Callers drain in-flight requests first.
+func (iv *Invoker) Close() {
+	iv.closing.Store(true)
+	iv.mu.Lock()
+	pools := iv.pools
+	iv.pools = map[string]*pool.Pool{}
+	iv.mu.Unlock()
+	for _, p := range pools {
+		iv.retiring.Go(p.Close)
+	}
+	iv.retiring.Wait()
+}
+
+// MaxConcurrency is the account-wide concurrency limit.
+func (iv *Invoker) MaxConcurrency() int64 { return iv.opts.MaxConcurrency }

@@ -1,0 +1,115 @@
+// Package logs captures instance output, frames it with Lambda's START, END
+// and REPORT lines, keeps the tail of each invocation's log, and stores all
+// of it in the logs stream, batched and off the invocation path.
+package logs
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratus-faas/stratus/internal/store"
+)
+
+const (
+	flushDelay = 20 * time.Millisecond
+	maxPending = 64 << 20 // bytes held before lines are dropped
+)
+
+// Sink batches log lines per function and publishes them to the store.
+type Sink struct {
+	js  jetstream.JetStream
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]*bytes.Buffer
+	size    int
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+
+	Dropped atomic.Int64
+}
+
+// NewSink starts the flusher; Close stops it after a final flush.
+func NewSink(js jetstream.JetStream, log *slog.Logger) *Sink {
+	s := &Sink{
+		js:      js,
+		log:     log,
+		pending: make(map[string]*bytes.Buffer),
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go s.run()
+	return s
+}
+
+// Write queues one line (without its newline) of function fn's log.
+func (s *Sink) Write(fn string, line []byte) {
+	s.mu.Lock()
+	if s.size+len(line) > maxPending {
+		s.mu.Unlock()
+		s.Dropped.Add(1)
+		return
+	}
+	b := s.pending[fn]
+	if b == nil {
+		b = new(bytes.Buffer)
+		s.pending[fn] = b
+	}
+	b.Write(line)
+	b.WriteByte('\n')
+	s.size += len(line) + 1
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sink) run() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.wake:
+			// Wait a moment so one publish (one fsync) carries many lines.
+			t := time.NewTimer(flushDelay)
+			select {
+			case <-t.C:
+			case <-s.stop:
+				t.Stop()
+			}
+			s.flush()
+		case <-s.stop:
+			s.flush()
+			return
+		}
+	}
+}
+
+func (s *Sink) flush() {
+	s.mu.Lock()
+	batch := s.pending
+	s.pending = make(map[string]*bytes.Buffer)
+	s.size = 0
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for fn, b := range batch {
+		if _, err := s.js.Publish(ctx, store.LogsSubject+fn, b.Bytes()); err != nil {
+			s.log.Warn("could not store log lines", "function", fn, "err", err)
+		}
+	}
+}
+
+// Close flushes what is queued and stops.
+func (s *Sink) Close() {
+	close(s.stop)
+	<-s.done
+}

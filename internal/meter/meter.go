@@ -1,0 +1,220 @@
+// Package meter turns invocation records into usage: billed duration,
+// GB-seconds and cost. Records are stored durably in batches, off the
+// invocation path, and aggregated when a report is asked for.
+package meter
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratus-faas/stratus/internal/store"
+)
+
+// Record is one invocation's usage.
+type Record struct {
+	Function   string    `json:"fn"`
+	Version    string    `json:"v"`
+	RequestID  string    `json:"id"`
+	Start      time.Time `json:"t"`
+	DurationMs float64   `json:"d"`
+	BilledMs   int64     `json:"b"`
+	MemoryMB   int       `json:"m"`
+	MaxMemMB   int       `json:"mm,omitempty"`
+	InitMs     float64   `json:"i,omitempty"`
+	Cold       bool      `json:"c,omitempty"`
+	Outcome    string    `json:"o"` // success, error, timeout, throttle
+}
+
+// BilledMs rounds a duration up to whole milliseconds, as Lambda bills.
+func BilledMs(d time.Duration) int64 {
+	return int64(math.Ceil(float64(d) / float64(time.Millisecond)))
+}
+
+// GBSeconds is the compute the record is billed for.
+func (r Record) GBSeconds() float64 {
+	return float64(r.MemoryMB) / 1024 * float64(r.BilledMs) / 1000
+}
+
+// Prices is the price table. Defaults are Lambda's public x86 on-demand prices (us-east-1).
+type Prices struct {
+	PerMillionRequests float64 `json:"perMillionRequests"`
+	PerGBSecond        float64 `json:"perGBSecond"`
+}
+
+// DefaultPrices are Lambda's public x86 prices.
+var DefaultPrices = Prices{PerMillionRequests: 0.20, PerGBSecond: 0.0000166667}
+
+// Writer batches records into the usage stream: one publish (one fsync)
+// carries every record of a short window.
+type Writer struct {
+	js  jetstream.JetStream
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending []Record
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// NewWriter starts the flusher; Close flushes and stops it.
+func NewWriter(js jetstream.JetStream, log *slog.Logger) *Writer {
+	w := &Writer{js: js, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// Add queues a record.
+func (w *Writer) Add(r Record) {
+	w.mu.Lock()
+	w.pending = append(w.pending, r)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.wake:
+			t := time.NewTimer(20 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-w.stop:
+				t.Stop()
+			}
+			w.flush()
+		case <-w.stop:
+			w.flush()
+			return
+		}
+	}
+}
+
+func (w *Writer) flush() {
+	w.mu.Lock()
+	batch := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	byFn := map[string][]Record{}
+	for _, r := range batch {
+		byFn[r.Function] = append(byFn[r.Function], r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for fn, recs := range byFn {
+		data, err := json.Marshal(recs)
+		if err != nil {
+			continue
+		}
+		if _, err := w.js.Publish(ctx, store.UsageSubject+fn, data); err != nil {
+			w.log.Error("could not store usage records", "function", fn, "records", len(recs), "err", err)
+		}
+	}
+}
+
+// Close flushes queued records and stops.
+func (w *Writer) Close() {
+	close(w.stop)
+	<-w.done
+}
+
+// Totals is one function's usage over a period.
+type Totals struct {
+	Function    string  `json:"function"`
+	Requests    int64   `json:"requests"`
+	Errors      int64   `json:"errors"`
+	Throttles   int64   `json:"throttles"`
+	ColdStarts  int64   `json:"coldStarts"`
+	BilledMs    int64   `json:"billedMs"`
+	GBSeconds   float64 `json:"gbSeconds"`
+	InitMsTotal float64 `json:"initMsTotal"`
+	Cost        float64 `json:"cost"`
+}
+
+// Report aggregates records into per-function totals.
+type Report struct {
+	Since     time.Time `json:"since"`
+	Prices    Prices    `json:"prices"`
+	Functions []Totals  `json:"functions"`
+	Total     Totals    `json:"total"`
+}
+
+// Aggregate reads the usage stream from since and totals it.
+func Aggregate(ctx context.Context, st *store.Store, since time.Time, fn string, prices Prices) (*Report, error) {
+	subject := store.UsageSubject + ">"
+	if fn != "" {
+		subject = store.UsageSubject + fn
+	}
+	acc := map[string]*Totals{}
+	err := st.ReadSubject(ctx, store.UsageStream, subject, since, false, func(m jetstream.Msg) error {
+		var recs []Record
+		if err := json.Unmarshal(m.Data(), &recs); err != nil {
+			return nil // an unreadable batch is skipped, not fatal
+		}
+		for _, r := range recs {
+			if r.Start.Before(since) {
+				continue
+			}
+			t := acc[r.Function]
+			if t == nil {
+				t = &Totals{Function: r.Function}
+				acc[r.Function] = t
+			}
+			t.add(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Since: since, Prices: prices, Total: Totals{Function: "TOTAL"}}
+	for _, t := range acc {
+		t.Cost = prices.cost(t)
+		rep.Functions = append(rep.Functions, *t)
+		rep.Total.Requests += t.Requests
+		rep.Total.Errors += t.Errors
+		rep.Total.Throttles += t.Throttles
+		rep.Total.ColdStarts += t.ColdStarts
+		rep.Total.BilledMs += t.BilledMs
+		rep.Total.GBSeconds += t.GBSeconds
+		rep.Total.InitMsTotal += t.InitMsTotal
+		rep.Total.Cost += t.Cost
+	}
+	sort.Slice(rep.Functions, func(i, j int) bool { return rep.Functions[i].Function < rep.Functions[j].Function })
+	return rep, nil
+}
+
+func (t *Totals) add(r Record) {
+	switch r.Outcome {
+	case "throttle":
+		t.Throttles++
+		return // a throttled request is neither run nor billed
+	case "error", "timeout":
+		t.Errors++
+	}
+	t.Requests++
+	if r.Cold {
+		t.ColdStarts++
+		t.InitMsTotal += r.InitMs
+	}
+	t.BilledMs += r.BilledMs
+	t.GBSeconds += r.GBSeconds()
+}
+
+func (p Prices) cost(t *Totals) float64 {
+	return float64(t.Requests)/1e6*p.PerMillionRequests + t.GBSeconds*p.PerGBSecond
+}

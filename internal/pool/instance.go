@@ -1,0 +1,227 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/logs"
+	"github.com/stratus-faas/stratus/internal/runtimeapi"
+	"github.com/stratus-faas/stratus/internal/sandbox"
+)
+
+// Instance is one execution environment: a process, its Runtime API
+// endpoint and its log capture. It runs one invocation at a time.
+type Instance struct {
+	ID           string
+	Logs         *logs.Capture
+	InitDuration time.Duration
+
+	proc     *sandbox.Process
+	ep       *runtimeapi.Endpoint
+	lastUsed time.Time
+	dead     atomic.Bool
+}
+
+// Outcome of one invocation on an instance.
+type Outcome int
+
+// Outcomes.
+const (
+	Succeeded Outcome = iota
+	FunctionError
+	TimedOut
+	Crashed
+)
+
+// InitError is returned by Acquire when a new instance failed to start
+// its runtime; Result is the error document for the caller.
+type InitError struct {
+	Result   runtimeapi.Result
+	Duration time.Duration
+	Logs     *logs.Capture
+}
+
+func (e *InitError) Error() string { return "init failed: " + e.Result.ErrorType }
+
+// ErrClosed is returned when the pool was retired while acquiring.
+var ErrClosed = errors.New("pool closed")
+
+func (p *Pool) startInstance() (*Instance, error) {
+	id := uuid.New()
+	hexID := fmt.Sprintf("%x", id[:])
+	ep, err := runtimeapi.Listen()
+	if err != nil {
+		return nil, fmt.Errorf("runtime api: %w", err)
+	}
+	capture, err := logs.NewCapture(p.spec.Function.Name, p.deps.Logs)
+	if err != nil {
+		ep.Close()
+		return nil, err
+	}
+	lay := p.deps.Launcher.Layout(hexID, p.spec.CodeDir, p.deps.Runtimes.Dir)
+	argv, err := p.deps.Runtimes.Command(p.spec.Function.Runtime, lay.TaskRoot, lay.RuntimeDir)
+	if err != nil {
+		ep.Close()
+		capture.Started()
+		capture.Close()
+		return nil, err
+	}
+	start := p.deps.Clock.Now()
+	stream := start.UTC().Format("2006/01/02") + "/[" + p.spec.Version + "]" + hexID
+	proc, err := p.deps.Launcher.Start(sandbox.Spec{
+		ID:       hexID,
+		Argv:     argv,
+		Env:      p.env(ep.Addr(), lay, stream),
+		Layout:   lay,
+		MemoryMB: p.spec.Function.MemorySize,
+		TmpMB:    p.spec.Function.EphemeralStorage,
+		Output:   capture.Writer(),
+	})
+	capture.Started()
+	if err != nil {
+		ep.Close()
+		capture.Close()
+		return nil, err
+	}
+	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep}
+	timer := time.NewTimer(function.InitTimeout)
+	defer timer.Stop()
+	select {
+	case <-ep.Ready():
+		inst.InitDuration = p.deps.Clock.Now().Sub(start)
+		return inst, nil
+	case r := <-ep.InitError():
+		inst.destroy()
+		return nil, &InitError{Result: r, Duration: p.deps.Clock.Now().Sub(start), Logs: capture}
+	case <-proc.Done():
+		// The runtime may have reported an init error just before exiting.
+		select {
+		case r := <-ep.InitError():
+			inst.destroy()
+			return nil, &InitError{Result: r, Duration: p.deps.Clock.Now().Sub(start), Logs: capture}
+		default:
+		}
+		msg := "Runtime exited with error: " + exitText(proc.Err())
+		inst.destroy()
+		return nil, &InitError{
+			Result:   runtimeapi.Result{ErrorType: "Runtime.ExitError", Payload: runtimeapi.ErrorDoc("Runtime.ExitError", msg)},
+			Duration: p.deps.Clock.Now().Sub(start),
+			Logs:     capture,
+		}
+	case <-timer.C:
+		inst.destroy()
+		msg := "INIT phase timed out after " + strconv.FormatFloat(function.InitTimeout.Seconds(), 'f', 2, 64) + " seconds"
+		return nil, &InitError{
+			Result:   runtimeapi.Result{ErrorType: "Sandbox.Timedout", Payload: runtimeapi.ErrorDoc("Sandbox.Timedout", msg)},
+			Duration: function.InitTimeout,
+			Logs:     capture,
+		}
+	}
+}
+
+func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string) []string {
+	fn := p.spec.Function
+	env := make([]string, 0, 24+len(fn.Environment))
+	// User variables first: the platform's own come later and win.
+	for k, v := range fn.Environment {
+		env = append(env, k+"="+v)
+	}
+	env = append(env,
+		"PATH="+p.deps.Runtimes.SearchPath(),
+		"LANG=en_US.UTF-8",
+		"TZ=:UTC",
+		"HOME="+lay.TmpDir,
+		"TMPDIR="+lay.TmpDir,
+		"AWS_LAMBDA_RUNTIME_API="+apiAddr,
+		"_HANDLER="+fn.Handler,
+		"LAMBDA_TASK_ROOT="+lay.TaskRoot,
+		"LAMBDA_RUNTIME_DIR="+lay.RuntimeDir,
+		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemorySize),
+		"AWS_LAMBDA_FUNCTION_VERSION="+p.spec.Version,
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+stream,
+		"AWS_REGION="+p.deps.Region,
+		"AWS_DEFAULT_REGION="+p.deps.Region,
+		// Any AWS SDK inside the function reaches this Stratus.
+		"AWS_ENDPOINT_URL="+p.deps.APIEndpoint,
+		"AWS_ACCESS_KEY_ID=stratus",
+		"AWS_SECRET_ACCESS_KEY=stratus",
+		"AWS_SESSION_TOKEN=stratus",
+	)
+	if !function.IsProvided(fn.Runtime) {
+		env = append(env, "AWS_EXECUTION_ENV=AWS_Lambda_"+fn.Runtime)
+	}
+	return env
+}
+
+// Invoke runs one invocation and waits for its result, the instance's
+// exit, or the deadline, whichever comes first.
+func (i *Instance) Invoke(inv *runtimeapi.Invocation) (runtimeapi.Result, Outcome) {
+	res := i.ep.Dispatch(inv)
+	timer := time.NewTimer(time.Until(inv.Deadline))
+	defer timer.Stop()
+	select {
+	case r := <-res:
+		if r.ErrorType != "" {
+			return r, FunctionError
+		}
+		return r, Succeeded
+	case <-i.proc.Done():
+		// An answer posted just before exiting still counts.
+		select {
+		case r := <-res:
+			if r.ErrorType != "" {
+				return r, FunctionError
+			}
+			return r, Succeeded
+		default:
+		}
+		i.dead.Store(true)
+		msg := "RequestId: " + inv.RequestID + " Error: Runtime exited with error: " + exitText(i.proc.Err())
+		return runtimeapi.Result{ErrorType: "Runtime.ExitError", Payload: runtimeapi.ErrorDoc("Runtime.ExitError", msg)}, Crashed
+	case <-timer.C:
+		i.dead.Store(true)
+		return runtimeapi.Result{ErrorType: "Sandbox.Timedout"}, TimedOut
+	}
+}
+
+// MaxMemoryMB is the instance's peak memory so far.
+func (i *Instance) MaxMemoryMB() int { return i.proc.MaxMemoryMB() }
+
+// Alive reports whether the instance can take another invocation.
+func (i *Instance) Alive() bool {
+	if i.dead.Load() {
+		return false
+	}
+	select {
+	case <-i.proc.Done():
+		i.dead.Store(true)
+		return false
+	default:
+		return true
+	}
+}
+
+// destroy tears the instance down completely.
+func (i *Instance) destroy() {
+	i.dead.Store(true)
+	i.ep.Close()
+	i.proc.Kill()
+	i.Logs.Settle()
+	i.Logs.Close()
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}

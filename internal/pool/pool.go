@@ -1,0 +1,194 @@
+// Package pool keeps the instances of one function version: it hands out
+// the most recently used idle instance, starts a new one when none is idle,
+// and tears down instances idle for longer than the idle timeout, so that
+// a function without traffic runs no process at all.
+package pool
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/logs"
+	"github.com/stratus-faas/stratus/internal/runtimes"
+	"github.com/stratus-faas/stratus/internal/sandbox"
+)
+
+// Clock is the time source; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a stoppable timer.
+type Timer interface{ Stop() bool }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                            { return time.Now() }
+func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// RealClock is the wall clock.
+var RealClock Clock = realClock{}
+
+// Deps are the parts every pool shares.
+type Deps struct {
+	Launcher    *sandbox.Launcher
+	Runtimes    *runtimes.Set
+	Logs        *logs.Sink
+	Region      string
+	APIEndpoint string
+	Clock       Clock
+	Log         *slog.Logger
+
+	// Live counts instances across all pools.
+	Live atomic.Int64
+}
+
+// Spec is the function version a pool runs.
+type Spec struct {
+	Function    *function.Function
+	Version     string
+	CodeDir     string
+	IdleTimeout time.Duration
+}
+
+// Pool holds the instances of one function version.
+type Pool struct {
+	spec Spec
+	deps *Deps
+
+	mu     sync.Mutex
+	idle   []*Instance // a stack: the most recently used is last
+	total  int         // idle plus busy
+	closed bool
+	reaper Timer
+}
+
+// New returns an empty pool.
+func New(spec Spec, deps *Deps) *Pool {
+	return &Pool{spec: spec, deps: deps}
+}
+
+// Spec is what the pool runs.
+func (p *Pool) Spec() Spec { return p.spec }
+
+// Acquire returns an idle instance (warm) or starts a new one (cold).
+func (p *Pool) Acquire() (inst *Instance, cold bool, err error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, false, ErrClosed
+		}
+		n := len(p.idle)
+		if n == 0 {
+			p.total++
+			p.mu.Unlock()
+			break
+		}
+		inst = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if inst.Alive() {
+			return inst, false, nil
+		}
+		p.drop(inst)
+	}
+	// Start outside the lock: cold starts of one function run in parallel.
+	inst, err = p.startInstance()
+	if err != nil {
+		p.mu.Lock()
+		p.total--
+		p.mu.Unlock()
+		return nil, true, err
+	}
+	p.deps.Live.Add(1)
+	return inst, true, nil
+}
+
+// Release returns an instance after an invocation. A dead instance, or
+// one of a retired pool, is torn down instead.
+func (p *Pool) Release(inst *Instance) {
+	inst.lastUsed = p.deps.Clock.Now()
+	p.mu.Lock()
+	if p.closed || !inst.Alive() {
+		p.mu.Unlock()
+		p.drop(inst)
+		return
+	}
+	p.idle = append(p.idle, inst)
+	if p.reaper == nil {
+		p.reaper = p.deps.Clock.AfterFunc(p.spec.IdleTimeout, p.reap)
+	}
+	p.mu.Unlock()
+}
+
+// Discard tears down an instance that must not be reused.
+func (p *Pool) Discard(inst *Instance) {
+	inst.dead.Store(true)
+	p.drop(inst)
+}
+
+func (p *Pool) drop(inst *Instance) {
+	inst.destroy()
+	p.deps.Live.Add(-1)
+	p.mu.Lock()
+	p.total--
+	p.mu.Unlock()
+}
+
+// reap tears down instances idle for at least the idle timeout and arms
+// the timer for the next one to expire. Idle instances sit in the stack
+// in order of last use, so the expired ones are at the bottom.
+func (p *Pool) reap() {
+	now := p.deps.Clock.Now()
+	p.mu.Lock()
+	k := 0
+	for k < len(p.idle) && now.Sub(p.idle[k].lastUsed) >= p.spec.IdleTimeout {
+		k++
+	}
+	expired := append([]*Instance(nil), p.idle[:k]...)
+	p.idle = append([]*Instance(nil), p.idle[k:]...)
+	p.reaper = nil
+	if len(p.idle) > 0 && !p.closed {
+		wait := p.idle[0].lastUsed.Add(p.spec.IdleTimeout).Sub(now)
+		p.reaper = p.deps.Clock.AfterFunc(wait, p.reap)
+	}
+	p.mu.Unlock()
+	for _, inst := range expired {
+		p.drop(inst)
+	}
+}
+
+// Stats is a snapshot of the pool.
+type Stats struct{ Idle, Total int }
+
+// Stats returns the current counts.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{Idle: len(p.idle), Total: p.total}
+}
+
+// Close retires the pool: idle instances are torn down now, busy ones
+// when they are released.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	if p.reaper != nil {
+		p.reaper.Stop()
+		p.reaper = nil
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, inst := range idle {
+		wg.Go(func() { p.drop(inst) })
+	}
+	wg.Wait()
+}

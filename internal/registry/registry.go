@@ -1,0 +1,339 @@
+// Package registry keeps functions and their code in the store, and an
+// in-memory view of them that a watch on the store keeps current, so that
+// the invocation path never makes a store round trip.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/store"
+)
+
+// Errors callers map to wire errors.
+var (
+	ErrNotFound     = errors.New("function not found")
+	ErrExists       = errors.New("function already exists")
+	ErrPrecondition = errors.New("revision id does not match")
+	ErrConflict     = errors.New("concurrent update")
+)
+
+// Clock returns the current time; injected so tests can fix it.
+type Clock func() time.Time
+
+// Registry is the function catalogue.
+type Registry struct {
+	st    *store.Store
+	code  *codeCache
+	log   *slog.Logger
+	now   Clock
+	watch jetstream.KeyWatcher
+	done  chan struct{}
+
+	mu        sync.RWMutex
+	fns       map[string]*entry
+	listeners []func(name string)
+}
+
+type entry struct {
+	fn  *function.Function // nil once deleted (a tombstone)
+	rev uint64
+}
+
+// Open loads every function and starts watching the store for changes.
+func Open(ctx context.Context, st *store.Store, codeRoot string, log *slog.Logger, now Clock) (*Registry, error) {
+	if now == nil {
+		now = time.Now
+	}
+	r := &Registry{
+		st:   st,
+		code: newCodeCache(st.Code, codeRoot),
+		log:  log,
+		now:  now,
+		fns:  make(map[string]*entry),
+		done: make(chan struct{}),
+	}
+	w, err := st.Functions.WatchAll(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("watch functions: %w", err)
+	}
+	r.watch = w
+	// The watcher sends every current value, then nil once caught up.
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("functions watch closed during load")
+			}
+			if e == nil {
+				go r.follow()
+				return r, nil
+			}
+			r.apply(e)
+		case <-ctx.Done():
+			_ = w.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// OnChange registers fn to be called, off any lock, after a function changes or is deleted.
+func (r *Registry) OnChange(fn func(name string)) {
+	r.mu.Lock()
+	r.listeners = append(r.listeners, fn)
+	r.mu.Unlock()
+}
+
+func (r *Registry) follow() {
+	defer close(r.done)
+	for e := range r.watch.Updates() {
+		if e != nil {
+			r.apply(e)
+		}
+	}
+}
+
+// apply folds one store entry into the view. Entries at or below the
+// revision already seen are stale and ignored.
+func (r *Registry) apply(e jetstream.KeyValueEntry) {
+	var fn *function.Function
+	if e.Operation() == jetstream.KeyValuePut {
+		fn = new(function.Function)
+		if err := json.Unmarshal(e.Value(), fn); err != nil {
+			r.log.Error("skipping unreadable function record", "key", e.Key(), "err", err)
+			return
+		}
+	}
+	r.set(e.Key(), fn, e.Revision())
+}
+
+func (r *Registry) set(name string, fn *function.Function, rev uint64) {
+	r.mu.Lock()
+	cur, ok := r.fns[name]
+	if ok && cur.rev >= rev {
+		r.mu.Unlock()
+		return
+	}
+	r.fns[name] = &entry{fn: fn, rev: rev}
+	ls := r.listeners
+	r.mu.Unlock()
+	for _, l := range ls {
+		l(name)
+	}
+}
+
+// Close stops the watch.
+func (r *Registry) Close() {
+	_ = r.watch.Stop()
+	<-r.done
+}
+
+// Get returns a function by name from the in-memory view.
+func (r *Registry) Get(name string) (*function.Function, error) {
+	fn, _ := r.get(name)
+	if fn == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return fn, nil
+}
+
+func (r *Registry) get(name string) (*function.Function, uint64) {
+	r.mu.RLock()
+	e := r.fns[name]
+	r.mu.RUnlock()
+	if e == nil {
+		return nil, 0
+	}
+	return e.fn, e.rev
+}
+
+// List returns the functions sorted by name.
+func (r *Registry) List() []*function.Function {
+	r.mu.RLock()
+	out := make([]*function.Function, 0, len(r.fns))
+	for _, e := range r.fns {
+		if e.fn != nil {
+			out = append(out, e.fn)
+		}
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Create stores a new function with its zipped code.
+func (r *Registry) Create(ctx context.Context, cfg function.Config, zip []byte) (*function.Function, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pkg, err := r.prepareCode(ctx, cfg.Runtime, cfg.Handler, zip)
+	if err != nil {
+		return nil, err
+	}
+	fn := &function.Function{
+		Config:       cfg,
+		CodeSha256:   pkg.Sha256,
+		CodeSize:     pkg.Size,
+		RevisionID:   uuid.NewString(),
+		LastModified: r.now().UTC(),
+	}
+	data, err := json.Marshal(fn)
+	if err != nil {
+		return nil, fmt.Errorf("encode function: %w", err)
+	}
+	rev, err := r.st.Functions.Create(ctx, cfg.Name, data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("%w: %s", ErrExists, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store function: %w", err)
+	}
+	r.set(cfg.Name, fn, rev)
+	return fn, nil
+}
+
+// UpdateCode replaces a function's code. revisionID, when set, must match.
+func (r *Registry) UpdateCode(ctx context.Context, name, revisionID string, zip []byte) (*function.Function, error) {
+	return r.update(ctx, name, revisionID, func(fn *function.Function) error {
+		pkg, err := r.prepareCode(ctx, fn.Runtime, fn.Handler, zip)
+		if err != nil {
+			return err
+		}
+		fn.CodeSha256, fn.CodeSize = pkg.Sha256, pkg.Size
+		return nil
+	})
+}
+
+// UpdateConfig applies change to a copy of the configuration and stores it.
+func (r *Registry) UpdateConfig(ctx context.Context, name, revisionID string, change func(*function.Config)) (*function.Function, error) {
+	return r.update(ctx, name, revisionID, func(fn *function.Function) error {
+		change(&fn.Config)
+		fn.ApplyDefaults()
+		if err := fn.Validate(); err != nil {
+			return err
+		}
+		// A new runtime or handler must still find its file in the code.
+		data, err := r.code.zip(ctx, fn.CodeKey())
+		if err != nil {
+			return err
+		}
+		pkg, err := function.InspectZip(data)
+		if err != nil {
+			return err
+		}
+		return pkg.CheckHandler(fn.Runtime, fn.Handler)
+	})
+}
+
+func (r *Registry) update(ctx context.Context, name, revisionID string, change func(*function.Function) error) (*function.Function, error) {
+	cur, rev := r.get(name)
+	if cur == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if revisionID != "" && revisionID != cur.RevisionID {
+		return nil, ErrPrecondition
+	}
+	next := *cur
+	next.Environment = cloneMap(cur.Environment)
+	next.Tags = cloneMap(cur.Tags)
+	if err := change(&next); err != nil {
+		return nil, err
+	}
+	next.RevisionID = uuid.NewString()
+	next.LastModified = r.now().UTC()
+	data, err := json.Marshal(&next)
+	if err != nil {
+		return nil, fmt.Errorf("encode function: %w", err)
+	}
+	newRev, err := r.st.Functions.Update(ctx, name, data, rev)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, ErrConflict
+		}
+		return nil, fmt.Errorf("store function: %w", err)
+	}
+	r.set(name, &next, newRev)
+	r.collect(ctx, cur.CodeKey())
+	return &next, nil
+}
+
+// Delete removes a function.
+func (r *Registry) Delete(ctx context.Context, name string) error {
+	cur, rev := r.get(name)
+	if cur == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err := r.st.Functions.Delete(ctx, name, jetstream.LastRevision(rev)); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return ErrConflict
+		}
+		return fmt.Errorf("delete function: %w", err)
+	}
+	// The delete marker's revision is above rev; a tombstone at rev+1 keeps
+	// a late watch event from bringing the function back.
+	r.set(name, nil, rev+1)
+	r.collect(ctx, cur.CodeKey())
+	return nil
+}
+
+// CodeDir returns the folder holding the function's extracted code,
+// fetching it from the store on first use on this node.
+func (r *Registry) CodeDir(ctx context.Context, fn *function.Function) (string, error) {
+	return r.code.dir(ctx, fn.CodeKey())
+}
+
+// CodeZip returns the function's zipped code.
+func (r *Registry) CodeZip(ctx context.Context, key string) ([]byte, error) {
+	return r.code.zip(ctx, key)
+}
+
+func (r *Registry) prepareCode(ctx context.Context, runtime, handler string, zip []byte) (*function.Package, error) {
+	pkg, err := function.InspectZip(zip)
+	if err != nil {
+		return nil, err
+	}
+	if err := pkg.CheckHandler(runtime, handler); err != nil {
+		return nil, err
+	}
+	if err := r.code.put(ctx, function.ShaKey(pkg.Sha256), zip); err != nil {
+		return nil, err
+	}
+	return pkg, nil
+}
+
+// collect removes code no function refers to any more.
+func (r *Registry) collect(ctx context.Context, key string) {
+	r.mu.RLock()
+	for _, e := range r.fns {
+		if e.fn != nil && e.fn.CodeKey() == key {
+			r.mu.RUnlock()
+			return
+		}
+	}
+	r.mu.RUnlock()
+	if err := r.code.remove(ctx, key); err != nil {
+		r.log.Warn("could not remove unused code", "code", key, "err", err)
+	}
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,262 @@
+// Package runtimeapi serves the Lambda Runtime API to one instance.
+//
+// Every instance gets its own endpoint, so an instance can only ever be
+// handed its own invocations, and an answer is accepted only for the
+// request id the endpoint currently has in flight.
+package runtimeapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/stratus-faas/stratus/internal/function"
+)
+
+const prefix = "/2018-06-01/runtime"
+
+// Invocation is one event handed to the runtime.
+type Invocation struct {
+	RequestID       string
+	Payload         []byte
+	Deadline        time.Time
+	FunctionARN     string
+	TraceID         string
+	ClientContext   string // JSON, already decoded from the base64 header
+	CognitoIdentity string
+}
+
+// Result is the runtime's answer to an invocation, or to init.
+type Result struct {
+	Payload   []byte
+	ErrorType string // non-empty when the function (or runtime) reported an error
+}
+
+// Endpoint is the Runtime API of one instance.
+type Endpoint struct {
+	ln  net.Listener
+	srv *http.Server
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	initErr   chan Result
+	next      chan *Invocation
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu  sync.Mutex
+	cur *Invocation
+	res chan Result
+}
+
+// Listen opens an endpoint on a fresh loopback port.
+func Listen() (*Endpoint, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e := &Endpoint{
+		ln:      ln,
+		ready:   make(chan struct{}),
+		initErr: make(chan Result, 1),
+		next:    make(chan *Invocation, 1),
+		closed:  make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+prefix+"/invocation/next", e.handleNext)
+	mux.HandleFunc("POST "+prefix+"/invocation/{id}/response", e.handleResponse)
+	mux.HandleFunc("POST "+prefix+"/invocation/{id}/error", e.handleError)
+	mux.HandleFunc("POST "+prefix+"/init/error", e.handleInitError)
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	// No write timeout: /next is a long poll that may wait for minutes.
+	e.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = e.srv.Serve(ln) }()
+	return e, nil
+}
+
+// Addr is the host:port for AWS_LAMBDA_RUNTIME_API.
+func (e *Endpoint) Addr() string { return e.ln.Addr().String() }
+
+// Ready is closed when the runtime first asks for an event: init is done.
+func (e *Endpoint) Ready() <-chan struct{} { return e.ready }
+
+// InitError delivers an error the runtime reported during init.
+func (e *Endpoint) InitError() <-chan Result { return e.initErr }
+
+// Dispatch hands inv to the runtime and returns where its result will
+// arrive. One invocation is in flight at a time.
+func (e *Endpoint) Dispatch(inv *Invocation) <-chan Result {
+	res := make(chan Result, 1)
+	e.mu.Lock()
+	e.cur, e.res = inv, res
+	e.mu.Unlock()
+	e.next <- inv
+	return res
+}
+
+// Close stops serving; a pending /next returns.
+func (e *Endpoint) Close() {
+	e.closeOnce.Do(func() {
+		close(e.closed)
+		_ = e.srv.Close()
+	})
+}
+
+func (e *Endpoint) handleNext(w http.ResponseWriter, r *http.Request) {
+	e.readyOnce.Do(func() { close(e.ready) })
+	var inv *Invocation
+	select {
+	case inv = <-e.next:
+	case <-r.Context().Done():
+		return
+	case <-e.closed:
+		writeError(w, http.StatusGone, "Runtime.Shutdown", "instance is shutting down")
+		return
+	}
+	h := w.Header()
+	h["Lambda-Runtime-Aws-Request-Id"] = []string{inv.RequestID}
+	h["Lambda-Runtime-Deadline-Ms"] = []string{strconv.FormatInt(inv.Deadline.UnixMilli(), 10)}
+	h["Lambda-Runtime-Invoked-Function-Arn"] = []string{inv.FunctionARN}
+	h["Lambda-Runtime-Trace-Id"] = []string{inv.TraceID}
+	if inv.ClientContext != "" {
+		h["Lambda-Runtime-Client-Context"] = []string{inv.ClientContext}
+	}
+	if inv.CognitoIdentity != "" {
+		h["Lambda-Runtime-Cognito-Identity"] = []string{inv.CognitoIdentity}
+	}
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(inv.Payload)
+}
+
+// take removes the in-flight invocation if id names it.
+func (e *Endpoint) take(id string) chan Result {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cur == nil || e.cur.RequestID != id {
+		return nil
+	}
+	res := e.res
+	e.cur, e.res = nil, nil
+	return res
+}
+
+func (e *Endpoint) handleResponse(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	body, tooLarge, err := readBody(r, function.MaxResponsePayload)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "TruncatedHTTPRequest", err.Error())
+		return
+	}
+	res := e.take(id)
+	if res == nil {
+		writeError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+		return
+	}
+	if tooLarge {
+		msg := "Response payload size exceeded maximum allowed payload size (" + strconv.Itoa(function.MaxResponsePayload) + " bytes)."
+		res <- Result{ErrorType: "Function.ResponseSizeTooLarge", Payload: ErrorDoc("Function.ResponseSizeTooLarge", msg)}
+		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", msg)
+		return
+	}
+	res <- Result{Payload: body}
+	accepted(w)
+}
+
+func (e *Endpoint) handleError(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	body, _, err := readBody(r, function.MaxResponsePayload)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "TruncatedHTTPRequest", err.Error())
+		return
+	}
+	res := e.take(id)
+	if res == nil {
+		writeError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+		return
+	}
+	res <- errorResult(r, body)
+	accepted(w)
+}
+
+func (e *Endpoint) handleInitError(w http.ResponseWriter, r *http.Request) {
+	body, _, err := readBody(r, function.MaxResponsePayload)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "TruncatedHTTPRequest", err.Error())
+		return
+	}
+	select {
+	case e.initErr <- errorResult(r, body):
+	default: // one init error is enough
+	}
+	accepted(w)
+}
+
+func errorResult(r *http.Request, body []byte) Result {
+	typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
+	if len(bytes.TrimSpace(body)) == 0 || !json.Valid(body) {
+		if typ == "" {
+			typ = "Runtime.Unknown"
+		}
+		body = ErrorDoc(typ, string(body))
+	}
+	if typ == "" {
+		typ = "Unhandled"
+	}
+	return Result{Payload: body, ErrorType: typ}
+}
+
+// ErrorDoc renders Lambda's error document.
+func ErrorDoc(typ, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}{msg, typ})
+	return b
+}
+
+var errTruncated = errors.New("request body was truncated")
+
+// readBody reads at most limit bytes; tooLarge reports a longer body.
+func readBody(r *http.Request, limit int) (body []byte, tooLarge bool, err error) {
+	n := r.ContentLength
+	if n > int64(limit) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		return nil, true, nil
+	}
+	var buf []byte
+	if n >= 0 {
+		buf = make([]byte, 0, n+1)
+	}
+	b := bytes.NewBuffer(buf)
+	m, err := b.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return nil, false, errTruncated
+	}
+	if m > int64(limit) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		return nil, true, nil
+	}
+	return b.Bytes(), false, nil
+}
+
+var acceptedBody = []byte(`{"status":"OK"}`)
+
+func accepted(w http.ResponseWriter) {
+	w.Header()["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(acceptedBody)
+}
+
+func writeError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header()["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(status)
+	_, _ = w.Write(ErrorDoc(typ, msg))
+}

@@ -1,0 +1,233 @@
+// Stratus runtime client for Node.js: loads the handler named by _HANDLER
+// from LAMBDA_TASK_ROOT and serves it through the Lambda Runtime API.
+import http from "node:http";
+import path from "node:path";
+import fs from "node:fs";
+import util from "node:util";
+import { pathToFileURL } from "node:url";
+import { createRequire } from "node:module";
+
+const api = process.env.AWS_LAMBDA_RUNTIME_API;
+const [apiHost, apiPort] = api.split(":");
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const base = "/2018-06-01/runtime";
+
+function request(method, urlPath, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: apiHost, port: apiPort, path: urlPath, method, agent, headers },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    if (body !== undefined) req.end(body);
+    else req.end();
+  });
+}
+
+function errorDoc(err) {
+  if (err instanceof Error) {
+    return {
+      errorType: err.name || "Error",
+      errorMessage: err.message,
+      trace: typeof err.stack === "string" ? err.stack.split("\n") : [],
+    };
+  }
+  let message;
+  try {
+    message = typeof err === "string" ? err : JSON.stringify(err);
+  } catch {
+    message = String(err);
+  }
+  return { errorType: "string", errorMessage: message, trace: [] };
+}
+
+async function postError(urlPath, err, type) {
+  const doc = errorDoc(err);
+  const body = JSON.stringify(doc);
+  await request("POST", urlPath, body, {
+    "Content-Type": "application/json",
+    "Content-Length": Buffer.byteLength(body),
+    "Lambda-Runtime-Function-Error-Type": type || doc.errorType,
+  });
+}
+
+// console output carries the request id, as Lambda's Node.js runtime does.
+let currentRequestId;
+function patchConsole() {
+  const levels = { log: "INFO", info: "INFO", warn: "WARN", error: "ERROR", debug: "DEBUG", trace: "TRACE" };
+  for (const [name, level] of Object.entries(levels)) {
+    console[name] = (...args) => {
+      const msg = util.format(...args).replace(/\n/g, "\r");
+      process.stdout.write(`${new Date().toISOString()}\t${currentRequestId || "undefined"}\t${level}\t${msg}\n`);
+    };
+  }
+}
+
+async function loadHandler() {
+  const handler = process.env._HANDLER || "";
+  const root = process.env.LAMBDA_TASK_ROOT;
+  const dot = handler.lastIndexOf(".");
+  if (dot <= 0) {
+    const e = new Error(`Bad handler ${handler}: expected file.export`);
+    e.name = "Runtime.MalformedHandlerName";
+    throw e;
+  }
+  const modPath = handler.slice(0, dot);
+  const exportPath = handler.slice(dot + 1).split(".");
+  let file;
+  for (const ext of [".js", ".mjs", ".cjs"]) {
+    const p = path.resolve(root, modPath + ext);
+    if (fs.existsSync(p)) {
+      file = p;
+      break;
+    }
+  }
+  if (!file) {
+    const e = new Error(`Cannot find module '${modPath}'`);
+    e.name = "Runtime.ImportModuleError";
+    throw e;
+  }
+  let mod;
+  if (file.endsWith(".cjs") || (file.endsWith(".js") && !isESM(file))) {
+    mod = createRequire(path.join(root, "index.js"))(file);
+  } else {
+    mod = await import(pathToFileURL(file).href);
+  }
+  let fn = mod;
+  for (const part of exportPath) fn = fn == null ? undefined : fn[part];
+  if (fn === undefined && mod && mod.default) {
+    fn = mod.default;
+    for (const part of exportPath) fn = fn == null ? undefined : fn[part];
+  }
+  if (typeof fn !== "function") {
+    const e = new Error(`${handler} is undefined or not exported`);
+    e.name = "Runtime.HandlerNotFound";
+    throw e;
+  }
+  return fn;
+}
+
+// A .js file is an ES module when the nearest package.json says "type": "module".
+function isESM(file) {
+  let dir = path.dirname(file);
+  for (;;) {
+    const pj = path.join(dir, "package.json");
+    if (fs.existsSync(pj)) {
+      try {
+        return JSON.parse(fs.readFileSync(pj, "utf8")).type === "module";
+      } catch {
+        return false;
+      }
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return false;
+    dir = up;
+  }
+}
+
+function makeContext(headers) {
+  const deadline = Number(headers["lambda-runtime-deadline-ms"]);
+  const ctx = {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    invokedFunctionArn: headers["lambda-runtime-invoked-function-arn"],
+    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    awsRequestId: headers["lambda-runtime-aws-request-id"],
+    logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+  };
+  if (headers["lambda-runtime-client-context"]) {
+    try {
+      ctx.clientContext = JSON.parse(headers["lambda-runtime-client-context"]);
+    } catch {}
+  }
+  if (headers["lambda-runtime-cognito-identity"]) {
+    try {
+      ctx.identity = JSON.parse(headers["lambda-runtime-cognito-identity"]);
+    } catch {}
+  }
+  return ctx;
+}
+
+// Runs the handler in either style: a returned promise, or the callback.
+function runHandler(fn, event, context) {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (err, value) => {
+      if (settled) return;
+      settled = true;
+      if (err !== undefined && err !== null) reject(err);
+      else resolve(value);
+    };
+    context.done = settle;
+    context.succeed = (v) => settle(null, v);
+    context.fail = (e) => settle(e ?? new Error("handled"));
+    try {
+      const out = fn(event, context, settle);
+      if (out && typeof out.then === "function") out.then((v) => settle(null, v), (e) => settle(e ?? new Error("rejected")));
+      else if (fn.length < 3) settle(null, out);
+    } catch (e) {
+      settle(e);
+    }
+  });
+}
+
+async function main() {
+  patchConsole();
+  let fn;
+  try {
+    fn = await loadHandler();
+  } catch (e) {
+    console.error(e && e.stack ? e.stack : String(e));
+    await postError(`${base}/init/error`, e, e && e.name);
+    process.exit(1);
+  }
+  for (;;) {
+    const next = await request("GET", `${base}/invocation/next`);
+    if (next.status !== 200) throw new Error(`runtime api /next answered ${next.status}`);
+    const id = next.headers["lambda-runtime-aws-request-id"];
+    currentRequestId = id;
+    if (next.headers["lambda-runtime-trace-id"]) process.env._X_AMZN_TRACE_ID = next.headers["lambda-runtime-trace-id"];
+    let event;
+    try {
+      event = next.body.length ? JSON.parse(next.body.toString("utf8")) : {};
+    } catch (e) {
+      await postError(`${base}/invocation/${id}/error`, e, "Runtime.UnmarshalError");
+      continue;
+    }
+    const context = makeContext(next.headers);
+    try {
+      const result = await runHandler(fn, event, context);
+      const body = result === undefined ? "null" : JSON.stringify(result);
+      await request("POST", `${base}/invocation/${id}/response`, body, {
+        "Content-Type": "application/json",
+        "Content-Length": Buffer.byteLength(body),
+      });
+    } catch (e) {
+      const doc = errorDoc(e);
+      console.error(`Invoke Error \t${JSON.stringify(doc)}`);
+      await postError(`${base}/invocation/${id}/error`, e);
+    }
+  }
+}
+
+process.on("uncaughtException", (e) => {
+  console.error(e && e.stack ? e.stack : String(e));
+  process.exit(129);
+});
+process.on("unhandledRejection", (e) => {
+  console.error(e && e.stack ? e.stack : String(e));
+  process.exit(128);
+});
+
+main().catch((e) => {
+  console.error(e && e.stack ? e.stack : String(e));
+  process.exit(1);
+});

@@ -1,0 +1,146 @@
+"""Stratus runtime client for Python: loads the handler named by _HANDLER
+from LAMBDA_TASK_ROOT and serves it through the Lambda Runtime API."""
+
+import http.client
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+BASE = "/2018-06-01/runtime"
+
+
+class RuntimeClient:
+    def __init__(self, address):
+        host, port = address.split(":")
+        self.conn = http.client.HTTPConnection(host, int(port))
+
+    def call(self, method, path, body=None, headers=None):
+        for attempt in (0, 1):
+            try:
+                self.conn.request(method, path, body=body, headers=headers or {})
+                resp = self.conn.getresponse()
+                return resp.status, resp.headers, resp.read()
+            except (http.client.HTTPException, ConnectionError):
+                # A kept-alive connection may have been closed; reconnect once.
+                self.conn.close()
+                if attempt:
+                    raise
+
+    def next(self):
+        status, headers, body = self.call("GET", BASE + "/invocation/next")
+        if status != 200:
+            raise RuntimeError("runtime api /next answered %d" % status)
+        return headers, body
+
+    def respond(self, request_id, body):
+        self.call("POST", BASE + "/invocation/%s/response" % request_id, body,
+                  {"Content-Type": "application/json"})
+
+    def error(self, path, doc):
+        body = json.dumps(doc).encode()
+        self.call("POST", path, body, {"Content-Type": "application/json",
+                                       "Lambda-Runtime-Function-Error-Type": doc["errorType"]})
+
+
+def error_doc(exc, request_id=None, error_type=None):
+    doc = {
+        "errorMessage": str(exc),
+        "errorType": error_type or type(exc).__name__,
+        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)),
+    }
+    if request_id:
+        doc["requestId"] = request_id
+    return doc
+
+
+class Context:
+    def __init__(self, headers):
+        self.aws_request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn")
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self._deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms") or 0)
+        self.identity = _json_or_none(headers.get("Lambda-Runtime-Cognito-Identity"))
+        self.client_context = _json_or_none(headers.get("Lambda-Runtime-Client-Context"))
+
+    def get_remaining_time_in_millis(self):
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def _json_or_none(value):
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def load_handler(handler, root):
+    module_name, _, func_name = handler.rpartition(".")
+    if not module_name or not func_name:
+        raise ValueError("Bad handler '%s': expected module.function" % handler)
+    module_name = module_name.replace("/", ".")
+    sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportModuleError("Unable to import module '%s': %s" % (module_name, exc)) from exc
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise HandlerNotFound("Handler '%s' missing on module '%s'" % (func_name, module_name))
+    return func
+
+
+class ImportModuleError(Exception):
+    pass
+
+
+class HandlerNotFound(Exception):
+    pass
+
+
+def main():
+    client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    try:
+        func = load_handler(os.environ.get("_HANDLER", ""), os.environ.get("LAMBDA_TASK_ROOT", "."))
+    except Exception as exc:  # init failures are reported, then the process exits
+        kind = {"ImportModuleError": "Runtime.ImportModuleError",
+                "HandlerNotFound": "Runtime.HandlerNotFound"}.get(type(exc).__name__)
+        doc = error_doc(exc, error_type=kind)
+        print("[ERROR] %s: %s" % (doc["errorType"], doc["errorMessage"]), flush=True)
+        client.error(BASE + "/init/error", doc)
+        sys.exit(1)
+
+    while True:
+        headers, body = client.next()
+        request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        trace = headers.get("Lambda-Runtime-Trace-Id")
+        if trace:
+            os.environ["_X_AMZN_TRACE_ID"] = trace
+        try:
+            event = json.loads(body) if body else {}
+        except ValueError as exc:
+            client.error(BASE + "/invocation/%s/error" % request_id,
+                         error_doc(exc, request_id, "Runtime.UnmarshalError"))
+            continue
+        try:
+            result = func(event, Context(headers))
+            out = json.dumps(result).encode()
+        except Exception as exc:
+            doc = error_doc(exc, request_id)
+            print("[ERROR] %s: %s\n%s" % (doc["errorType"], doc["errorMessage"],
+                                          "".join(doc["stackTrace"])), flush=True)
+            client.error(BASE + "/invocation/%s/error" % request_id, doc)
+            continue
+        client.respond(request_id, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+// Package server is the composition root: it builds every part from the
+// configuration, starts them in order, and stops them in reverse.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
+	"github.com/stratus-faas/stratus/internal/api/stratusapi"
+	"github.com/stratus-faas/stratus/internal/config"
+	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/logs"
+	"github.com/stratus-faas/stratus/internal/meter"
+	"github.com/stratus-faas/stratus/internal/pool"
+	"github.com/stratus-faas/stratus/internal/registry"
+	"github.com/stratus-faas/stratus/internal/runtimes"
+	"github.com/stratus-faas/stratus/internal/sandbox"
+	"github.com/stratus-faas/stratus/internal/store"
+)
+
+// Run serves until ctx is cancelled, then shuts down in order.
+func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
+	// Bind first, so a port in use fails fast and before any state opens.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	endpoint := "http://" + ln.Addr().String()
+
+	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := store.Open(openCtx, store.Options{DataDir: cfg.DataDir, URL: cfg.NATSURL, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg, err := registry.Open(openCtx, st, filepath.Join(cfg.DataDir, "code"), log, nil)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+
+	rts, err := runtimes.Install(filepath.Join(cfg.DataDir, "runtimes"))
+	if err != nil {
+		return err
+	}
+	launcher, err := sandbox.New(filepath.Join(cfg.DataDir, "instances"))
+	if err != nil {
+		return err
+	}
+	if !launcher.Isolated() {
+		log.Warn("instances run UNSANDBOXED: each is a plain child process with its own process group and private temp folder; do not run untrusted code")
+	}
+	if rts.Node == "" {
+		log.Warn("node not found on PATH: nodejs runtimes cannot run")
+	}
+	if rts.Python == "" {
+		log.Warn("python3 not found on PATH: python runtimes cannot run")
+	}
+
+	sink := logs.NewSink(st.JS, log)
+	defer sink.Close()
+	usage := meter.NewWriter(st.JS, log)
+	defer usage.Close()
+
+	deps := &pool.Deps{
+		Launcher:    launcher,
+		Runtimes:    rts,
+		Logs:        sink,
+		Region:      cfg.Region,
+		APIEndpoint: endpoint,
+		Clock:       pool.RealClock,
+		Log:         log,
+	}
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var inv *invoke.Invoker
+	metrics := invoke.NewMetrics(promReg,
+		func() float64 { return float64(deps.Live.Load()) },
+		func() float64 { return float64(inv.InFlight()) })
+	inv = invoke.New(reg, deps, usage, metrics, log, invoke.Options{
+		Region:         cfg.Region,
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxConcurrency: int64(cfg.MaxConcurrency),
+	})
+	defer inv.Close()
+
+	var ready atomic.Bool
+	mux := http.NewServeMux()
+	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint}).Register(mux)
+	stratusapi.New(st, reg, meter.DefaultPrices).Register(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amzn-ErrorType", "UnknownOperationException")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"Type":"User","message":"Unknown operation ` + r.Method + ` ` + jsonSafe(r.URL.Path) + `"}`))
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	ready.Store(true)
+	mode := "embedded NATS"
+	if cfg.NATSURL != "" {
+		mode = "NATS at " + cfg.NATSURL
+	}
+	log.Info("stratus serving", "api", endpoint, "data", cfg.DataDir, "store", mode)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("api listener: %w", err)
+	}
+	ready.Store(false)
+	log.Info("shutting down: draining in-flight invocations", "inflight", inv.InFlight(), "timeout", cfg.DrainTimeout)
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancelDrain()
+	if err := srv.Shutdown(drainCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutdown", "err", err)
+	}
+	_ = srv.Close()
+	// Deferred calls now stop instances, flush logs and usage, and close the store.
+	return nil
+}
+
+func jsonSafe(s string) string {
+	out := make([]rune, 0, len(s))
+	for _, r := range s {
+		if r == '"' || r == '\\' || r < 0x20 {
+			continue
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}

@@ -1,0 +1,155 @@
+// Package store owns the connection to NATS JetStream, embedded in-process
+// by default or external when a URL is given, and the buckets and streams
+// Stratus keeps its state in. It is the one place that knows NATS setup.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the buckets and streams.
+const (
+	FunctionsBucket = "stratus-functions"
+	CodeBucket      = "stratus-code"
+	LogsStream      = "STRATUS_LOGS"
+	LogsSubject     = "stratus.logs."
+	UsageStream     = "STRATUS_USAGE"
+	UsageSubject    = "stratus.usage."
+)
+
+// Options configure the store.
+type Options struct {
+	DataDir string // embedded server's JetStream folder lives under it
+	URL     string // external NATS; empty starts the embedded server
+	Logger  *slog.Logger
+}
+
+// Store is an open connection with its buckets and streams.
+type Store struct {
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	Functions jetstream.KeyValue
+	Code      jetstream.ObjectStore
+	Logs      jetstream.Stream
+	Usage     jetstream.Stream
+
+	srv *server.Server // nil when external
+}
+
+// Open connects (starting the embedded server if needed) and makes sure
+// every bucket and stream exists.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	s := &Store{}
+	var err error
+	if o.URL == "" {
+		if s.srv, err = startEmbedded(o.DataDir); err != nil {
+			return nil, err
+		}
+		s.NC, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("stratus"), nats.MaxReconnects(-1))
+	} else {
+		s.NC, err = nats.Connect(o.URL, nats.Name("stratus"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	if s.JS, err = jetstream.New(s.NC); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := s.ensure(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func startEmbedded(dataDir string) (*server.Server, error) {
+	dir := filepath.Join(dataDir, "jetstream")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create store folder: %w", err)
+	}
+	opts := &server.Options{
+		ServerName: "stratus",
+		JetStream:  true,
+		StoreDir:   dir,
+		// JetStream acknowledges before its periodic fsync by default; an
+		// acknowledged write must survive power loss, so sync every write.
+		SyncAlways: true,
+		DontListen: true,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats: not ready after 30s")
+	}
+	return srv, nil
+}
+
+func (s *Store) ensure(ctx context.Context) error {
+	var err error
+	s.Functions, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  FunctionsBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("functions bucket: %w", err)
+	}
+	s.Code, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:  CodeBucket,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("code bucket: %w", err)
+	}
+	s.Logs, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:     LogsStream,
+		Subjects: []string{LogsSubject + ">"},
+		Storage:  jetstream.FileStorage,
+		MaxAge:   7 * 24 * time.Hour,
+		MaxBytes: 1 << 30,
+		Discard:  jetstream.DiscardOld,
+	})
+	if err != nil {
+		return fmt.Errorf("logs stream: %w", err)
+	}
+	s.Usage, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:     UsageStream,
+		Subjects: []string{UsageSubject + ">"},
+		Storage:  jetstream.FileStorage,
+		MaxAge:   400 * 24 * time.Hour,
+	})
+	if err != nil {
+		return fmt.Errorf("usage stream: %w", err)
+	}
+	return nil
+}
+
+// Close drains the connection and stops the embedded server.
+func (s *Store) Close() {
+	if s.NC != nil {
+		_ = s.NC.Drain()
+		s.NC.Close()
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+	}
+}
