@@ -219,18 +219,26 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	reqID := uuid.NewString()
-	inst, cold, err := p.Acquire()
-	var initErr *pool.InitError
-	if errors.As(err, &initErr) {
-		return iv.initFailed(fn, reqID, initErr, req.LogTail), nil
+	// An idle instance may die (its runtime exited after answering) before
+	// it takes the next event; such an event runs on another instance.
+	for attempt := 0; ; attempt++ {
+		inst, cold, err := p.Acquire()
+		var initErr *pool.InitError
+		if errors.As(err, &initErr) {
+			return iv.initFailed(fn, reqID, initErr, req.LogTail), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if resp := iv.run(p, inst, cold, fn, reqID, payload, clientContext, req, attempt < 3); resp != nil {
+			return resp, nil
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return iv.run(p, inst, cold, fn, reqID, payload, clientContext, req), nil
 }
 
-func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *function.Function, reqID string, payload []byte, clientContext string, req Request) *Response {
+// run invokes on inst. It returns nil when the instance died before taking
+// the event and retry allows running it elsewhere.
+func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *function.Function, reqID string, payload []byte, clientContext string, req Request, retry bool) *Response {
 	logs := inst.Logs
 	logs.Begin()
 	logs.Platform("START RequestId: " + reqID + " Version: " + function.Latest)
@@ -249,6 +257,14 @@ func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *functio
 		ClientContext: clientContext,
 	})
 	dur := iv.deps.Clock.Now().Sub(start)
+	if outcome == pool.NotStarted {
+		if retry {
+			p.Discard(inst)
+			return nil
+		}
+		outcome = pool.Crashed
+		res = runtimeapi.Result{ErrorType: "Runtime.ExitError", Payload: runtimeapi.ErrorDoc("Runtime.ExitError", "RequestId: "+reqID+" Error: Runtime exited before taking the invocation")}
+	}
 	maxMem := inst.MaxMemoryMB()
 	logs.Settle()
 

@@ -37,6 +37,9 @@ const (
 	FunctionError
 	TimedOut
 	Crashed
+	// NotStarted: the instance died before taking the invocation, which
+	// can therefore run on another instance.
+	NotStarted
 )
 
 // InitError is returned by Acquire when a new instance failed to start
@@ -185,6 +188,9 @@ func (i *Instance) Invoke(inv *runtimeapi.Invocation) (runtimeapi.Result, Outcom
 		default:
 		}
 		i.dead.Store(true)
+		if !inv.Picked() {
+			return runtimeapi.Result{}, NotStarted
+		}
 		msg := "RequestId: " + inv.RequestID + " Error: Runtime exited with error: " + exitText(i.proc.Err())
 		return runtimeapi.Result{ErrorType: "Runtime.ExitError", Payload: runtimeapi.ErrorDoc("Runtime.ExitError", msg)}, Crashed
 	case <-timer.C:

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratus-faas/stratus/internal/function"
@@ -30,7 +31,12 @@ type Invocation struct {
 	TraceID         string
 	ClientContext   string // JSON, already decoded from the base64 header
 	CognitoIdentity string
+
+	picked atomic.Bool
 }
+
+// Picked reports whether the runtime has received the invocation.
+func (inv *Invocation) Picked() bool { return inv.picked.Load() }
 
 // Result is the runtime's answer to an invocation, or to init.
 type Result struct {
@@ -119,6 +125,7 @@ func (e *Endpoint) handleNext(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusGone, "Runtime.Shutdown", "instance is shutting down")
 		return
 	}
+	inv.picked.Store(true)
 	h := w.Header()
 	h["Lambda-Runtime-Aws-Request-Id"] = []string{inv.RequestID}
 	h["Lambda-Runtime-Deadline-Ms"] = []string{strconv.FormatInt(inv.Deadline.UnixMilli(), 10)}

@@ -1,0 +1,375 @@
+// Package e2e drives the real stratus binary, started on loopback ports
+// with a temporary data folder, with real clients: aws-sdk-go-v2, the AWS
+// CLI, boto3 and the stratus CLI.
+package e2e
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
+)
+
+var (
+	binDir      string // holds the stratus binary and the Go example's bootstrap
+	stratusBin  string
+	goBootstrap []byte
+	repoRoot    string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Join(filepath.Dir(file), "..", "..")
+	var err error
+	binDir, err = os.MkdirTemp("", "stratus-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(binDir)
+	stratusBin = filepath.Join(binDir, "stratus")
+	if err := goBuild(stratusBin, "./cmd/stratus"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	bs := filepath.Join(binDir, "bootstrap")
+	if err := goBuild(bs, "./examples/go-hello"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if goBootstrap, err = os.ReadFile(bs); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func goBuild(out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// server is one running stratus process.
+type server struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	dataDir  string
+	addr     string
+	Endpoint string
+	args     []string
+	out      *lockedBuffer
+	done     chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServer runs stratus with a fresh data folder (or dataDir, to restart on old state).
+func startServer(t *testing.T, dataDir string, args ...string) *server {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), args: args}
+	s.Endpoint = "http://" + s.addr
+	s.start()
+	t.Cleanup(func() {
+		s.kill()
+		if t.Failed() {
+			t.Logf("server output:\n%s", s.out.String())
+		}
+	})
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	args := append([]string{"server", "--listen", s.addr, "--http-listen", freeAddr(s.t), "--data-dir", s.dataDir}, s.args...)
+	s.cmd = exec.Command(stratusBin, args...)
+	s.out = &lockedBuffer{}
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.done = make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.Endpoint + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-s.done:
+			s.t.Fatalf("server exited during start:\n%s", s.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	s.t.Fatalf("server not healthy after 30s:\n%s", s.out.String())
+}
+
+// kill sends SIGKILL to the server alone (instances must die with it).
+func (s *server) kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop(timeout time.Duration) error {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+			return fmt.Errorf("exit code %d", code)
+		}
+		return nil
+	case <-time.After(timeout):
+		return errors.New("server did not exit after SIGTERM")
+	}
+}
+
+func (s *server) restart() {
+	s.t.Helper()
+	s.start()
+}
+
+func (s *server) lambda() *lambda.Client {
+	return lambda.New(lambda.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		HTTPClient:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
+	})
+}
+
+// instances returns the pids of instance processes: children of the server.
+func (s *server) instances() []int {
+	return childrenOf(s.cmd.Process.Pid)
+}
+
+func childrenOf(ppid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+		var state string
+		var parent int
+		if _, err := fmt.Sscanf(rest, "%s %d", &state, &parent); err == nil && parent == ppid && state != "Z" {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	return !strings.HasPrefix(rest, "Z")
+}
+
+// makeZip builds a zip from name → content; names ending in "bootstrap"
+// are executable.
+func makeZip(t testing.TB, files map[string][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, data := range files {
+		h := &zip.FileHeader{Name: name, Method: zip.Deflate}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, "bootstrap") {
+			mode = 0o755
+		}
+		h.SetMode(mode)
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func goZip(t testing.TB) []byte { return makeZip(t, map[string][]byte{"bootstrap": goBootstrap}) }
+
+func readExample(t testing.TB, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "examples", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func nodeZip(t testing.TB) []byte {
+	return makeZip(t, map[string][]byte{
+		"index.mjs":   readExample(t, "node-hello/index.mjs"),
+		"callback.js": readExample(t, "node-hello/callback.js"),
+	})
+}
+
+func pythonZip(t testing.TB) []byte {
+	return makeZip(t, map[string][]byte{"lambda_function.py": readExample(t, "python-hello/lambda_function.py")})
+}
+
+type fnOpts struct {
+	runtime, handler string
+	memory, timeout  int32
+	env              map[string]string
+	tags             map[string]string
+}
+
+func createFunction(t testing.TB, c *lambda.Client, name string, zip []byte, o fnOpts) *lambda.CreateFunctionOutput {
+	t.Helper()
+	if o.runtime == "" {
+		o.runtime, o.handler = "provided.al2023", "bootstrap"
+	}
+	in := &lambda.CreateFunctionInput{
+		FunctionName: aws.String(name),
+		Runtime:      types.Runtime(o.runtime),
+		Handler:      aws.String(o.handler),
+		Role:         aws.String("arn:aws:iam::000000000000:role/test"),
+		Code:         &types.FunctionCode{ZipFile: zip},
+		Tags:         o.tags,
+	}
+	if o.memory != 0 {
+		in.MemorySize = aws.Int32(o.memory)
+	}
+	if o.timeout != 0 {
+		in.Timeout = aws.Int32(o.timeout)
+	}
+	if o.env != nil {
+		in.Environment = &types.Environment{Variables: o.env}
+	}
+	out, err := c.CreateFunction(context.Background(), in)
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	return out
+}
+
+func invoke(t testing.TB, c *lambda.Client, name, payload string) *lambda.InvokeOutput {
+	t.Helper()
+	out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(name), Payload: []byte(payload)})
+	if err != nil {
+		t.Fatalf("invoke %s: %v", name, err)
+	}
+	return out
+}
+
+// errorCode returns the AWS error code of err, or "".
+func errorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func httpStatus(err error) int {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+func getBody(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
