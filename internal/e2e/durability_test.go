@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// TestKill9AndRestart: definitions and code survive a SIGKILL of the
+// server, and no instance outlives it.
+func TestKill9AndRestart(t *testing.T) {
+	s := startServer(t, "")
+	c := s.lambda()
+	ctx := context.Background()
+	want := map[string]string{}
+	for i := range 5 {
+		name := fmt.Sprintf("durable-%d", i)
+		out := createFunction(t, c, name, goZip(t), fnOpts{memory: int32(128 + i), env: map[string]string{"NUM": fmt.Sprint(i)}})
+		want[name] = aws.ToString(out.CodeSha256)
+	}
+	// An update acknowledged just before the crash must survive too.
+	upd, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("durable-0"), Description: aws.String("last write")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := decodeReply(t, invoke(t, c, "durable-1", `{}`).Payload)
+
+	s.kill()
+	waitFor(t, 5*time.Second, "instance to die with the server", func() bool { return !alive(r.Pid) })
+	s.restart()
+	c = s.lambda()
+
+	for name, sha := range want {
+		got, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
+		if err != nil {
+			t.Fatalf("%s after kill -9: %v", name, err)
+		}
+		if aws.ToString(got.Configuration.CodeSha256) != sha {
+			t.Errorf("%s: code sha changed", name)
+		}
+	}
+	got, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("durable-0")})
+	if err != nil || aws.ToString(got.Description) != "last write" || aws.ToString(got.RevisionId) != aws.ToString(upd.RevisionId) {
+		t.Errorf("last update lost: %v %+v", err, got)
+	}
+	r2 := decodeReply(t, invoke(t, c, "durable-3", `{"env":"NUM"}`).Payload)
+	if r2.EnvValue != "3" {
+		t.Errorf("after restart: %+v", r2)
+	}
+	list, err := c.ListFunctions(ctx, &lambda.ListFunctionsInput{})
+	if err != nil || len(list.Functions) != 5 {
+		t.Errorf("list after restart: %v %d", err, len(list.Functions))
+	}
+}
+
+// TestGracefulShutdown: SIGTERM lets in-flight invocations finish, stops
+// every instance and exits cleanly.
+func TestGracefulShutdown(t *testing.T) {
+	s := startServer(t, "")
+	c := s.lambda()
+	createFunction(t, c, "drain", goZip(t), fnOpts{timeout: 10})
+	createFunction(t, c, "drain-idle", goZip(t), fnOpts{})
+	idle := decodeReply(t, invoke(t, c, "drain-idle", `{}`).Payload)
+
+	var wg sync.WaitGroup
+	var out *lambda.InvokeOutput
+	var invErr error
+	wg.Go(func() {
+		out, invErr = c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("drain"), Payload: []byte(`{"sleepMs":1500,"name":"drained"}`)})
+	})
+	waitFor(t, 5*time.Second, "second instance", func() bool { return len(s.instances()) == 2 })
+	busy := s.instances()
+	if err := s.stop(15 * time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, s.out.String())
+	}
+	wg.Wait()
+	if invErr != nil || !strings.Contains(string(out.Payload), "hello, drained") {
+		t.Fatalf("in-flight invocation during shutdown: %v %s", invErr, out.Payload)
+	}
+	for _, pid := range append(busy, idle.Pid) {
+		if alive(pid) {
+			t.Errorf("instance %d survived shutdown", pid)
+		}
+	}
+}
+
+// TestExternalNATS runs against a NATS server of its own instead of the
+// embedded one, and state lives there.
+func TestExternalNATS(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	url := ns.ClientURL()
+
+	s := startServer(t, "", "--nats-url", url)
+	c := s.lambda()
+	createFunction(t, c, "ext", goZip(t), fnOpts{})
+	if r := decodeReply(t, invoke(t, c, "ext", `{"name":"nats"}`).Payload); r.Message != "hello, nats" {
+		t.Fatalf("reply %+v", r)
+	}
+	// A second node on the same NATS, with its own data folder, sees the
+	// function and runs it from the shared code store.
+	s2 := startServer(t, "", "--nats-url", url)
+	c2 := s2.lambda()
+	if r := decodeReply(t, invoke(t, c2, "ext", `{"name":"node two"}`).Payload); r.Message != "hello, node two" {
+		t.Fatalf("second node reply %+v", r)
+	}
+	// A deletion on one node reaches the other through the watch.
+	if _, err := c.DeleteFunction(context.Background(), &lambda.DeleteFunctionInput{FunctionName: aws.String("ext")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "delete to reach the second node", func() bool {
+		_, err := c2.GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String("ext")})
+		return errorCode(err) == "ResourceNotFoundException"
+	})
+}
