@@ -23,6 +23,7 @@ type Server struct {
 	NATSURL        string
 	MaxConcurrency int
 	DrainTimeout   time.Duration
+	Pprof          bool
 }
 
 // Defaults returns the embedded defaults.
@@ -60,6 +61,7 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster; empty runs an embedded one")
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", c.MaxConcurrency, "account-wide limit of concurrent invocations")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long shutdown waits for in-flight invocations")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
 }
 
 var regionRE = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-\d$`)

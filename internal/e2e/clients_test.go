@@ -169,6 +169,18 @@ c.delete_function(FunctionName="boto-py")
 print("boto3 ok")
 `
 
+// boto3Python finds a python3 that has boto3: the one on PATH, or
+// Debian's (where .ci/run installs python3-boto3).
+func boto3Python(t *testing.T) string {
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(py, "-c", "import boto3").Run() == nil {
+			return py
+		}
+	}
+	t.Fatal("boto3 is required; .ci/run installs it (Debian package python3-boto3)")
+	return ""
+}
+
 // TestBoto3 drives the server with boto3.
 func TestBoto3(t *testing.T) {
 	s := startServer(t, "")
@@ -181,7 +193,7 @@ func TestBoto3(t *testing.T) {
 	if err := os.WriteFile(script, []byte(boto3Script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runCmd(t, clientEnv(dir), "python3", script, s.Endpoint, zipPath)
+	out, err := runCmd(t, clientEnv(dir), boto3Python(t), script, s.Endpoint, zipPath)
 	if err != nil || !strings.Contains(out, "boto3 ok") {
 		t.Fatalf("boto3: %v\n%s", err, out)
 	}

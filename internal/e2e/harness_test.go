@@ -68,9 +68,15 @@ func run(m *testing.M) int {
 }
 
 func goBuild(out, pkg string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if os.Getenv("STRATUS_E2E_RACE") != "" && strings.HasSuffix(pkg, "cmd/stratus") {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("STRATUS_E2E_RACE") == "" || !strings.HasSuffix(pkg, "cmd/stratus") {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
@@ -79,7 +85,7 @@ func goBuild(out, pkg string) error {
 
 // server is one running stratus process.
 type server struct {
-	t        *testing.T
+	t        testing.TB
 	cmd      *exec.Cmd
 	dataDir  string
 	addr     string
@@ -117,7 +123,7 @@ func freeAddr(t testing.TB) string {
 }
 
 // startServer runs stratus with a fresh data folder (or dataDir, to restart on old state).
-func startServer(t *testing.T, dataDir string, args ...string) *server {
+func startServer(t testing.TB, dataDir string, args ...string) *server {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -127,6 +133,9 @@ func startServer(t *testing.T, dataDir string, args ...string) *server {
 	s.start()
 	t.Cleanup(func() {
 		s.kill()
+		if strings.Contains(s.out.String(), "DATA RACE") {
+			t.Error("the server reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("server output:\n%s", s.out.String())
 		}

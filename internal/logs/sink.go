@@ -21,9 +21,14 @@ const (
 	maxPending = 64 << 20 // bytes held before lines are dropped
 )
 
+// Publisher is the part of JetStream the sink uses.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
 // Sink batches log lines per function and publishes them to the store.
 type Sink struct {
-	js  jetstream.JetStream
+	js  Publisher
 	log *slog.Logger
 
 	mu      sync.Mutex
@@ -37,7 +42,7 @@ type Sink struct {
 }
 
 // NewSink starts the flusher; Close stops it after a final flush.
-func NewSink(js jetstream.JetStream, log *slog.Logger) *Sink {
+func NewSink(js Publisher, log *slog.Logger) *Sink {
 	s := &Sink{
 		js:      js,
 		log:     log,

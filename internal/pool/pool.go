@@ -147,21 +147,29 @@ func (p *Pool) drop(inst *Instance) {
 func (p *Pool) reap() {
 	now := p.deps.Clock.Now()
 	p.mu.Lock()
-	k := 0
-	for k < len(p.idle) && now.Sub(p.idle[k].lastUsed) >= p.spec.IdleTimeout {
-		k++
-	}
+	k, wait := expiry(len(p.idle), func(i int) time.Time { return p.idle[i].lastUsed }, now, p.spec.IdleTimeout)
 	expired := append([]*Instance(nil), p.idle[:k]...)
 	p.idle = append([]*Instance(nil), p.idle[k:]...)
 	p.reaper = nil
 	if len(p.idle) > 0 && !p.closed {
-		wait := p.idle[0].lastUsed.Add(p.spec.IdleTimeout).Sub(now)
 		p.reaper = p.deps.Clock.AfterFunc(wait, p.reap)
 	}
 	p.mu.Unlock()
 	for _, inst := range expired {
 		p.drop(inst)
 	}
+}
+
+// expiry counts the idle instances (ordered oldest first by last use)
+// whose idle timeout has passed at now, and how long until the next one's does.
+func expiry(n int, lastUsed func(int) time.Time, now time.Time, timeout time.Duration) (expired int, next time.Duration) {
+	for expired < n && now.Sub(lastUsed(expired)) >= timeout {
+		expired++
+	}
+	if expired < n {
+		next = lastUsed(expired).Add(timeout).Sub(now)
+	}
+	return expired, next
 }
 
 // Stats is a snapshot of the pool.

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Layout is where an instance sees its code, runtime files and /tmp.
@@ -71,6 +72,11 @@ type Process struct {
 	err  error
 
 	killOnce sync.Once
+
+	memMu  sync.Mutex
+	statm  *os.File // kept open: one pread per invocation
+	peakMB int
+	hwmAt  time.Time
 }
 
 // Start launches the instance.
@@ -119,11 +125,46 @@ func (p *Process) Kill() {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		_ = os.RemoveAll(p.dir)
+		p.memMu.Lock()
+		if p.statm != nil {
+			_ = p.statm.Close()
+		}
+		p.memMu.Unlock()
 	})
 }
 
-// MaxMemoryMB is the peak resident memory of the instance so far.
+// MaxMemoryMB is the peak resident memory of the instance so far. The
+// kernel's own peak (VmHWM) is costly to read, so it is read at most once
+// a second; between reads the current resident size (statm, one pread)
+// keeps the peak current.
 func (p *Process) MaxMemoryMB() int {
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	if now := time.Now(); now.Sub(p.hwmAt) >= time.Second {
+		p.hwmAt = now
+		p.peakMB = max(p.peakMB, p.readHWM())
+		return p.peakMB
+	}
+	if p.statm == nil {
+		f, err := os.Open("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/statm")
+		if err != nil {
+			return p.peakMB
+		}
+		p.statm = f
+	}
+	var buf [128]byte
+	n, _ := p.statm.ReadAt(buf[:], 0)
+	f := bytes.Fields(buf[:n])
+	if len(f) > 1 {
+		pages, _ := strconv.Atoi(string(f[1]))
+		p.peakMB = max(p.peakMB, (pages*pageSize+(1<<20)-1)>>20)
+	}
+	return p.peakMB
+}
+
+var pageSize = os.Getpagesize()
+
+func (p *Process) readHWM() int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
 		return 0

@@ -1,0 +1,207 @@
+package e2e
+
+// Benchmarks against the real binary, each with its baseline measured in
+// the same run: a plain Go net/http echo server in its own process.
+//
+//	go test ./internal/e2e -run '^$' -bench . -benchtime 1x
+//
+// Figures are reported as ratios to the baseline; absolute numbers on a
+// shared machine are noise.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+)
+
+var (
+	echoOnce sync.Once
+	echoBin  string
+	echoErr  error
+)
+
+// startEcho runs the baseline server and returns its URL.
+func startEcho(b *testing.B) string {
+	echoOnce.Do(func() {
+		echoBin = filepath.Join(binDir, "echoserver")
+		echoErr = goBuild(echoBin, "./internal/e2e/echoserver")
+	})
+	if echoErr != nil {
+		b.Fatal(echoErr)
+	}
+	addr := freeAddr(b)
+	cmd := exec.Command(echoBin, addr)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := "http://" + addr + "/"
+	waitFor(b, 10*time.Second, "echo server", func() bool {
+		resp, err := http.Post(url, "application/json", bytes.NewReader([]byte("{}")))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return url
+}
+
+const benchBody = `{"name":"bench","echo":{"id":12345,"items":["a","b","c"],"flag":true,"note":"a small JSON body"}}`
+
+type loadResult struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int64
+}
+
+// load posts benchBody to url from conc workers for d, like wrk does.
+func load(url string, conc int, d time.Duration) loadResult {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	var count, errs atomic.Int64
+	lat := make([][]time.Duration, conc)
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", bytes.NewReader([]byte(benchBody)))
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
+					errs.Add(1)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+				count.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	r := loadResult{rps: float64(count.Load()) / d.Seconds(), errors: errs.Load()}
+	if len(all) > 0 {
+		r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
+	}
+	return r
+}
+
+// BenchmarkWarmInvoke: warm invoke throughput and latency at 1 and 32
+// concurrent, against the plain echo server in the same run.
+func BenchmarkWarmInvoke(b *testing.B) {
+	echo := startEcho(b)
+	s := startServer(b, "")
+	createFunction(b, s.lambda(), "bench", goZip(b), fnOpts{})
+	url := s.Endpoint + "/2015-03-31/functions/bench/invocations"
+	for _, conc := range []int{1, 32} {
+		b.Run(fmt.Sprintf("c%d", conc), func(b *testing.B) {
+			// Warm up: start the instances and the connections.
+			load(url, conc, time.Second)
+			load(echo, conc, time.Second)
+			d := 5 * time.Second
+			var base, st loadResult
+			// Alternate, so drift on a shared machine hits both alike.
+			for range 2 {
+				e := load(echo, conc, d/2)
+				f := load(url, conc, d/2)
+				base.rps += e.rps / 2
+				st.rps += f.rps / 2
+				base.p50, base.p99 = e.p50, e.p99
+				st.p50, st.p99, st.errors = f.p50, f.p99, st.errors+f.errors
+			}
+			if st.errors > 0 {
+				b.Errorf("%d failed invocations", st.errors)
+			}
+			b.ReportMetric(st.rps, "invokes/s")
+			b.ReportMetric(base.rps, "baseline-req/s")
+			b.ReportMetric(st.rps/base.rps, "ratio")
+			b.ReportMetric(float64(st.p50.Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(st.p99.Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(base.p50.Microseconds())/1000, "baseline-p50-ms")
+			b.ReportMetric(float64(base.p99.Microseconds())/1000, "baseline-p99-ms")
+		})
+	}
+}
+
+// BenchmarkColdStart: client-observed latency of an invocation that must
+// start a new instance of a Go function, against starting the plain echo
+// server process and getting its first answer.
+func BenchmarkColdStart(b *testing.B) {
+	startEcho(b) // builds the baseline binary
+	s := startServer(b, "")
+	c := s.lambda()
+	ctx := context.Background()
+	createFunction(b, c, "cold", goZip(b), fnOpts{})
+	const runs = 30
+	var cold, base []time.Duration
+	for i := range runs {
+		// A configuration change retires the pool: the next invoke is cold.
+		if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("cold"), Description: aws.String(fmt.Sprint(i))}); err != nil {
+			b.Fatal(err)
+		}
+		waitFor(b, 5*time.Second, "old instance to go", func() bool { return len(s.instances()) == 0 })
+		t0 := time.Now()
+		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("cold"), Payload: []byte(benchBody)})
+		if err != nil || out.FunctionError != nil {
+			b.Fatalf("cold invoke: %v", err)
+		}
+		cold = append(cold, time.Since(t0))
+		base = append(base, echoColdStart(b))
+	}
+	med := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	p99 := func(d []time.Duration) time.Duration { return d[len(d)*99/100] }
+	mc, mb := med(cold), med(base)
+	b.ReportMetric(float64(mc.Microseconds())/1000, "cold-p50-ms")
+	b.ReportMetric(float64(p99(cold).Microseconds())/1000, "cold-p99-ms")
+	b.ReportMetric(float64(mb.Microseconds())/1000, "baseline-p50-ms")
+	b.ReportMetric(float64(mc)/float64(mb), "ratio")
+}
+
+// echoColdStart starts the echo server and times its first answer.
+func echoColdStart(b *testing.B) time.Duration {
+	addr := freeAddr(b)
+	t0 := time.Now()
+	cmd := exec.Command(echoBin, addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for {
+		resp, err := client.Post("http://"+addr+"/", "application/json", bytes.NewReader([]byte(benchBody)))
+		if err == nil {
+			resp.Body.Close()
+			return time.Since(t0)
+		}
+		if time.Since(t0) > 10*time.Second {
+			b.Fatal("echo server did not start")
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
