@@ -204,4 +204,3 @@ func echoColdStart(b *testing.B) time.Duration {
 		time.Sleep(200 * time.Microsecond)
 	}
 }
-
