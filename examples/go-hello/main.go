@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +37,7 @@ type Reply struct {
 	Memory      int    `json:"memoryLimitInMB"`
 	RemainingMs int64  `json:"remainingMs"`
 	Pid         int    `json:"pid"`
+	Instance    string `json:"instance"` // differs between instances, stays across warm invocations
 	Echo        any    `json:"echo,omitempty"`
 	EnvValue    string `json:"envValue,omitempty"`
 	Big         string `json:"big,omitempty"`
@@ -67,6 +70,7 @@ func handle(ctx context.Context, ev Event) (*Reply, error) {
 		Memory:      lambdacontext.MemoryLimitInMB,
 		RemainingMs: time.Until(deadline).Milliseconds(),
 		Pid:         os.Getpid(),
+		Instance:    instance,
 		Echo:        ev.Echo,
 	}
 	if lc != nil {
@@ -84,5 +88,12 @@ func handle(ctx context.Context, ev Event) (*Reply, error) {
 	}
 	return r, nil
 }
+
+// instance identifies this execution environment.
+var instance = func() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
 
 func main() { lambda.Start(handle) }

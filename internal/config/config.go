@@ -24,6 +24,7 @@ type Server struct {
 	MaxConcurrency int
 	DrainTimeout   time.Duration
 	Pprof          bool
+	Unsandboxed    bool
 }
 
 // Defaults returns the embedded defaults.
@@ -61,6 +62,7 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster; empty runs an embedded one")
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", c.MaxConcurrency, "account-wide limit of concurrent invocations")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long shutdown waits for in-flight invocations")
+	fs.BoolVar(&c.Unsandboxed, "unsandboxed", c.Unsandboxed, "run instances as plain child processes even where they could be isolated")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
 }
 

@@ -30,10 +30,14 @@ func TestKill9AndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := decodeReply(t, invoke(t, c, "durable-1", `{}`).Payload)
+	invoke(t, c, "durable-1", `{}`)
+	inst := s.instances()
+	if len(inst) != 1 {
+		t.Fatalf("instances %v", inst)
+	}
 
 	s.kill()
-	waitFor(t, 5*time.Second, "instance to die with the server", func() bool { return !alive(r.Pid) })
+	waitFor(t, 5*time.Second, "instance to die with the server", func() bool { return !alive(inst[0]) })
 	s.restart()
 	c = s.lambda()
 
@@ -67,7 +71,8 @@ func TestGracefulShutdown(t *testing.T) {
 	c := s.lambda()
 	createFunction(t, c, "drain", goZip(t), fnOpts{timeout: 10})
 	createFunction(t, c, "drain-idle", goZip(t), fnOpts{})
-	idle := decodeReply(t, invoke(t, c, "drain-idle", `{}`).Payload)
+	invoke(t, c, "drain-idle", `{}`)
+	idle := s.instances()
 
 	var wg sync.WaitGroup
 	var out *lambda.InvokeOutput
@@ -84,7 +89,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if invErr != nil || !strings.Contains(string(out.Payload), "hello, drained") {
 		t.Fatalf("in-flight invocation during shutdown: %v %s", invErr, out.Payload)
 	}
-	for _, pid := range append(busy, idle.Pid) {
+	for _, pid := range append(busy, idle...) {
 		if alive(pid) {
 			t.Errorf("instance %d survived shutdown", pid)
 		}

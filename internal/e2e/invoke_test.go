@@ -24,6 +24,7 @@ type reply struct {
 	Memory      any    `json:"memoryLimitInMB"`
 	RemainingMs int64  `json:"remainingMs"`
 	Pid         int    `json:"pid"`
+	Instance    string `json:"instance"`
 	EnvValue    string `json:"envValue"`
 }
 
@@ -183,6 +184,10 @@ func TestTimeoutAndCrash(t *testing.T) {
 	createFunction(t, c, "slow", goZip(t), fnOpts{timeout: 1})
 
 	first := decodeReply(t, invoke(t, c, "slow", `{}`).Payload)
+	before := s.instances()
+	if len(before) != 1 {
+		t.Fatalf("instances %v", before)
+	}
 	start := time.Now()
 	out := invoke(t, c, "slow", `{"sleepMs":5000}`)
 	took := time.Since(start)
@@ -193,9 +198,9 @@ func TestTimeoutAndCrash(t *testing.T) {
 		t.Errorf("timeout answered after %v, want about 1s", took)
 	}
 	// The timed-out instance is destroyed.
-	waitFor(t, 5*time.Second, "timed-out instance to be destroyed", func() bool { return !alive(first.Pid) })
+	waitFor(t, 5*time.Second, "timed-out instance to be destroyed", func() bool { return !alive(before[0]) })
 	second := decodeReply(t, invoke(t, c, "slow", `{}`).Payload)
-	if second.Pid == first.Pid {
+	if second.Instance == first.Instance {
 		t.Error("instance reused after timeout")
 	}
 
@@ -222,14 +227,14 @@ func TestScaling(t *testing.T) {
 	// Warm reuse: sequential requests land on one instance.
 	a := decodeReply(t, invoke(t, c, "scale", `{}`).Payload)
 	b := decodeReply(t, invoke(t, c, "scale", `{}`).Payload)
-	if a.Pid != b.Pid {
-		t.Errorf("sequential invocations used instances %d and %d", a.Pid, b.Pid)
+	if a.Instance != b.Instance {
+		t.Errorf("sequential invocations used instances %s and %s", a.Instance, b.Instance)
 	}
 
 	// Twenty concurrent one-second invocations: twenty instances, about one second.
 	const n = 20
 	var wg sync.WaitGroup
-	pids := make([]int, n)
+	ids := make([]string, n)
 	errs := make([]error, n)
 	start := time.Now()
 	for i := range n {
@@ -243,17 +248,17 @@ func TestScaling(t *testing.T) {
 				errs[i] = fmt.Errorf("function error: %s", out.Payload)
 				return
 			}
-			pids[i] = decodeReply(t, out.Payload).Pid
+			ids[i] = decodeReply(t, out.Payload).Instance
 		})
 	}
 	wg.Wait()
 	took := time.Since(start)
-	seen := map[int]bool{}
+	seen := map[string]bool{}
 	for i := range n {
 		if errs[i] != nil {
 			t.Fatalf("invocation %d: %v", i, errs[i])
 		}
-		seen[pids[i]] = true
+		seen[ids[i]] = true
 	}
 	if len(seen) != n {
 		t.Errorf("%d concurrent invocations ran on %d instances", n, len(seen))
@@ -273,17 +278,16 @@ func TestIdleTimeout(t *testing.T) {
 	createFunction(t, c, "idle", goZip(t), fnOpts{})
 	createFunction(t, c, "idle-long", goZip(t), fnOpts{tags: map[string]string{"stratus:idle-timeout": "1h"}})
 
-	a := decodeReply(t, invoke(t, c, "idle", `{}`).Payload)
-	long := decodeReply(t, invoke(t, c, "idle-long", `{}`).Payload)
-	if !alive(a.Pid) {
-		t.Fatal("instance gone right after the invocation")
+	invoke(t, c, "idle-long", `{}`)
+	long := s.instances()
+	invoke(t, c, "idle", `{}`)
+	both := s.instances()
+	if len(long) != 1 || len(both) != 2 {
+		t.Fatalf("instances %v then %v", long, both)
 	}
-	waitFor(t, 5*time.Second, "idle instance to be reaped", func() bool { return !alive(a.Pid) })
-	if !alive(long.Pid) {
-		t.Error("per-function idle timeout of 1h not honoured")
-	}
-	if got := s.instances(); len(got) != 1 || got[0] != long.Pid {
-		t.Errorf("instances left: %v, want only %d", got, long.Pid)
+	waitFor(t, 5*time.Second, "idle instance to be reaped", func() bool { return len(s.instances()) == 1 })
+	if got := s.instances(); len(got) != 1 || got[0] != long[0] {
+		t.Errorf("instances left: %v, want only %d (per-function idle timeout of 1h)", got, long[0])
 	}
 	// A new request starts a new instance (cold).
 	out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("idle"), LogType: types.LogTypeTail})

@@ -58,33 +58,39 @@ var ErrClosed = errors.New("pool closed")
 func (p *Pool) startInstance() (*Instance, error) {
 	id := uuid.New()
 	hexID := fmt.Sprintf("%x", id[:])
-	ep, err := runtimeapi.Listen()
+	lay, err := p.deps.Launcher.Layout(hexID, p.spec.CodeDir, p.deps.Runtimes.Dir)
 	if err != nil {
+		return nil, err
+	}
+	argv, err := p.deps.Runtimes.Command(p.spec.Function.Runtime, lay.TaskRoot, lay.RuntimeDir)
+	if err != nil {
+		p.deps.Launcher.Release(lay)
+		return nil, err
+	}
+	// The endpoint answers the instance's uid alone (any caller when not isolated).
+	ep, err := runtimeapi.Listen(lay.UID)
+	if err != nil {
+		p.deps.Launcher.Release(lay)
 		return nil, fmt.Errorf("runtime api: %w", err)
 	}
 	capture, err := logs.NewCapture(p.spec.Function.Name, p.deps.Logs)
 	if err != nil {
+		p.deps.Launcher.Release(lay)
 		ep.Close()
-		return nil, err
-	}
-	lay := p.deps.Launcher.Layout(hexID, p.spec.CodeDir, p.deps.Runtimes.Dir)
-	argv, err := p.deps.Runtimes.Command(p.spec.Function.Runtime, lay.TaskRoot, lay.RuntimeDir)
-	if err != nil {
-		ep.Close()
-		capture.Started()
-		capture.Close()
 		return nil, err
 	}
 	start := p.deps.Clock.Now()
 	stream := start.UTC().Format("2006/01/02") + "/[" + p.spec.Version + "]" + hexID
 	proc, err := p.deps.Launcher.Start(sandbox.Spec{
-		ID:       hexID,
-		Argv:     argv,
-		Env:      p.env(ep.Addr(), lay, stream),
-		Layout:   lay,
-		MemoryMB: p.spec.Function.MemorySize,
-		TmpMB:    p.spec.Function.EphemeralStorage,
-		Output:   capture.Writer(),
+		ID:         hexID,
+		Argv:       argv,
+		Env:        p.env(ep.Addr(), lay, stream),
+		Layout:     lay,
+		CodeDir:    p.spec.CodeDir,
+		RuntimeDir: p.deps.Runtimes.Dir,
+		MemoryMB:   p.spec.Function.MemorySize,
+		TmpMB:      p.spec.Function.EphemeralStorage,
+		Output:     capture.Writer(),
 	})
 	capture.Started()
 	if err != nil {
@@ -192,7 +198,11 @@ func (i *Instance) Invoke(inv *runtimeapi.Invocation) (runtimeapi.Result, Outcom
 			return runtimeapi.Result{}, NotStarted
 		}
 		msg := "RequestId: " + inv.RequestID + " Error: Runtime exited with error: " + exitText(i.proc.Err())
-		return runtimeapi.Result{ErrorType: "Runtime.ExitError", Payload: runtimeapi.ErrorDoc("Runtime.ExitError", msg)}, Crashed
+		typ := "Runtime.ExitError"
+		if i.proc.OOMKilled() {
+			typ = "Runtime.OutOfMemory"
+		}
+		return runtimeapi.Result{ErrorType: typ, Payload: runtimeapi.ErrorDoc(typ, msg)}, Crashed
 	case <-timer.C:
 		i.dead.Store(true)
 		return runtimeapi.Result{ErrorType: "Sandbox.Timedout"}, TimedOut

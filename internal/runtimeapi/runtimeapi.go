@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/peercred"
 )
 
 const prefix = "/2018-06-01/runtime"
@@ -61,11 +62,15 @@ type Endpoint struct {
 	res chan Result
 }
 
-// Listen opens an endpoint on a fresh loopback port.
-func Listen() (*Endpoint, error) {
+// Listen opens an endpoint on a fresh loopback port. With uid >= 0, only
+// connections from sockets of that uid are served.
+func Listen(uid int) (*Endpoint, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
+	}
+	if uid >= 0 {
+		ln = &peerListener{Listener: ln, uid: uid}
 	}
 	e := &Endpoint{
 		ln:      ln,
@@ -266,4 +271,24 @@ func writeError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header()["Content-Type"] = []string{"application/json"}
 	w.WriteHeader(status)
 	_, _ = w.Write(ErrorDoc(typ, msg))
+}
+
+// peerListener drops connections whose peer socket belongs to another uid:
+// another instance, or a process of the host.
+type peerListener struct {
+	net.Listener
+	uid int
+}
+
+func (l *peerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if uid, err := peercred.UID(c); err == nil && uid == l.uid {
+			return c, nil
+		}
+		_ = c.Close()
+	}
 }

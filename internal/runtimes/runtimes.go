@@ -25,6 +25,8 @@ type Set struct {
 	Dir    string // host folder holding node/ and python/
 	Node   string // absolute path of node, empty when absent
 	Python string // absolute path of python3, empty when absent
+
+	pythonPrefixes []string
 }
 
 // Install writes the embedded runtime clients under root (in a folder named
@@ -78,7 +80,8 @@ func Install(root string) (*Set, error) {
 			}
 		}
 	}
-	return &Set{Dir: dir, Node: findNode(), Python: findPython()}, nil
+	py, prefixes := findPython()
+	return &Set{Dir: dir, Node: findNode(), Python: py, pythonPrefixes: prefixes}, nil
 }
 
 func findNode() string {
@@ -94,18 +97,19 @@ func findNode() string {
 
 // findPython resolves python3 to the real interpreter: version managers
 // put shell-script shims on PATH that cost tens of milliseconds per start.
-func findPython() string {
+func findPython() (string, []string) {
 	p, err := exec.LookPath("python3")
 	if err != nil {
-		return ""
+		return "", nil
 	}
-	out, err := exec.Command(p, "-c", "import sys; print(sys.executable)").Output()
+	out, err := exec.Command(p, "-c", "import sys; print(sys.executable); print(sys.base_prefix); print(sys.prefix)").Output()
 	if err == nil {
-		if exe := strings.TrimSpace(string(out)); exe != "" {
-			return exe
+		lines := strings.Fields(string(out))
+		if len(lines) == 3 && lines[0] != "" {
+			return lines[0], lines[1:]
 		}
 	}
-	return p
+	return p, nil
 }
 
 // Command returns the argv that starts an instance of runtime, given the
@@ -126,6 +130,17 @@ func (s *Set) Command(runtime, taskRoot, runtimeDir string) ([]string, error) {
 		return []string{s.Python, "-u", filepath.Join(runtimeDir, "python", "bootstrap.py")}, nil
 	}
 	return nil, errors.New("unsupported runtime " + runtime)
+}
+
+// HostPaths are the folders of the interpreters' installations, which
+// sandboxed instances must see.
+func (s *Set) HostPaths() []string {
+	var out []string
+	if s.Node != "" {
+		out = append(out, filepath.Dir(filepath.Dir(s.Node)))
+	}
+	out = append(out, s.pythonPrefixes...)
+	return out
 }
 
 // SearchPath is PATH for instances: the system folders plus the folders

@@ -1,9 +1,11 @@
 // Package sandbox starts an instance process and tears it down completely.
 //
-// This is the unsandboxed launcher: each instance runs as a child process in
-// its own process group with a private temporary folder. Namespaces, cgroups
-// and an unprivileged user come with the isolating launcher; callers depend
-// only on Layout, Spec and Process, which stay the same.
+// Where the host allows (root, Linux, cgroups), every instance is isolated:
+// its own mount, PID, IPC and UTS namespaces, a read-only root with its code
+// at /var/task, a private size-limited /tmp, a uid of its own, no way to
+// gain privileges, and a cgroup bounding its memory, processes and CPU
+// share. Elsewhere each instance is a plain child process in its own process
+// group with a private temporary folder, and the server says so at start.
 package sandbox
 
 import (
@@ -20,31 +22,44 @@ import (
 	"time"
 )
 
-// Layout is where an instance sees its code, runtime files and /tmp.
+// Layout is where an instance sees its code, runtime files and /tmp, and
+// the uid it runs as (-1 when not isolated).
 type Layout struct {
 	TaskRoot   string
 	RuntimeDir string
 	TmpDir     string
+	UID        int
 }
 
 // Spec describes one instance process.
 type Spec struct {
-	ID       string // unique instance id, used for its private folders
-	Argv     []string
-	Env      []string
-	Layout   Layout
-	MemoryMB int
-	TmpMB    int
-	Output   *os.File // receives stdout and stderr
+	ID     string // unique instance id, used for its private folders
+	Argv   []string
+	Env    []string
+	Layout Layout
+	// Host folders behind Layout.TaskRoot and Layout.RuntimeDir.
+	CodeDir    string
+	RuntimeDir string
+	MemoryMB   int
+	TmpMB      int
+	Output     *os.File // receives stdout and stderr
 }
 
 // Launcher starts instance processes.
 type Launcher struct {
-	root string // private per-instance folders live here
+	root string    // per-instance folders live here (absolute)
+	iso  *isolator // nil when the host cannot isolate
+	why  string    // why not, when iso is nil
 }
 
-// New returns a launcher keeping per-instance folders under root.
-func New(root string) (*Launcher, error) {
+// New returns a launcher keeping per-instance folders under root. expose
+// lists host folders (interpreter installations) instances must see.
+// Unless unsandboxed is set, it isolates instances when the host allows.
+func New(root string, expose []string, unsandboxed bool) (*Launcher, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("create instance folder: %w", err)
 	}
@@ -53,15 +68,47 @@ func New(root string) (*Launcher, error) {
 	for _, e := range entries {
 		_ = os.RemoveAll(filepath.Join(root, e.Name()))
 	}
-	return &Launcher{root: root}, nil
+	l := &Launcher{root: root}
+	if unsandboxed {
+		l.why = "disabled with --unsandboxed"
+		return l, nil
+	}
+	var extra []string
+	for _, p := range expose {
+		if p != "" && !covered(p) {
+			extra = append(extra, p)
+		}
+	}
+	iso, err := newIsolator(root, extra)
+	if err != nil {
+		l.why = err.Error()
+		return l, nil
+	}
+	l.iso = iso
+	return l, nil
 }
 
-// Isolated reports whether instances are sandboxed.
-func (l *Launcher) Isolated() bool { return false }
+// Isolated reports whether instances are sandboxed, and if not, why.
+func (l *Launcher) Isolated() (bool, string) { return l.iso != nil, l.why }
 
-// Layout returns the paths an instance with this code will see.
-func (l *Launcher) Layout(id, codeDir, runtimeDir string) Layout {
-	return Layout{TaskRoot: codeDir, RuntimeDir: runtimeDir, TmpDir: filepath.Join(l.root, id, "tmp")}
+// Layout returns the paths an instance will see and allocates its uid;
+// Start takes it over, or Release gives it back.
+func (l *Launcher) Layout(id, codeDir, runtimeDir string) (Layout, error) {
+	if l.iso == nil {
+		return Layout{TaskRoot: codeDir, RuntimeDir: runtimeDir, TmpDir: filepath.Join(l.root, id, "tmp"), UID: -1}, nil
+	}
+	uid, err := l.iso.allocUID()
+	if err != nil {
+		return Layout{}, err
+	}
+	return Layout{TaskRoot: "/var/task", RuntimeDir: "/var/runtime", TmpDir: "/tmp", UID: uid}, nil
+}
+
+// Release returns the uid of a layout that was never started.
+func (l *Launcher) Release(lay Layout) {
+	if l.iso != nil {
+		l.iso.releaseUID(lay.UID)
+	}
 }
 
 // Process is a running instance.
@@ -70,6 +117,9 @@ type Process struct {
 	dir  string
 	done chan struct{}
 	err  error
+	iso  *isolator
+	cg   *instanceCgroup
+	uid  int
 
 	killOnce sync.Once
 
@@ -82,7 +132,21 @@ type Process struct {
 // Start launches the instance.
 func (l *Launcher) Start(spec Spec) (*Process, error) {
 	if len(spec.Argv) == 0 {
+		l.Release(spec.Layout)
 		return nil, errors.New("sandbox: empty command")
+	}
+	if l.iso != nil {
+		cmd, cg, err := l.iso.start(spec)
+		if err != nil {
+			l.iso.releaseUID(spec.Layout.UID)
+			return nil, err
+		}
+		p := &Process{cmd: cmd, dir: filepath.Join(l.root, spec.ID), done: make(chan struct{}), iso: l.iso, cg: cg, uid: spec.Layout.UID}
+		go func() {
+			p.err = cmd.Wait()
+			close(p.done)
+		}()
+		return p, nil
 	}
 	dir := filepath.Dir(spec.Layout.TmpDir)
 	if err := os.MkdirAll(spec.Layout.TmpDir, 0o700); err != nil {
@@ -101,7 +165,7 @@ func (l *Launcher) Start(spec Spec) (*Process, error) {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("start instance: %w", err)
 	}
-	p := &Process{cmd: cmd, dir: dir, done: make(chan struct{})}
+	p := &Process{cmd: cmd, dir: dir, done: make(chan struct{}), uid: -1}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -122,6 +186,16 @@ func (p *Process) Err() error { return p.err }
 // removes its private folders. Safe to call more than once.
 func (p *Process) Kill() {
 	p.killOnce.Do(func() {
+		if p.cg != nil {
+			// The runtime is its PID namespace's init: killing it ends them all.
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			p.cg.kill()
+			p.cg.remove()
+			p.iso.releaseUID(p.uid)
+			_ = os.RemoveAll(p.dir)
+			return
+		}
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		_ = os.RemoveAll(p.dir)
@@ -140,6 +214,9 @@ func (p *Process) Kill() {
 func (p *Process) MaxMemoryMB() int {
 	p.memMu.Lock()
 	defer p.memMu.Unlock()
+	if p.cg != nil {
+		return p.cg.peakMB()
+	}
 	if now := time.Now(); now.Sub(p.hwmAt) >= time.Second {
 		p.hwmAt = now
 		p.peakMB = max(p.peakMB, p.readHWM())
@@ -163,6 +240,13 @@ func (p *Process) MaxMemoryMB() int {
 }
 
 var pageSize = os.Getpagesize()
+
+// OOMKilled reports whether the kernel killed the instance for exceeding
+// its memory limit. Valid once Done is closed.
+func (p *Process) OOMKilled() bool { return p.cg != nil && p.cg.oomKilled() }
+
+// UID is the uid the instance runs as, or -1 when not isolated.
+func (p *Process) UID() int { return p.uid }
 
 func (p *Process) readHWM() int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")

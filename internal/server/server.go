@@ -66,12 +66,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	launcher, err := sandbox.New(filepath.Join(cfg.DataDir, "instances"))
+	launcher, err := sandbox.New(filepath.Join(cfg.DataDir, "instances"), rts.HostPaths(), cfg.Unsandboxed)
 	if err != nil {
 		return err
 	}
-	if !launcher.Isolated() {
-		log.Warn("instances run UNSANDBOXED: each is a plain child process with its own process group and private temp folder; do not run untrusted code")
+	if ok, why := launcher.Isolated(); !ok {
+		log.Warn("instances run UNSANDBOXED: no namespaces, cgroups or separate users; do not run untrusted code", "reason", why)
+	} else {
+		log.Info("instances run sandboxed: namespaces, cgroups, a uid per instance")
 	}
 	if rts.Node == "" {
 		log.Warn("node not found on PATH: nodejs runtimes cannot run")
