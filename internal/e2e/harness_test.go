@@ -91,6 +91,7 @@ type server struct {
 	addr     string
 	Endpoint string
 	args     []string
+	env      []string
 	out      *lockedBuffer
 	done     chan struct{}
 }
@@ -125,10 +126,21 @@ func freeAddr(t testing.TB) string {
 // startServer runs stratus with a fresh data folder (or dataDir, to restart on old state).
 func startServer(t testing.TB, dataDir string, args ...string) *server {
 	t.Helper()
+	return startServerIn(t, dataDir, nil, args...)
+}
+
+// startServerEnv starts a server with extra environment variables.
+func startServerEnv(t testing.TB, env []string, args ...string) *server {
+	t.Helper()
+	return startServerIn(t, "", env, args...)
+}
+
+func startServerIn(t testing.TB, dataDir string, env []string, args ...string) *server {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), args: args}
+	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), args: args, env: env}
 	s.Endpoint = "http://" + s.addr
 	s.start()
 	t.Cleanup(func() {
@@ -149,6 +161,7 @@ func (s *server) start() {
 	s.cmd = exec.Command(stratusBin, args...)
 	s.out = &lockedBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

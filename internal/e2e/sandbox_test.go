@@ -1,0 +1,413 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/base64"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+)
+
+// attacker is a Python function whose operations try to break out.
+const attacker = `
+import json, os, socket, subprocess, time, urllib.request
+
+def handler(event, context):
+    op = event["op"]
+    if op == "env":
+        return dict(os.environ)
+    if op == "whoami":
+        return {"uid": os.getuid(), "pid": os.getpid(), "api": os.environ["AWS_LAMBDA_RUNTIME_API"]}
+    if op == "hog":
+        chunks = []
+        while True:
+            chunks.append(bytearray(16 * 1024 * 1024))
+    if op == "forkbomb":
+        n = 0
+        deadline = time.time() + event.get("seconds", 30)
+        while time.time() < deadline:
+            try:
+                if os.fork() == 0:
+                    while True:
+                        time.sleep(1)
+                n += 1
+            except OSError:
+                time.sleep(0.001)
+        return {"forked": n}
+    if op == "fill_tmp":
+        written = 0
+        try:
+            with open("/tmp/filler", "wb") as f:
+                while written < event["mb"] * 1024 * 1024:
+                    f.write(b"x" * (1024 * 1024))
+                    f.flush()
+                    written += 1024 * 1024
+        except OSError as e:
+            return {"written": written, "error": e.strerror}
+        return {"written": written}
+    if op == "tmp_write":
+        with open("/tmp/secret", "w") as f:
+            f.write(event["value"])
+        return {"ok": True}
+    if op == "tmp_read":
+        try:
+            return {"value": open("/tmp/secret").read(), "listing": os.listdir("/tmp")}
+        except OSError as e:
+            return {"error": e.strerror, "listing": os.listdir("/tmp")}
+    if op == "probe":
+        out = {}
+        for p in event["paths"]:
+            try:
+                out[p] = "listed %d" % len(os.listdir(p)) if os.path.isdir(p) else "read %d" % len(open(p, "rb").read())
+            except OSError as e:
+                out[p] = "denied: " + (e.strerror or "")
+        return out
+    if op == "write":
+        out = {}
+        for p in event["paths"]:
+            try:
+                with open(p, "w") as f:
+                    f.write("x")
+                out[p] = "written"
+            except OSError as e:
+                out[p] = "denied: " + (e.strerror or "")
+        return out
+    if op == "procs":
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        environs = {}
+        for p in pids:
+            try:
+                environs[p] = len(open("/proc/%d/environ" % p, "rb").read())
+            except OSError as e:
+                environs[p] = -1
+        return {"pids": pids, "environs": environs}
+    if op == "steal":
+        host, port = event["api"].split(":")
+        try:
+            s = socket.create_connection((host, int(port)), timeout=2)
+            s.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(2)
+            data = s.recv(4096)
+            return {"answer": data.decode(errors="replace")}
+        except OSError as e:
+            return {"error": str(e)}
+    if op == "detach":
+        subprocess.Popen(["sleep", "300"], start_new_session=True)
+        subprocess.Popen(["sh", "-c", "(setsid sleep 301 &) ; exit 0"])
+        time.sleep(0.2)
+        return {"ok": True}
+    return {"unknown": op}
+`
+
+func attackerZip(t testing.TB) []byte {
+	return makeZip(t, map[string][]byte{"app.py": []byte(attacker)})
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root; this host runs the tests as an unprivileged user")
+	}
+}
+
+func call(t *testing.T, c *lambda.Client, fn string, event any) (map[string]any, *lambda.InvokeOutput) {
+	t.Helper()
+	b, _ := json.Marshal(event)
+	out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: b, LogType: types.LogTypeTail})
+	if err != nil {
+		t.Fatalf("invoke %s %s: %v", fn, b, err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(out.Payload, &m)
+	return m, out
+}
+
+// sandboxProcs lists host pids of processes running as an instance uid.
+func sandboxProcs() map[int]int {
+	out := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		f, err := os.Open("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var uid int
+			if _, err := fmt.Sscanf(sc.Text(), "Uid:\t%d", &uid); err == nil {
+				if uid >= 900000 {
+					out[pid] = uid
+				}
+				break
+			}
+		}
+		f.Close()
+	}
+	return out
+}
+
+func hostMounts(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+func assertServes(t *testing.T, s *server, c *lambda.Client) {
+	t.Helper()
+	if body := getBody(t, s.Endpoint+"/healthz"); !strings.Contains(body, "ok") {
+		t.Fatalf("healthz: %q", body)
+	}
+	if m, _ := call(t, c, "sb-innocent", map[string]any{"op": "whoami"}); m["uid"] == nil {
+		t.Fatalf("innocent function does not answer: %v", m)
+	}
+}
+
+func TestSandbox(t *testing.T) {
+	requireRoot(t)
+	mountsBefore := hostMounts(t)
+	s := startServerEnv(t, []string{"STRATUS_TEST_SECRET=hunter2"}, "--idle-timeout", "1s")
+	if !strings.Contains(s.out.String(), "instances run sandboxed") {
+		t.Fatalf("server does not sandbox:\n%s", s.out.String())
+	}
+	c := s.lambda()
+	py := fnOpts{runtime: "python3.11", handler: "app.handler", timeout: 20, tags: map[string]string{"stratus:idle-timeout": "1h"}}
+	createFunction(t, c, "sb-innocent", attackerZip(t), py)
+	createFunction(t, c, "sb-attacker", attackerZip(t), py)
+	createFunction(t, c, "sb-victim", attackerZip(t), fnOpts{runtime: "python3.11", handler: "app.handler", env: map[string]string{"VICTIM_SECRET": "s3cr3t"}, tags: map[string]string{"stratus:idle-timeout": "1h"}})
+
+	t.Run("identity", func(t *testing.T) {
+		a, _ := call(t, c, "sb-attacker", map[string]any{"op": "whoami"})
+		v, _ := call(t, c, "sb-victim", map[string]any{"op": "whoami"})
+		if a["uid"].(float64) < 900000 || a["uid"] == v["uid"] || a["pid"].(float64) != 1 {
+			t.Errorf("attacker %v victim %v: want distinct unprivileged uids and PID 1", a, v)
+		}
+	})
+
+	t.Run("environment", func(t *testing.T) {
+		env, _ := call(t, c, "sb-attacker", map[string]any{"op": "env"})
+		for k, v := range env {
+			if strings.Contains(fmt.Sprint(v), "hunter2") || strings.Contains(fmt.Sprint(v), "s3cr3t") {
+				t.Errorf("attacker sees %s=%v", k, v)
+			}
+		}
+		if env["LAMBDA_TASK_ROOT"] != "/var/task" || env["AWS_LAMBDA_FUNCTION_NAME"] != "sb-attacker" {
+			t.Errorf("environment: %v", env)
+		}
+	})
+
+	t.Run("filesystem", func(t *testing.T) {
+		call(t, c, "sb-victim", map[string]any{"op": "tmp_write", "value": "victim-tmp"})
+		got, _ := call(t, c, "sb-victim", map[string]any{"op": "tmp_read"})
+		if got["value"] != "victim-tmp" {
+			t.Errorf("/tmp does not persist across warm invocations: %v", got)
+		}
+		other, _ := call(t, c, "sb-attacker", map[string]any{"op": "tmp_read"})
+		if other["value"] != nil {
+			t.Errorf("attacker reads the victim's /tmp: %v", other)
+		}
+		fnDir := s.dataDir + "/code"
+		probe, _ := call(t, c, "sb-attacker", map[string]any{"op": "probe", "paths": []string{s.dataDir, fnDir, binDir, "/var/task/app.py", "/etc/shadow"}})
+		for _, p := range []string{s.dataDir, fnDir, binDir, "/etc/shadow"} {
+			if !strings.HasPrefix(fmt.Sprint(probe[p]), "denied") {
+				t.Errorf("%s reachable from an instance: %v", p, probe[p])
+			}
+		}
+		if !strings.HasPrefix(fmt.Sprint(probe["/var/task/app.py"]), "read") {
+			t.Errorf("own code not readable: %v", probe)
+		}
+		w, _ := call(t, c, "sb-attacker", map[string]any{"op": "write", "paths": []string{"/var/task/x", "/etc/x", "/usr/x", "/x", "/tmp/x"}})
+		for _, p := range []string{"/var/task/x", "/etc/x", "/usr/x", "/x"} {
+			if !strings.HasPrefix(fmt.Sprint(w[p]), "denied") {
+				t.Errorf("wrote %s: %v", p, w[p])
+			}
+		}
+		if w["/tmp/x"] != "written" {
+			t.Errorf("/tmp not writable: %v", w["/tmp/x"])
+		}
+	})
+
+	t.Run("processes", func(t *testing.T) {
+		uid := int(mustFloat(t, call1(t, c, "sb-attacker", "uid")))
+		got, _ := call(t, c, "sb-attacker", map[string]any{"op": "procs"})
+		pids, _ := got["pids"].([]any)
+		all := sandboxProcs()
+		for _, p := range pids {
+			pid := int(p.(float64))
+			if pid == s.cmd.Process.Pid {
+				t.Errorf("instance sees the server (pid %d)", pid)
+			}
+			if owner, ok := all[pid]; !ok || owner != uid {
+				t.Errorf("instance of uid %d sees pid %d of uid %d", uid, pid, owner)
+			}
+		}
+		if len(pids) == 0 {
+			t.Error("instance sees no process at all")
+		}
+	})
+
+	t.Run("runtime api of another instance", func(t *testing.T) {
+		v, _ := call(t, c, "sb-victim", map[string]any{"op": "whoami"})
+		api := v["api"].(string)
+		got, _ := call(t, c, "sb-attacker", map[string]any{"op": "steal", "api": api})
+		if strings.Contains(fmt.Sprint(got["answer"]), "200 OK") || strings.Contains(fmt.Sprint(got["answer"]), "Lambda-Runtime") {
+			t.Errorf("attacker reached the victim's Runtime API: %v", got)
+		}
+		// And from the host.
+		conn, err := net.DialTimeout("tcp", api, time.Second)
+		if err == nil {
+			_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(conn, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+			b, _ := io.ReadAll(conn)
+			conn.Close()
+			if len(b) > 0 {
+				t.Errorf("host process got an answer from an instance's Runtime API: %q", b)
+			}
+		}
+		// The victim still works: nothing was taken from it.
+		if m, _ := call(t, c, "sb-victim", map[string]any{"op": "whoami"}); m["api"] != api {
+			t.Errorf("victim after the attempt: %v", m)
+		}
+	})
+
+	t.Run("memory hog", func(t *testing.T) {
+		m, out := call(t, c, "sb-attacker", map[string]any{"op": "hog"})
+		if aws.ToString(out.FunctionError) == "" || !strings.Contains(fmt.Sprint(m["errorType"]), "Runtime.") {
+			t.Fatalf("memory hog: %s", out.Payload)
+		}
+		if m["errorType"] != "Runtime.OutOfMemory" {
+			t.Errorf("errorType %v, want Runtime.OutOfMemory", m["errorType"])
+		}
+		tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+		var used int
+		if i := strings.Index(string(tail), "Max Memory Used: "); i >= 0 {
+			fmt.Sscanf(string(tail[i:]), "Max Memory Used: %d MB", &used)
+		}
+		if used < 120 || used > 130 {
+			t.Errorf("REPORT Max Memory Used %d MB after an OOM at 128 MB:\n%s", used, tail)
+		}
+		assertServes(t, s, c)
+		if m, _ := call(t, c, "sb-attacker", map[string]any{"op": "whoami"}); m["uid"] == nil {
+			t.Errorf("next request after OOM: %v", m)
+		}
+	})
+
+	t.Run("tmp filler", func(t *testing.T) {
+		createFunction(t, c, "sb-filler", attackerZip(t), fnOpts{runtime: "python3.11", handler: "app.handler", memory: 1024, timeout: 30})
+		m, out := call(t, c, "sb-filler", map[string]any{"op": "fill_tmp", "mb": 700})
+		written, _ := m["written"].(float64)
+		if out.FunctionError != nil || written > 512<<20 || written < 500<<20 || m["error"] == nil {
+			t.Errorf("filling /tmp: %s", out.Payload)
+		}
+		assertServes(t, s, c)
+	})
+
+	t.Run("fork bomb", func(t *testing.T) {
+		// Memory enough that the pids limit, not the memory limit, stops it.
+		createFunction(t, c, "sb-bomb", attackerZip(t), fnOpts{runtime: "python3.11", handler: "app.handler", memory: 4096, timeout: 20})
+		var wg sync.WaitGroup
+		var bomb map[string]any
+		wg.Go(func() { bomb, _ = call(t, c, "sb-bomb", map[string]any{"op": "forkbomb", "seconds": 4}) })
+		time.Sleep(time.Second)
+		for range 5 {
+			start := time.Now()
+			assertServes(t, s, c)
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("innocent function took %v during the fork bomb", d)
+			}
+		}
+		wg.Wait()
+		forked, _ := bomb["forked"].(float64)
+		if forked == 0 || forked >= 1024 {
+			t.Errorf("fork bomb forked %v times (want bounded by the pids limit): %v", forked, bomb)
+		}
+		// The bomb's instance goes with its idle timeout (1 s), and every child with it.
+		waitFor(t, 10*time.Second, "fork bomb processes to go", func() bool { return len(sandboxProcs()) <= 3 })
+	})
+
+	t.Run("detached children die with the instance", func(t *testing.T) {
+		createFunction(t, c, "sb-detach", attackerZip(t), fnOpts{runtime: "python3.11", handler: "app.handler"})
+		call(t, c, "sb-detach", map[string]any{"op": "whoami"})
+		uid := int(mustFloat(t, call1(t, c, "sb-detach", "uid")))
+		call(t, c, "sb-detach", map[string]any{"op": "detach"})
+		count := func() int {
+			n := 0
+			for _, u := range sandboxProcs() {
+				if u == uid {
+					n++
+				}
+			}
+			return n
+		}
+		if n := count(); n < 3 {
+			t.Fatalf("want the runtime and two detached sleeps, have %d processes", n)
+		}
+		waitFor(t, 10*time.Second, "detached processes to die with the reaped instance", func() bool { return count() == 0 })
+	})
+
+	t.Run("detached children die with the server", func(t *testing.T) {
+		call(t, c, "sb-attacker", map[string]any{"op": "detach"})
+		if len(sandboxProcs()) < 3 {
+			t.Fatal("no detached processes")
+		}
+		s.kill()
+		waitFor(t, 10*time.Second, "every instance process to die with the server", func() bool { return len(sandboxProcs()) == 0 })
+		s.restart()
+		c = s.lambda()
+		assertServes(t, s, c)
+	})
+
+	s.stop(15 * time.Second)
+	waitFor(t, 10*time.Second, "no instance process after shutdown", func() bool { return len(sandboxProcs()) == 0 })
+	if n := hostMounts(t); n != mountsBefore {
+		t.Errorf("host mount table changed from %d to %d lines", mountsBefore, n)
+	}
+}
+
+func call1(t *testing.T, c *lambda.Client, fn, key string) any {
+	m, _ := call(t, c, fn, map[string]any{"op": "whoami"})
+	return m[key]
+}
+
+func mustFloat(t *testing.T, v any) float64 {
+	f, ok := v.(float64)
+	if !ok {
+		t.Fatalf("not a number: %v", v)
+	}
+	return f
+}
+
+// TestUnsandboxedFallback: with --unsandboxed (as where the host cannot
+// isolate) the server says so loudly and still runs functions.
+func TestUnsandboxedFallback(t *testing.T) {
+	s := startServer(t, "", "--unsandboxed")
+	if !strings.Contains(s.out.String(), "UNSANDBOXED") {
+		t.Errorf("no warning:\n%s", s.out.String())
+	}
+	c := s.lambda()
+	createFunction(t, c, "plain", goZip(t), fnOpts{})
+	if r := decodeReply(t, invoke(t, c, "plain", `{}`).Payload); r.Message != "hello, world" {
+		t.Errorf("reply %+v", r)
+	}
+	resp, err := http.Get(s.Endpoint + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("healthz: %v", err)
+	}
+}
