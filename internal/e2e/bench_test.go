@@ -149,7 +149,12 @@ func BenchmarkWarmInvoke(b *testing.B) {
 // server process and getting its first answer.
 func BenchmarkColdStart(b *testing.B) {
 	startEcho(b) // builds the baseline binary
-	s := startServer(b, "")
+	b.Run("sandboxed", func(b *testing.B) { coldStart(b) })
+	b.Run("unsandboxed", func(b *testing.B) { coldStart(b, "--unsandboxed") })
+}
+
+func coldStart(b *testing.B, args ...string) {
+	s := startServer(b, "", args...)
 	c := s.lambda()
 	ctx := context.Background()
 	createFunction(b, c, "cold", goZip(b), fnOpts{})
@@ -161,6 +166,9 @@ func BenchmarkColdStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		waitFor(b, 5*time.Second, "old instance to go", func() bool { return len(s.instances()) == 0 })
+		// Let the old instance's teardown (cgroup removal, namespace release)
+		// finish: this measures a cold start, not one racing a teardown.
+		time.Sleep(100 * time.Millisecond)
 		t0 := time.Now()
 		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("cold"), Payload: []byte(benchBody)})
 		if err != nil || out.FunctionError != nil {

@@ -43,3 +43,29 @@ func TestFind(t *testing.T) {
 		t.Errorf("unknown socket: %v", err)
 	}
 }
+
+func TestDiagMatchesProc(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	uid, err := diagUID(s.RemoteAddr().(*net.TCPAddr), s.LocalAddr().(*net.TCPAddr))
+	if err != nil || uid != os.Getuid() {
+		t.Fatalf("diagUID = %d, %v", uid, err)
+	}
+	other := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+	if _, err := diagUID(other, s.LocalAddr().(*net.TCPAddr)); err == nil {
+		t.Error("found a socket that does not exist")
+	}
+}
