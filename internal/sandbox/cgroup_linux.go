@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -144,9 +145,11 @@ type instanceCgroup struct {
 	cg      *cgroups
 	id      string
 	settled chan struct{} // closed once the spawner thread has left (v1)
-	dirs    []string      // v1: one per controller; v2: one
-	peak    *os.File      // kept open: one pread per read
-	fd      int           // v2: folder fd for clone3 CLONE_INTO_CGROUP
+	hurry   chan struct{} // closed by teardown: leave now
+	hurried sync.Once
+	dirs    []string // v1: one per controller; v2: one
+	peak    *os.File // kept open: one pread per read
+	fd      int      // v2: folder fd for clone3 CLONE_INTO_CGROUP
 }
 
 func (c *cgroups) create(id string, memoryMB int) (*instanceCgroup, error) {
@@ -200,6 +203,7 @@ func (c *cgroups) create(id string, memoryMB int) (*instanceCgroup, error) {
 		}
 	}
 	ic.settled = make(chan struct{})
+	ic.hurry = make(chan struct{})
 	return ic, nil
 }
 
@@ -285,6 +289,9 @@ func (ic *instanceCgroup) oomKilled() bool {
 // kill stops every process in the cgroup: the namespace's end normally
 // took them already, this catches anything that was not in it.
 func (ic *instanceCgroup) kill() {
+	if ic.hurry != nil {
+		ic.hurried.Do(func() { close(ic.hurry) })
+	}
 	if ic.settled != nil {
 		<-ic.settled // until then a thread of the server is inside
 	}

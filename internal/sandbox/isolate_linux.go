@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,6 +53,10 @@ type isolator struct {
 	work   chan spawnJob
 	seq    atomic.Int64
 
+	pending atomic.Int64 // starts waiting for a spawner
+	wakeMu  sync.Mutex
+	wake    chan struct{} // closed and replaced when a start is queued
+
 	mu   sync.Mutex
 	free []int // free uid slots
 	next int
@@ -69,7 +74,7 @@ func newIsolator(base string, expose []string) (*isolator, error) {
 		return nil, err
 	}
 	cg.sweep()
-	iso := &isolator{cg: cg, base: base, expose: expose, work: make(chan spawnJob)}
+	iso := &isolator{cg: cg, base: base, expose: expose, work: make(chan spawnJob), wake: make(chan struct{})}
 	ready := make(chan error)
 	for range spawners {
 		go iso.spawner(ready)
@@ -123,29 +128,43 @@ func (iso *isolator) spawner(ready chan<- error) {
 	}
 	prepare()
 	for job := range iso.work {
+		iso.pending.Add(-1)
 		ic := next
 		next = nil
 		cmd, ic, err := iso.spawn(tid, job.spec, ic, job.root)
 		job.done <- spawnResult{cmd, ic, err}
 		if ic != nil && !iso.cg.v2 {
-			iso.settle(tid, ic, cmd, job.spec.MemoryMB)
+			// Moving a thread between v1 cgroups stalls thread and process
+			// creation system-wide for an RCU grace period. A runtime
+			// starting now creates threads, so unless more starts wait,
+			// give it a head start before moving out.
+			if cmd != nil {
+				iso.quiet(ic)
+			}
+			ic.leave(tid)
+			close(ic.settled)
 		}
 		prepare()
 	}
 }
 
-// settle moves the spawner thread out of the instance's v1 cgroup and
-// applies the memory limit, which could not be in force while the thread
-// (and so the server) was inside: the kernel's OOM killer might have
-// picked the server. An instance already over its limit is killed.
-func (iso *isolator) settle(tid int, ic *instanceCgroup, cmd *exec.Cmd, memoryMB int) {
-	defer close(ic.settled)
-	ic.leave(tid)
-	if cmd == nil {
+const settleDelay = 250 * time.Millisecond
+
+// quiet waits for the settle delay, cut short when more starts are
+// queued or the instance is being torn down.
+func (iso *isolator) quiet(ic *instanceCgroup) {
+	iso.wakeMu.Lock()
+	wake := iso.wake
+	iso.wakeMu.Unlock()
+	if iso.pending.Load() > 0 {
 		return
 	}
-	if err := ic.limitV1(memoryMB); err != nil {
-		_ = cmd.Process.Kill()
+	t := time.NewTimer(settleDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-wake:
+	case <-ic.hurry:
 	}
 }
 
@@ -193,6 +212,11 @@ func (iso *isolator) start(spec Spec) (*exec.Cmd, *instanceCgroup, error) {
 		return nil, nil, err
 	}
 	done := make(chan spawnResult, 1)
+	iso.pending.Add(1)
+	iso.wakeMu.Lock()
+	close(iso.wake)
+	iso.wake = make(chan struct{})
+	iso.wakeMu.Unlock()
 	iso.work <- spawnJob{spec: spec, root: root, done: done}
 	r := <-done
 	if r.err != nil {
@@ -209,11 +233,17 @@ func (iso *isolator) start(spec Spec) (*exec.Cmd, *instanceCgroup, error) {
 // is already in (v1); otherwise one is made now.
 func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string) (*exec.Cmd, *instanceCgroup, error) {
 	if ic != nil {
+		// The limit is in force from the start: should the instance hit it
+		// while this thread is still inside, the OOM killer prefers the
+		// instance (oom_score_adj 1000, set below) over the server.
+		if err := ic.limitV1(spec.MemoryMB); err != nil {
+			return nil, ic, err
+		}
 		if err := ic.sharesV1(spec.MemoryMB); err != nil {
 			return nil, ic, err
 		}
 	} else {
-		mem := 0 // v1: the limit follows once this thread has left
+		mem := 0 // v1: set once this thread is inside, as for a prepared cgroup
 		if iso.cg.v2 {
 			mem = spec.MemoryMB
 		}
@@ -224,7 +254,8 @@ func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string) 
 		if iso.cg.v2 {
 			// clone3 places the child; nothing more to do.
 		} else if err := ic.enter(tid); err != nil {
-			close(ic.settled)
+			return nil, ic, err
+		} else if err := ic.limitV1(spec.MemoryMB); err != nil {
 			return nil, ic, err
 		} else if err := ic.sharesV1(spec.MemoryMB); err != nil {
 			return nil, ic, err
@@ -256,6 +287,9 @@ func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string) 
 	if err := cmd.Start(); err != nil {
 		return nil, ic, fmt.Errorf("start instance: %w", err)
 	}
+	// Instances are the first the kernel's OOM killer takes, in their
+	// cgroup and on the host; never the server.
+	_ = os.WriteFile("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/oom_score_adj", []byte("1000"), 0o644)
 	return cmd, ic, nil
 }
 
