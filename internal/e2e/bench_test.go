@@ -11,6 +11,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -210,5 +211,55 @@ func echoColdStart(b *testing.B) time.Duration {
 			b.Fatal("echo server did not start")
 		}
 		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// BenchmarkBurst: 1,000 concurrent invocations of a function with no
+// instance, under default limits: wall time, failures, instances started.
+func BenchmarkBurst(b *testing.B) {
+	s := startServer(b, "")
+	createFunction(b, s.lambda(), "burst", goZip(b), fnOpts{timeout: 60})
+	const n = 1000
+	url := s.Endpoint + "/2015-03-31/functions/burst/invocations"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}, Timeout: 120 * time.Second}
+	var failed, throttled atomic.Int64
+	ids := sync.Map{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			resp, err := client.Post(url, "application/json", bytes.NewReader([]byte(`{"sleepMs":100}`)))
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == 429:
+				throttled.Add(1)
+			case resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "":
+				failed.Add(1)
+				if failed.Load() < 3 {
+					b.Logf("failure %d: %s", resp.StatusCode, body)
+				}
+			default:
+				var r reply
+				if json.Unmarshal(body, &r) == nil {
+					ids.Store(r.Instance, true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	instances := 0
+	ids.Range(func(_, _ any) bool { instances++; return true })
+	b.ReportMetric(wall.Seconds(), "wall-s")
+	b.ReportMetric(float64(failed.Load()), "failed")
+	b.ReportMetric(float64(throttled.Load()), "throttled")
+	b.ReportMetric(float64(instances), "instances")
+	if failed.Load() > 0 || throttled.Load() > 0 {
+		b.Errorf("%d failed, %d throttled", failed.Load(), throttled.Load())
 	}
 }

@@ -221,7 +221,10 @@ func (ic *instanceCgroup) limitV1(memoryMB int) error {
 }
 
 func (ic *instanceCgroup) sharesV1(memoryMB int) error {
-	return os.WriteFile(filepath.Join(ic.dirs[2], "cpu.shares"), []byte(cpuShares(memoryMB)), 0o644)
+	if err := os.WriteFile(filepath.Join(ic.dirs[2], "cpu.shares"), []byte(cpuShares(memoryMB)), 0o644); err != nil {
+		return fmt.Errorf("cpu share: %w", err)
+	}
+	return nil
 }
 
 // enter moves the calling thread into the instance's v1 cgroups, so a

@@ -358,9 +358,14 @@ func buildDev(dev, uid string) error {
 	}
 	for _, d := range devices {
 		p := filepath.Join(dev, d)
-		if err := os.WriteFile(p, nil, 0o666); err != nil {
+		// Created read-only: a file open for writing, even for an instant in
+		// a child another spawner is forking, makes the read-only remount
+		// below fail with EBUSY.
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o666)
+		if err != nil {
 			return err
 		}
+		f.Close()
 		if err := unix.Mount("/dev/"+d, p, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind /dev/%s: %w", d, err)
 		}
@@ -377,7 +382,10 @@ func buildDev(dev, uid string) error {
 	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64m,mode=0700,uid="+uid+",gid="+uid); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
-	return unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "")
+	if err := unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("read-only /dev: %w", err)
+	}
+	return nil
 }
 
 // bindRO makes src visible read-only at dst, without set-uid or devices.
