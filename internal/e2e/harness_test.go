@@ -395,3 +395,19 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+type rawResponse struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func httpPost(url, body string) (*rawResponse, error) {
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return &rawResponse{status: resp.StatusCode, header: resp.Header, body: string(b)}, nil
+}

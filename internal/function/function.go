@@ -80,6 +80,10 @@ type Function struct {
 	CodeSize     int64     `json:"codeSize"`
 	RevisionID   string    `json:"revisionId"`
 	LastModified time.Time `json:"lastModified"`
+	// Version is empty for $LATEST and the number of a published version.
+	Version string `json:"version,omitempty"`
+	// LastVersion (on $LATEST) is the highest version number published.
+	LastVersion int `json:"lastVersion,omitempty"`
 }
 
 // CodeKey is the storage key of the function's zip: the hex SHA-256.

@@ -58,6 +58,17 @@ type Request struct {
 	TraceID       string
 }
 
+// invokedQualifier is the qualifier the caller named, for the invoked ARN.
+func (r Request) invokedQualifier() string {
+	if r.Qualifier != "" {
+		return r.Qualifier
+	}
+	if _, q, err := function.ParseRef(r.FunctionName); err == nil {
+		return q
+	}
+	return ""
+}
+
 // Response is what the caller gets back.
 type Response struct {
 	Status          int
@@ -85,11 +96,13 @@ type Invoker struct {
 	opts    Options
 
 	mu    sync.RWMutex
-	pools map[string]*pool.Pool // by function name; one version ($LATEST) for now
+	pools map[string]*pool.Pool // by "name:version"
 
-	inflight atomic.Int64
-	closing  atomic.Bool
-	retiring sync.WaitGroup
+	inflight   atomic.Int64 // all invocations running
+	unreserved atomic.Int64 // those of functions without reserved concurrency
+	perFn      sync.Map     // function name -> *atomic.Int64, for reserved concurrency
+	closing    atomic.Bool
+	retiring   sync.WaitGroup
 }
 
 // New builds an invoker and subscribes it to registry changes.
@@ -99,26 +112,35 @@ func New(reg *registry.Registry, deps *pool.Deps, mw *meter.Writer, metrics *Met
 	return iv
 }
 
-// functionChanged retires the pool of a function whose code or
-// configuration changed, so the next request starts the new revision.
+// functionChanged retires the pools of a function's versions whose code
+// or configuration changed or which are gone, so the next request starts
+// the current revision.
 func (iv *Invoker) functionChanged(name string) {
-	fn, _ := iv.reg.Get(name)
+	var retire []*pool.Pool
 	iv.mu.Lock()
-	p := iv.pools[name]
-	if p != nil && (fn == nil || p.Spec().Function.RevisionID != fn.RevisionID) {
-		delete(iv.pools, name)
-	} else {
-		p = nil
+	for key, p := range iv.pools {
+		spec := p.Spec()
+		if spec.Function.Name != name {
+			continue
+		}
+		cur, err := iv.reg.Resolve(name, spec.Version)
+		if err != nil || cur.RevisionID != spec.Function.RevisionID {
+			delete(iv.pools, key)
+			retire = append(retire, p)
+		}
 	}
 	iv.mu.Unlock()
-	if p != nil {
+	for _, p := range retire {
 		iv.retiring.Go(p.Close)
 	}
 }
 
+func poolKey(fn *function.Function) string { return fn.Name + ":" + fn.VersionLabel() }
+
 func (iv *Invoker) poolFor(ctx context.Context, fn *function.Function) (*pool.Pool, error) {
+	key := poolKey(fn)
 	iv.mu.RLock()
-	p := iv.pools[fn.Name]
+	p := iv.pools[key]
 	iv.mu.RUnlock()
 	if p != nil && p.Spec().Function.RevisionID == fn.RevisionID {
 		return p, nil
@@ -132,7 +154,7 @@ func (iv *Invoker) poolFor(ctx context.Context, fn *function.Function) (*pool.Po
 	if iv.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	old := iv.pools[fn.Name]
+	old := iv.pools[key]
 	if old != nil && old.Spec().Function.RevisionID == fn.RevisionID {
 		return old, nil
 	}
@@ -141,11 +163,11 @@ func (iv *Invoker) poolFor(ctx context.Context, fn *function.Function) (*pool.Po
 	}
 	p = pool.New(pool.Spec{
 		Function:    fn,
-		Version:     function.Latest,
+		Version:     fn.VersionLabel(),
 		CodeDir:     dir,
 		IdleTimeout: fn.IdleTimeout(iv.opts.IdleTimeout),
 	}, iv.deps)
-	iv.pools[fn.Name] = p
+	iv.pools[key] = p
 	return p, nil
 }
 
@@ -161,14 +183,7 @@ func (iv *Invoker) Resolve(ref, qualifier string) (*function.Function, error) {
 		}
 		q = qualifier
 	}
-	fn, err := iv.reg.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	if q != "" && q != function.Latest {
-		return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, function.ARN(iv.opts.Region, name, q))
-	}
-	return fn, nil
+	return iv.reg.Resolve(name, q)
 }
 
 // Invoke runs one request.
@@ -189,7 +204,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 	switch req.Type {
 	case "", RequestResponse:
 	case DryRun:
-		return &Response{Status: 204, ExecutedVersion: function.Latest}, nil
+		return &Response{Status: 204, ExecutedVersion: fn.VersionLabel()}, nil
 	case Event:
 		return nil, fmt.Errorf("%w: asynchronous invocation (InvocationType Event) is not available in this version of Stratus", ErrUnsupported)
 	default:
@@ -206,13 +221,11 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 	if iv.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	if n := iv.inflight.Add(1); n > iv.opts.MaxConcurrency {
-		iv.inflight.Add(-1)
-		iv.metrics.throttle(fn.Name)
-		iv.meter.Add(meter.Record{Function: fn.Name, Version: function.Latest, Start: iv.deps.Clock.Now(), Outcome: "throttle"})
-		return nil, &ThrottleError{Reason: "ConcurrentInvocationLimitExceeded", RetryAfter: time.Second}
+	release, err := iv.admit(fn)
+	if err != nil {
+		return nil, err
 	}
-	defer iv.inflight.Add(-1)
+	defer release()
 
 	p, err := iv.poolFor(ctx, fn)
 	if err != nil {
@@ -241,7 +254,8 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *function.Function, reqID string, payload []byte, clientContext string, req Request, retry bool) *Response {
 	logs := inst.Logs
 	logs.Begin()
-	logs.Platform("START RequestId: " + reqID + " Version: " + function.Latest)
+	version := fn.VersionLabel()
+	logs.Platform("START RequestId: " + reqID + " Version: " + version)
 	start := iv.deps.Clock.Now()
 	timeout := time.Duration(fn.Timeout) * time.Second
 	traceID := req.TraceID
@@ -252,7 +266,7 @@ func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *functio
 		RequestID:     reqID,
 		Payload:       payload,
 		Deadline:      start.Add(timeout),
-		FunctionARN:   function.ARN(iv.opts.Region, fn.Name, ""),
+		FunctionARN:   function.ARN(iv.opts.Region, fn.Name, req.invokedQualifier()),
 		TraceID:       traceID,
 		ClientContext: clientContext,
 	})
@@ -268,8 +282,8 @@ func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *functio
 	maxMem := inst.MaxMemoryMB()
 	logs.Settle()
 
-	resp := &Response{Status: 200, ExecutedVersion: function.Latest, RequestID: reqID, Payload: res.Payload}
-	rec := meter.Record{Function: fn.Name, Version: function.Latest, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: "success"}
+	resp := &Response{Status: 200, ExecutedVersion: version, RequestID: reqID, Payload: res.Payload}
+	rec := meter.Record{Function: fn.Name, Version: version, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: "success"}
 	if cold {
 		rec.InitMs = ms(inst.InitDuration)
 	}
@@ -310,13 +324,13 @@ func (iv *Invoker) initFailed(fn *function.Function, reqID string, ie *pool.Init
 	logs := ie.Logs
 	initMs := ms(ie.Duration)
 	logs.Platform("INIT_REPORT Init Duration: " + strconv.FormatFloat(initMs, 'f', 2, 64) + " ms\tPhase: init\tStatus: error\tError Type: " + ie.Result.ErrorType)
-	logs.Platform("START RequestId: " + reqID + " Version: " + function.Latest)
+	logs.Platform("START RequestId: " + reqID + " Version: " + fn.VersionLabel())
 	logs.Platform("END RequestId: " + reqID)
 	logs.Platform(report(reqID, 0, 0, fn.MemorySize, 0, initMs, true))
-	rec := meter.Record{Function: fn.Name, Version: function.Latest, RequestID: reqID, Start: iv.deps.Clock.Now(), MemoryMB: fn.MemorySize, Cold: true, InitMs: initMs, Outcome: "error"}
+	rec := meter.Record{Function: fn.Name, Version: fn.VersionLabel(), RequestID: reqID, Start: iv.deps.Clock.Now(), MemoryMB: fn.MemorySize, Cold: true, InitMs: initMs, Outcome: "error"}
 	iv.meter.Add(rec)
 	iv.metrics.observe(rec)
-	resp := &Response{Status: 200, Payload: ie.Result.Payload, FunctionError: "Unhandled", ExecutedVersion: function.Latest, RequestID: reqID}
+	resp := &Response{Status: 200, Payload: ie.Result.Payload, FunctionError: "Unhandled", ExecutedVersion: fn.VersionLabel(), RequestID: reqID}
 	if tail {
 		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail())
 	}
@@ -358,6 +372,30 @@ func errorMessage(doc []byte) string {
 func newTraceID(t time.Time) string {
 	id := uuid.New()
 	return fmt.Sprintf("Root=1-%08x-%x;Parent=%x;Sampled=0", t.Unix(), id[:12], id[12:])
+}
+
+// admit counts the invocation against the function's reserved
+// concurrency, or else against what the account leaves unreserved.
+func (iv *Invoker) admit(fn *function.Function) (release func(), err error) {
+	conc := iv.reg.Concurrency(fn.Name)
+	var counter *atomic.Int64
+	var limit int64
+	reason := "ConcurrentInvocationLimitExceeded"
+	if conc.Reserved != nil {
+		c, _ := iv.perFn.LoadOrStore(fn.Name, new(atomic.Int64))
+		counter, limit = c.(*atomic.Int64), int64(*conc.Reserved)
+		reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+	} else {
+		counter, limit = &iv.unreserved, iv.opts.MaxConcurrency-int64(iv.reg.ReservedTotal())
+	}
+	if counter.Add(1) > limit {
+		counter.Add(-1)
+		iv.metrics.throttle(fn.Name)
+		iv.meter.Add(meter.Record{Function: fn.Name, Version: fn.VersionLabel(), Start: iv.deps.Clock.Now(), Outcome: "throttle"})
+		return nil, &ThrottleError{Reason: reason, RetryAfter: time.Second}
+	}
+	iv.inflight.Add(1)
+	return func() { counter.Add(-1); iv.inflight.Add(-1) }, nil
 }
 
 // InFlight is the number of invocations running now.

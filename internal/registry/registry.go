@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,12 +44,20 @@ type Registry struct {
 	mu        sync.RWMutex
 	fns       map[string]*entry
 	listeners []func(name string)
+	reserved  atomic.Int64 // sum of reserved concurrency
 }
 
+// entry is one key of the functions bucket: a function ($LATEST), a
+// published version, an alias or a concurrency setting. All nil once
+// deleted (a tombstone, kept so that a late watch event is not applied).
 type entry struct {
-	fn  *function.Function // nil once deleted (a tombstone)
-	rev uint64
+	fn    *function.Function
+	alias *function.Alias
+	conc  *function.Concurrency
+	rev   uint64
 }
+
+func (e *entry) live() bool { return e.fn != nil || e.alias != nil || e.conc != nil }
 
 // Open loads every function and starts watching the store for changes.
 func Open(ctx context.Context, st *store.Store, codeRoot string, log *slog.Logger, now Clock) (*Registry, error) {
@@ -106,27 +115,46 @@ func (r *Registry) follow() {
 // apply folds one store entry into the view. Entries at or below the
 // revision already seen are stale and ignored.
 func (r *Registry) apply(e jetstream.KeyValueEntry) {
-	var fn *function.Function
+	ent := &entry{rev: e.Revision()}
 	if e.Operation() == jetstream.KeyValuePut {
-		fn = new(function.Function)
-		if err := json.Unmarshal(e.Value(), fn); err != nil {
+		var err error
+		switch kindOf(e.Key()) {
+		case kindAlias:
+			ent.alias = new(function.Alias)
+			err = json.Unmarshal(e.Value(), ent.alias)
+		case kindConcurrency:
+			ent.conc = new(function.Concurrency)
+			err = json.Unmarshal(e.Value(), ent.conc)
+		default:
+			ent.fn = new(function.Function)
+			err = json.Unmarshal(e.Value(), ent.fn)
+		}
+		if err != nil {
 			r.log.Error("skipping unreadable function record", "key", e.Key(), "err", err)
 			return
 		}
 	}
-	r.set(e.Key(), fn, e.Revision())
+	r.setEntry(e.Key(), ent)
 }
 
-func (r *Registry) set(name string, fn *function.Function, rev uint64) {
+func (r *Registry) set(key string, fn *function.Function, rev uint64) {
+	r.setEntry(key, &entry{fn: fn, rev: rev})
+}
+
+func (r *Registry) setEntry(key string, ent *entry) {
 	r.mu.Lock()
-	cur, ok := r.fns[name]
-	if ok && cur.rev >= rev {
+	cur, ok := r.fns[key]
+	if ok && cur.rev >= ent.rev {
 		r.mu.Unlock()
 		return
 	}
-	r.fns[name] = &entry{fn: fn, rev: rev}
+	r.fns[key] = ent
+	if kindOf(key) == kindConcurrency {
+		r.sumReserved()
+	}
 	ls := r.listeners
 	r.mu.Unlock()
+	name := nameOf(key)
 	for _, l := range ls {
 		l(name)
 	}
@@ -161,8 +189,8 @@ func (r *Registry) get(name string) (*function.Function, uint64) {
 func (r *Registry) List() []*function.Function {
 	r.mu.RLock()
 	out := make([]*function.Function, 0, len(r.fns))
-	for _, e := range r.fns {
-		if e.fn != nil {
+	for key, e := range r.fns {
+		if e.fn != nil && kindOf(key) == kindLatest {
 			out = append(out, e.fn)
 		}
 	}
@@ -283,7 +311,21 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	// The delete marker's revision is above rev; a tombstone at rev+1 keeps
 	// a late watch event from bringing the function back.
 	r.set(name, nil, rev+1)
+	// Then its versions, aliases and concurrency settings.
+	var codes []string
+	for key, e := range r.children(name) {
+		if err := r.st.Functions.Delete(ctx, key, jetstream.LastRevision(e.rev)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			r.log.Warn("could not delete", "key", key, "err", err)
+		}
+		r.setEntry(key, &entry{rev: e.rev + 1})
+		if e.fn != nil {
+			codes = append(codes, e.fn.CodeKey())
+		}
+	}
 	r.collect(ctx, cur.CodeKey())
+	for _, c := range codes {
+		r.collect(ctx, c)
+	}
 	return nil
 }
 

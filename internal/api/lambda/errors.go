@@ -35,6 +35,14 @@ func (a *API) toAWS(err error, ref string) awsError {
 		return awsError{Status: 413, Code: "RequestTooLargeException", Message: detail(err)}
 	case errors.Is(err, invoke.ErrInvalidContent), errors.Is(err, errBadBody):
 		return awsError{Status: 400, Code: "InvalidRequestContentException", Message: detail(err)}
+	case errors.Is(err, registry.ErrAliasNotFound):
+		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "Alias not found: " + detailAfter(err, registry.ErrAliasNotFound)}
+	case errors.Is(err, registry.ErrAliasExists):
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: "Alias already exists: " + detailAfter(err, registry.ErrAliasExists)}
+	case errors.Is(err, registry.ErrVersionInUse):
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: err.Error()}
+	case errors.Is(err, registry.ErrNoProvisioned):
+		return awsError{Status: 404, Code: "ProvisionedConcurrencyConfigNotFoundException", Message: "No Provisioned Concurrency Config found for this function"}
 	case errors.Is(err, registry.ErrNotFound):
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "Function not found: " + a.arnOf(ref)}
 	case errors.Is(err, registry.ErrExists):
@@ -61,6 +69,14 @@ func detail(err error) string {
 	}
 	if errors.Is(err, invoke.ErrInvalidContent) {
 		return "Could not parse request body into json: Could not parse payload into json"
+	}
+	return msg
+}
+
+func detailAfter(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, sentinel.Error()+": "); i >= 0 {
+		return msg[i+len(sentinel.Error())+2:]
 	}
 	return msg
 }

@@ -60,6 +60,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+fns+"/{name}/invocations", a.invoke)
 	mux.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
 	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
+	a.registerVersions(mux)
 }
 
 // Wire shapes.
@@ -100,7 +101,7 @@ type functionConfiguration struct {
 func (a *API) configuration(fn *function.Function, withState bool) functionConfiguration {
 	c := functionConfiguration{
 		FunctionName:     fn.Name,
-		FunctionArn:      function.ARN(a.opts.Region, fn.Name, ""),
+		FunctionArn:      function.ARN(a.opts.Region, fn.Name, fn.Version),
 		Runtime:          fn.Runtime,
 		Role:             fn.Role,
 		Handler:          fn.Handler,
@@ -110,7 +111,7 @@ func (a *API) configuration(fn *function.Function, withState bool) functionConfi
 		MemorySize:       fn.MemorySize,
 		LastModified:     fn.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
 		CodeSha256:       fn.CodeSha256,
-		Version:          function.Latest,
+		Version:          fn.VersionLabel(),
 		TracingConfig:    map[string]string{"Mode": "PassThrough"},
 		RevisionID:       fn.RevisionID,
 		PackageType:      "Zip",
@@ -299,14 +300,16 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		if qq := r.URL.Query().Get("Qualifier"); qq != "" {
 			q = qq
 		}
-		if q != "" && q != function.Latest {
-			err = fmt.Errorf("%w: %s", registry.ErrNotFound, ref)
-		} else if q == function.Latest {
+		switch {
+		case q == function.Latest:
 			err = fmt.Errorf("%w: $LATEST version cannot be deleted without deleting the function.", function.ErrInvalid)
+		case function.IsVersion(q):
+			err = a.reg.DeleteVersion(r.Context(), name, q)
+		case q != "":
+			err = fmt.Errorf("%w: %s", registry.ErrNotFound, ref)
+		default:
+			err = a.reg.Delete(r.Context(), name)
 		}
-	}
-	if err == nil {
-		err = a.reg.Delete(r.Context(), name)
 	}
 	if err != nil {
 		a.fail(w, err, ref)
@@ -455,11 +458,13 @@ func (a *API) accountSettings(w http.ResponseWriter, _ *http.Request) {
 			"CodeSizeUnzipped":               function.MaxUnzippedBytes,
 			"CodeSizeZipped":                 function.MaxZipBytes,
 			"ConcurrentExecutions":           a.inv.MaxConcurrency(),
-			"UnreservedConcurrentExecutions": a.inv.MaxConcurrency(),
+			"UnreservedConcurrentExecutions": a.inv.MaxConcurrency() - int64(a.reg.ReservedTotal()),
 		},
 		"AccountUsage": map[string]any{
 			"TotalCodeSize": size,
 			"FunctionCount": len(fns),
+			// Not in Lambda's shape: what runs now, for operators.
+			"ConcurrentExecutions": a.inv.InFlight(),
 		},
 	})
 }

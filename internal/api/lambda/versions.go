@@ -1,0 +1,340 @@
+package lambda
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/stratus-faas/stratus/internal/function"
+)
+
+func (a *API) registerVersions(mux *http.ServeMux) {
+	const fns = "/2015-03-31/functions/{name}"
+	mux.HandleFunc("POST "+fns+"/versions", a.publishVersion)
+	mux.HandleFunc("GET "+fns+"/versions", a.listVersions)
+	mux.HandleFunc("POST "+fns+"/aliases", a.createAlias)
+	mux.HandleFunc("GET "+fns+"/aliases", a.listAliases)
+	mux.HandleFunc("GET "+fns+"/aliases/{alias}", a.getAlias)
+	mux.HandleFunc("PUT "+fns+"/aliases/{alias}", a.updateAlias)
+	mux.HandleFunc("DELETE "+fns+"/aliases/{alias}", a.deleteAlias)
+	mux.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", a.putConcurrency)
+	mux.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.deleteConcurrency)
+	mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.getConcurrency)
+}
+
+func (a *API) publishVersion(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	var in struct {
+		CodeSha256  string `json:"CodeSha256"`
+		Description string `json:"Description"`
+		RevisionID  string `json:"RevisionId"`
+	}
+	if err := decode(r, &in, "PublishVersion"); err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	name, err := bareName(ref)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	v, err := a.reg.PublishVersion(r.Context(), name, in.CodeSha256, in.Description, in.RevisionID)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a.configuration(v, true))
+}
+
+func (a *API) listVersions(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	vs, err := a.reg.Versions(name)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	page, next, err := paginate(r, len(vs), func(i int) string { return vs[i].VersionLabel() })
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	out := struct {
+		Versions   []functionConfiguration `json:"Versions"`
+		NextMarker string                  `json:"NextMarker,omitempty"`
+	}{Versions: []functionConfiguration{}, NextMarker: next}
+	for _, i := range page {
+		out.Versions = append(out.Versions, a.configuration(vs[i], false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// paginate picks the indexes of one page of n items by Marker and MaxItems
+// (at most 50), keyed by key.
+func paginate(r *http.Request, n int, key func(int) string) (page []int, next string, err error) {
+	q := r.URL.Query()
+	maxItems := 50
+	if s := q.Get("MaxItems"); s != "" {
+		m, err := strconv.Atoi(s)
+		if err != nil || m < 1 || m > 10000 {
+			return nil, "", fmt.Errorf("%w: MaxItems must be between 1 and 10000", function.ErrInvalid)
+		}
+		maxItems = min(m, 50)
+	}
+	start := 0
+	if m := q.Get("Marker"); m != "" {
+		start = -1
+		for i := range n {
+			if key(i) == m {
+				start = i + 1
+			}
+		}
+		if start < 0 {
+			return nil, "", fmt.Errorf("%w: invalid Marker", function.ErrInvalid)
+		}
+	}
+	for i := start; i < n; i++ {
+		if len(page) == maxItems {
+			return page, key(page[len(page)-1]), nil
+		}
+		page = append(page, i)
+	}
+	return page, "", nil
+}
+
+type aliasConfiguration struct {
+	AliasArn        string         `json:"AliasArn"`
+	Name            string         `json:"Name"`
+	FunctionVersion string         `json:"FunctionVersion"`
+	Description     string         `json:"Description"`
+	RoutingConfig   *routingConfig `json:"RoutingConfig,omitempty"`
+	RevisionID      string         `json:"RevisionId"`
+}
+
+type routingConfig struct {
+	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`
+}
+
+func (a *API) aliasOut(al *function.Alias) aliasConfiguration {
+	out := aliasConfiguration{
+		AliasArn:        function.ARN(a.opts.Region, al.Function, al.Name),
+		Name:            al.Name,
+		FunctionVersion: al.FunctionVersion,
+		Description:     al.Description,
+		RevisionID:      al.RevisionID,
+	}
+	if len(al.Weights) > 0 {
+		out.RoutingConfig = &routingConfig{AdditionalVersionWeights: al.Weights}
+	}
+	return out
+}
+
+type aliasInput struct {
+	Name            string         `json:"Name"`
+	FunctionVersion string         `json:"FunctionVersion"`
+	Description     *string        `json:"Description"`
+	RoutingConfig   *routingConfig `json:"RoutingConfig"`
+	RevisionID      string         `json:"RevisionId"`
+}
+
+func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	var in aliasInput
+	if err := decode(r, &in, "CreateAlias"); err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	name, err := bareName(ref)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	al := function.Alias{Name: in.Name, Function: name, FunctionVersion: in.FunctionVersion}
+	if in.Description != nil {
+		al.Description = *in.Description
+	}
+	if in.RoutingConfig != nil {
+		al.Weights = in.RoutingConfig.AdditionalVersionWeights
+	}
+	out, err := a.reg.PutAlias(r.Context(), al, true, "")
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a.aliasOut(out))
+}
+
+func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	var in aliasInput
+	if err := decode(r, &in, "UpdateAlias"); err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	name, err := bareName(ref)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	cur, err := a.reg.Alias(name, r.PathValue("alias"))
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	al := *cur
+	if in.FunctionVersion != "" {
+		al.FunctionVersion = in.FunctionVersion
+	}
+	if in.Description != nil {
+		al.Description = *in.Description
+	}
+	if in.RoutingConfig != nil {
+		al.Weights = in.RoutingConfig.AdditionalVersionWeights
+	}
+	out, err := a.reg.PutAlias(r.Context(), al, false, in.RevisionID)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.aliasOut(out))
+}
+
+func (a *API) getAlias(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err == nil {
+		var al *function.Alias
+		if al, err = a.reg.Alias(name, r.PathValue("alias")); err == nil {
+			writeJSON(w, http.StatusOK, a.aliasOut(al))
+			return
+		}
+	}
+	a.fail(w, err, ref)
+}
+
+func (a *API) listAliases(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	all, err := a.reg.Aliases(name)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	if v := r.URL.Query().Get("FunctionVersion"); v != "" {
+		var kept []*function.Alias
+		for _, al := range all {
+			if al.FunctionVersion == v {
+				kept = append(kept, al)
+			}
+		}
+		all = kept
+	}
+	page, next, err := paginate(r, len(all), func(i int) string { return all[i].Name })
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	out := struct {
+		Aliases    []aliasConfiguration `json:"Aliases"`
+		NextMarker string               `json:"NextMarker,omitempty"`
+	}{Aliases: []aliasConfiguration{}, NextMarker: next}
+	for _, i := range page {
+		out.Aliases = append(out.Aliases, a.aliasOut(all[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err == nil {
+		err = a.reg.DeleteAlias(r.Context(), name, r.PathValue("alias"))
+	}
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) putConcurrency(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	var in struct {
+		Reserved *int `json:"ReservedConcurrentExecutions"`
+	}
+	if err := decode(r, &in, "PutFunctionConcurrency"); err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	name, err := bareName(ref)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	if in.Reserved == nil || *in.Reserved < 0 {
+		a.fail(w, fmt.Errorf("%w: ReservedConcurrentExecutions must be 0 or more", function.ErrInvalid), ref)
+		return
+	}
+	c, err := a.reg.UpdateConcurrency(r.Context(), name, func(c *function.Concurrency) error {
+		others := a.reg.ReservedTotal()
+		if c.Reserved != nil {
+			others -= *c.Reserved
+		}
+		floor := minUnreserved(a.inv.MaxConcurrency())
+		if unreserved := int(a.inv.MaxConcurrency()) - others - *in.Reserved; unreserved < floor {
+			return fmt.Errorf("%w: Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", function.ErrInvalid, floor)
+		}
+		c.Reserved = in.Reserved
+		return nil
+	})
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"ReservedConcurrentExecutions": *c.Reserved})
+}
+
+// minUnreserved is what Lambda keeps unreserved in an account (100), a
+// tenth for accounts under 1,000.
+func minUnreserved(account int64) int { return int(min(100, account/10)) }
+
+func (a *API) getConcurrency(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err == nil {
+		_, err = a.reg.Get(name)
+	}
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	out := map[string]int{}
+	if c := a.reg.Concurrency(name); c.Reserved != nil {
+		out["ReservedConcurrentExecutions"] = *c.Reserved
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) deleteConcurrency(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err == nil {
+		_, err = a.reg.UpdateConcurrency(r.Context(), name, func(c *function.Concurrency) error {
+			c.Reserved = nil
+			return nil
+		})
+	}
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
