@@ -108,6 +108,11 @@ type Invoker struct {
 // New builds an invoker and subscribes it to registry changes.
 func New(reg *registry.Registry, deps *pool.Deps, mw *meter.Writer, metrics *Metrics, log *slog.Logger, opts Options) *Invoker {
 	iv := &Invoker{reg: reg, deps: deps, meter: mw, metrics: metrics, log: log, opts: opts, pools: make(map[string]*pool.Pool)}
+	deps.Bill = func(spec pool.Spec, n int, d time.Duration) {
+		ms := float64(n) * float64(d) / float64(time.Millisecond)
+		mw.Add(meter.Record{Function: spec.Function.Name, Version: spec.Version, Start: deps.Clock.Now().Add(-d),
+			DurationMs: ms, BilledMs: int64(ms), MemoryMB: spec.Function.MemorySize, Outcome: meter.Provisioned})
+	}
 	reg.OnChange(iv.functionChanged)
 	return iv
 }
@@ -133,6 +138,69 @@ func (iv *Invoker) functionChanged(name string) {
 	for _, p := range retire {
 		iv.retiring.Go(p.Close)
 	}
+	iv.reconcileProvisioned(name)
+}
+
+// reconcileProvisioned sets every pool of a function to the provisioned
+// concurrency its configuration asks for.
+func (iv *Invoker) reconcileProvisioned(name string) {
+	if iv.closing.Load() {
+		return
+	}
+	conc := iv.reg.Concurrency(name)
+	want := map[string]int{}
+	fns := map[string]*function.Function{}
+	for q, pc := range conc.Provisioned {
+		fn, err := iv.reg.ResolvePrimary(name, q)
+		if err != nil {
+			continue
+		}
+		want[fn.VersionLabel()] += pc.Requested
+		fns[fn.VersionLabel()] = fn
+	}
+	for v, n := range want {
+		p, err := iv.poolFor(context.Background(), fns[v])
+		if err != nil {
+			iv.log.Warn("provisioned concurrency", "function", name, "version", v, "err", err)
+			continue
+		}
+		p.SetProvisioned(n)
+	}
+	iv.mu.RLock()
+	var off []*pool.Pool
+	for _, p := range iv.pools {
+		spec := p.Spec()
+		if spec.Function.Name == name && want[spec.Version] == 0 && p.Provisioned().Requested > 0 {
+			off = append(off, p)
+		}
+	}
+	iv.mu.RUnlock()
+	for _, p := range off {
+		p.SetProvisioned(0)
+	}
+}
+
+// ReconcileAll applies the provisioned concurrency of every function, at start.
+func (iv *Invoker) ReconcileAll() {
+	for _, name := range iv.reg.WithConcurrency() {
+		iv.reconcileProvisioned(name)
+	}
+}
+
+// ProvisionedStatus reports the provisioned instances of the version a
+// qualifier names, on this node.
+func (iv *Invoker) ProvisionedStatus(name, qualifier string) (pool.ProvisionedStatus, error) {
+	fn, err := iv.reg.ResolvePrimary(name, qualifier)
+	if err != nil {
+		return pool.ProvisionedStatus{}, err
+	}
+	iv.mu.RLock()
+	p := iv.pools[poolKey(fn)]
+	iv.mu.RUnlock()
+	if p == nil {
+		return pool.ProvisionedStatus{}, nil
+	}
+	return p.Provisioned(), nil
 }
 
 func poolKey(fn *function.Function) string { return fn.Name + ":" + fn.VersionLabel() }

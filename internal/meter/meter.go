@@ -29,8 +29,12 @@ type Record struct {
 	MaxMemMB   int       `json:"mm,omitempty"`
 	InitMs     float64   `json:"i,omitempty"`
 	Cold       bool      `json:"c,omitempty"`
-	Outcome    string    `json:"o"` // success, error, timeout, throttle
+	Outcome    string    `json:"o"` // success, error, timeout, throttle, provisioned
 }
+
+// Provisioned is the outcome of a record of provisioned instances kept
+// ready: BilledMs is instance-milliseconds, billed at the provisioned rate.
+const Provisioned = "provisioned"
 
 // BilledMs rounds a duration up to whole milliseconds, as Lambda bills.
 func BilledMs(d time.Duration) int64 {
@@ -44,12 +48,13 @@ func (r Record) GBSeconds() float64 {
 
 // Prices is the price table. Defaults are Lambda's public x86 on-demand prices (us-east-1).
 type Prices struct {
-	PerMillionRequests float64 `json:"perMillionRequests"`
-	PerGBSecond        float64 `json:"perGBSecond"`
+	PerMillionRequests     float64 `json:"perMillionRequests"`
+	PerGBSecond            float64 `json:"perGBSecond"`
+	PerProvisionedGBSecond float64 `json:"perProvisionedGBSecond"`
 }
 
-// DefaultPrices are Lambda's public x86 prices.
-var DefaultPrices = Prices{PerMillionRequests: 0.20, PerGBSecond: 0.0000166667}
+// DefaultPrices are Lambda's public x86 prices (us-east-1).
+var DefaultPrices = Prices{PerMillionRequests: 0.20, PerGBSecond: 0.0000166667, PerProvisionedGBSecond: 0.0000041667}
 
 // Writer batches records into the usage stream: one publish (one fsync)
 // carries every record of a short window.
@@ -142,7 +147,9 @@ type Totals struct {
 	BilledMs    int64   `json:"billedMs"`
 	GBSeconds   float64 `json:"gbSeconds"`
 	InitMsTotal float64 `json:"initMsTotal"`
-	Cost        float64 `json:"cost"`
+	// ProvisionedGBSeconds is compute kept ready by provisioned concurrency.
+	ProvisionedGBSeconds float64 `json:"provisionedGBSeconds"`
+	Cost                 float64 `json:"cost"`
 }
 
 // Report aggregates records into per-function totals.
@@ -192,6 +199,7 @@ func Aggregate(ctx context.Context, st *store.Store, since time.Time, fn string,
 		rep.Total.BilledMs += t.BilledMs
 		rep.Total.GBSeconds += t.GBSeconds
 		rep.Total.InitMsTotal += t.InitMsTotal
+		rep.Total.ProvisionedGBSeconds += t.ProvisionedGBSeconds
 		rep.Total.Cost += t.Cost
 	}
 	sort.Slice(rep.Functions, func(i, j int) bool { return rep.Functions[i].Function < rep.Functions[j].Function })
@@ -203,6 +211,9 @@ func (t *Totals) add(r Record) {
 	case "throttle":
 		t.Throttles++
 		return // a throttled request is neither run nor billed
+	case Provisioned:
+		t.ProvisionedGBSeconds += r.GBSeconds()
+		return
 	case "error", "timeout":
 		t.Errors++
 	}
@@ -216,5 +227,5 @@ func (t *Totals) add(r Record) {
 }
 
 func (p Prices) cost(t *Totals) float64 {
-	return float64(t.Requests)/1e6*p.PerMillionRequests + t.GBSeconds*p.PerGBSecond
+	return float64(t.Requests)/1e6*p.PerMillionRequests + t.GBSeconds*p.PerGBSecond + t.ProvisionedGBSeconds*p.PerProvisionedGBSecond
 }

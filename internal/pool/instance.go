@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -22,10 +23,11 @@ type Instance struct {
 	Logs         *logs.Capture
 	InitDuration time.Duration
 
-	proc     *sandbox.Process
-	ep       *runtimeapi.Endpoint
-	lastUsed time.Time
-	dead     atomic.Bool
+	proc        *sandbox.Process
+	ep          *runtimeapi.Endpoint
+	lastUsed    time.Time
+	dead        atomic.Bool
+	provisioned bool // started ahead of requests; never reaped for idleness
 }
 
 // Outcome of one invocation on an instance.
@@ -55,7 +57,7 @@ func (e *InitError) Error() string { return "init failed: " + e.Result.ErrorType
 // ErrClosed is returned when the pool was retired while acquiring.
 var ErrClosed = errors.New("pool closed")
 
-func (p *Pool) startInstance() (*Instance, error) {
+func (p *Pool) startInstance(provisioned bool) (*Instance, error) {
 	id := uuid.New()
 	hexID := fmt.Sprintf("%x", id[:])
 	lay, err := p.deps.Launcher.Layout(hexID, p.spec.CodeDir, p.deps.Runtimes.Dir)
@@ -84,7 +86,7 @@ func (p *Pool) startInstance() (*Instance, error) {
 	proc, err := p.deps.Launcher.Start(sandbox.Spec{
 		ID:         hexID,
 		Argv:       argv,
-		Env:        p.env(ep.Addr(), lay, stream),
+		Env:        p.env(ep.Addr(), lay, stream, provisioned),
 		Layout:     lay,
 		CodeDir:    p.spec.CodeDir,
 		RuntimeDir: p.deps.Runtimes.Dir,
@@ -98,7 +100,7 @@ func (p *Pool) startInstance() (*Instance, error) {
 		capture.Close()
 		return nil, err
 	}
-	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep}
+	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned}
 	timer := time.NewTimer(function.InitTimeout)
 	defer timer.Stop()
 	select {
@@ -134,7 +136,11 @@ func (p *Pool) startInstance() (*Instance, error) {
 	}
 }
 
-func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string) []string {
+func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisioned bool) []string {
+	initType := "on-demand"
+	if provisioned {
+		initType = "provisioned-concurrency"
+	}
 	fn := p.spec.Function
 	env := make([]string, 0, 24+len(fn.Environment))
 	// User variables first: the platform's own come later and win.
@@ -154,7 +160,7 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string) []string {
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemorySize),
 		"AWS_LAMBDA_FUNCTION_VERSION="+p.spec.Version,
-		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
 		"AWS_LAMBDA_LOG_STREAM_NAME="+stream,
 		"AWS_REGION="+p.deps.Region,
@@ -240,4 +246,18 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
+}
+
+func asInitError(err error, target **InitError) bool { return errors.As(err, target) }
+
+func errorMessage(doc []byte) string {
+	var e struct {
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}
+	_ = json.Unmarshal(doc, &e)
+	if e.ErrorMessage == "" {
+		return e.ErrorType
+	}
+	return e.ErrorType + ": " + e.ErrorMessage
 }

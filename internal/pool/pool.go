@@ -43,6 +43,9 @@ type Deps struct {
 	Clock       Clock
 	Log         *slog.Logger
 
+	// Bill, when set, is told of provisioned instances kept for a duration.
+	Bill func(spec Spec, instances int, d time.Duration)
+
 	// Live counts instances across all pools.
 	Live atomic.Int64
 }
@@ -65,11 +68,23 @@ type Pool struct {
 	total  int         // idle plus busy
 	closed bool
 	reaper Timer
+
+	provIdle     []*Instance // idle provisioned instances
+	provTarget   int
+	provLive     int // provisioned instances alive, idle or busy
+	provStarting int
+	provFailed   string
+	provBilledN  int
+	provBilledAt time.Time
+	provTimer    Timer
+
+	bg   sync.WaitGroup // background starts and watchers
+	stop chan struct{}  // closed by Close
 }
 
 // New returns an empty pool.
 func New(spec Spec, deps *Deps) *Pool {
-	return &Pool{spec: spec, deps: deps}
+	return &Pool{spec: spec, deps: deps, stop: make(chan struct{})}
 }
 
 // Spec is what the pool runs.
@@ -82,6 +97,20 @@ func (p *Pool) Acquire() (inst *Instance, cold bool, err error) {
 		if p.closed {
 			p.mu.Unlock()
 			return nil, false, ErrClosed
+		}
+		if n := len(p.provIdle); n > 0 {
+			inst = p.provIdle[n-1]
+			p.provIdle = p.provIdle[:n-1]
+			p.mu.Unlock()
+			if inst.Alive() {
+				return inst, false, nil
+			}
+			p.mu.Lock()
+			p.provLive--
+			p.mu.Unlock()
+			p.drop(inst)
+			p.fill()
+			continue
 		}
 		n := len(p.idle)
 		if n == 0 {
@@ -99,7 +128,7 @@ func (p *Pool) Acquire() (inst *Instance, cold bool, err error) {
 		p.drop(inst)
 	}
 	// Start outside the lock: cold starts of one function run in parallel.
-	inst, err = p.startInstance()
+	inst, err = p.startInstance(false)
 	if err != nil {
 		p.mu.Lock()
 		p.total--
@@ -115,6 +144,18 @@ func (p *Pool) Acquire() (inst *Instance, cold bool, err error) {
 func (p *Pool) Release(inst *Instance) {
 	inst.lastUsed = p.deps.Clock.Now()
 	p.mu.Lock()
+	if inst.provisioned {
+		if p.closed || !inst.Alive() || p.provLive > p.provTarget {
+			p.provLive--
+			p.mu.Unlock()
+			p.drop(inst)
+			p.fill()
+			return
+		}
+		p.provIdle = append(p.provIdle, inst)
+		p.mu.Unlock()
+		return
+	}
 	if p.closed || !inst.Alive() {
 		p.mu.Unlock()
 		p.drop(inst)
@@ -130,6 +171,14 @@ func (p *Pool) Release(inst *Instance) {
 // Discard tears down an instance that must not be reused.
 func (p *Pool) Discard(inst *Instance) {
 	inst.dead.Store(true)
+	if inst.provisioned {
+		p.mu.Lock()
+		p.provLive--
+		p.mu.Unlock()
+		p.drop(inst)
+		p.fill()
+		return
+	}
 	p.drop(inst)
 }
 
@@ -173,27 +222,34 @@ func expiry(n int, lastUsed func(int) time.Time, now time.Time, timeout time.Dur
 }
 
 // Stats is a snapshot of the pool.
-type Stats struct{ Idle, Total int }
+type Stats struct{ Idle, Total, Provisioned int }
 
 // Stats returns the current counts.
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{Idle: len(p.idle), Total: p.total}
+	return Stats{Idle: len(p.idle) + len(p.provIdle), Total: p.total, Provisioned: p.provLive}
 }
 
 // Close retires the pool: idle instances are torn down now, busy ones
 // when they are released.
 func (p *Pool) Close() {
+	p.billProvisioned()
 	p.mu.Lock()
 	p.closed = true
-	idle := p.idle
-	p.idle = nil
+	idle := append(p.idle, p.provIdle...)
+	p.idle, p.provIdle = nil, nil
 	if p.reaper != nil {
 		p.reaper.Stop()
 		p.reaper = nil
 	}
+	if p.provTimer != nil {
+		p.provTimer.Stop()
+		p.provTimer = nil
+	}
+	close(p.stop)
 	p.mu.Unlock()
+	defer p.bg.Wait()
 	var wg sync.WaitGroup
 	for _, inst := range idle {
 		wg.Go(func() { p.drop(inst) })

@@ -107,6 +107,31 @@ func (r *Registry) Resolve(name, qualifier string) (*function.Function, error) {
 	return nil, fmt.Errorf("%w: %s:%s", ErrNotFound, name, qualifier)
 }
 
+// ResolvePrimary is Resolve without weighted routing: an alias names its
+// FunctionVersion. Provisioned concurrency on an alias goes there.
+func (r *Registry) ResolvePrimary(name, qualifier string) (*function.Function, error) {
+	if !function.IsVersion(qualifier) && qualifier != "" && qualifier != function.Latest {
+		if e := r.entryOf(aliasKey(name, qualifier)); e != nil {
+			return r.Resolve(name, e.alias.FunctionVersion)
+		}
+		return nil, fmt.Errorf("%w: %s:%s", ErrNotFound, name, qualifier)
+	}
+	return r.Resolve(name, qualifier)
+}
+
+// WithConcurrency lists the functions that have concurrency settings.
+func (r *Registry) WithConcurrency() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for key, e := range r.fns {
+		if e.conc != nil && kindOf(key) == kindConcurrency {
+			out = append(out, nameOf(key))
+		}
+	}
+	return out
+}
+
 // PublishVersion snapshots $LATEST as the next version, unless nothing
 // changed since the last one, which is then returned.
 func (r *Registry) PublishVersion(ctx context.Context, name, codeSha, description, revisionID string) (*function.Function, error) {

@@ -108,6 +108,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		MaxConcurrency: int64(cfg.MaxConcurrency),
 	})
 	defer inv.Close()
+	inv.ReconcileAll()
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()

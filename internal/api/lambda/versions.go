@@ -3,9 +3,12 @@ package lambda
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
+	"time"
 
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/registry"
 )
 
 func (a *API) registerVersions(mux *http.ServeMux) {
@@ -20,6 +23,7 @@ func (a *API) registerVersions(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", a.putConcurrency)
 	mux.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.deleteConcurrency)
 	mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.getConcurrency)
+	a.registerProvisioned(mux)
 }
 
 func (a *API) publishVersion(w http.ResponseWriter, r *http.Request) {
@@ -329,6 +333,170 @@ func (a *API) deleteConcurrency(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		_, err = a.reg.UpdateConcurrency(r.Context(), name, func(c *function.Concurrency) error {
 			c.Reserved = nil
+			return nil
+		})
+	}
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) registerProvisioned(mux *http.ServeMux) {
+	const path = "/2019-09-30/functions/{name}/provisioned-concurrency"
+	mux.HandleFunc("PUT "+path, a.putProvisioned)
+	mux.HandleFunc("GET "+path, a.getProvisioned)
+	mux.HandleFunc("DELETE "+path, a.deleteProvisioned)
+}
+
+type provisionedOut struct {
+	FunctionArn                              string `json:"FunctionArn,omitempty"`
+	RequestedProvisionedConcurrentExecutions int    `json:"RequestedProvisionedConcurrentExecutions"`
+	AllocatedProvisionedConcurrentExecutions int    `json:"AllocatedProvisionedConcurrentExecutions"`
+	AvailableProvisionedConcurrentExecutions int    `json:"AvailableProvisionedConcurrentExecutions"`
+	Status                                   string `json:"Status"`
+	StatusReason                             string `json:"StatusReason,omitempty"`
+	LastModified                             string `json:"LastModified"`
+}
+
+func (a *API) provisionedOf(name, q string, pc *function.Provisioned) provisionedOut {
+	st, _ := a.inv.ProvisionedStatus(name, q)
+	ready := min(st.Ready, pc.Requested)
+	out := provisionedOut{
+		RequestedProvisionedConcurrentExecutions: pc.Requested,
+		AllocatedProvisionedConcurrentExecutions: ready,
+		AvailableProvisionedConcurrentExecutions: ready,
+		Status:                                   "IN_PROGRESS",
+		LastModified:                             pc.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
+	}
+	switch {
+	case ready >= pc.Requested:
+		out.Status = "READY"
+	case st.Failed != "":
+		out.Status, out.StatusReason = "FAILED", st.Failed
+	}
+	return out
+}
+
+// provisionedTarget validates the Qualifier of a provisioned concurrency call.
+func (a *API) provisionedTarget(r *http.Request) (name, q string, err error) {
+	name, err = bareName(r.PathValue("name"))
+	if err != nil {
+		return "", "", err
+	}
+	q = r.URL.Query().Get("Qualifier")
+	if q == "" || q == function.Latest {
+		return "", "", fmt.Errorf("%w: Provisioned Concurrency Configs cannot be applied to unpublished function versions; give a version or alias as Qualifier", function.ErrInvalid)
+	}
+	_, err = a.reg.ResolvePrimary(name, q)
+	return name, q, err
+}
+
+func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	var in struct {
+		N int `json:"ProvisionedConcurrentExecutions"`
+	}
+	if err := decode(r, &in, "PutProvisionedConcurrencyConfig"); err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	name, q, err := a.provisionedTarget(r)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	if in.N < 1 {
+		a.fail(w, fmt.Errorf("%w: ProvisionedConcurrentExecutions must be at least 1", function.ErrInvalid), ref)
+		return
+	}
+	var pc *function.Provisioned
+	_, err = a.reg.UpdateConcurrency(r.Context(), name, func(c *function.Concurrency) error {
+		total := in.N
+		for other, p := range c.Provisioned {
+			if other != q {
+				total += p.Requested
+			}
+		}
+		if c.Reserved != nil && total > *c.Reserved {
+			return fmt.Errorf("%w: Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function", function.ErrInvalid)
+		}
+		if c.Reserved == nil && total > int(a.inv.MaxConcurrency())-a.reg.ReservedTotal()-minUnreserved(a.inv.MaxConcurrency()) {
+			return fmt.Errorf("%w: Specified ConcurrentExecutions for function is greater than account's unreserved concurrency", function.ErrInvalid)
+		}
+		pc = &function.Provisioned{Requested: in.N, LastModified: time.Now().UTC()}
+		c.Provisioned[q] = pc
+		return nil
+	})
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, a.provisionedOf(name, q, pc))
+}
+
+func (a *API) getProvisioned(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	if r.URL.Query().Get("List") == "ALL" {
+		a.listProvisioned(w, r)
+		return
+	}
+	name, q, err := a.provisionedTarget(r)
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	pc := a.reg.Concurrency(name).Provisioned[q]
+	if pc == nil {
+		a.fail(w, registry.ErrNoProvisioned, ref)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.provisionedOf(name, q, pc))
+}
+
+func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err == nil {
+		_, err = a.reg.Get(name)
+	}
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	c := a.reg.Concurrency(name)
+	qs := make([]string, 0, len(c.Provisioned))
+	for q := range c.Provisioned {
+		qs = append(qs, q)
+	}
+	sort.Strings(qs)
+	page, next, err := paginate(r, len(qs), func(i int) string { return qs[i] })
+	if err != nil {
+		a.fail(w, err, ref)
+		return
+	}
+	out := struct {
+		Configs    []provisionedOut `json:"ProvisionedConcurrencyConfigs"`
+		NextMarker string           `json:"NextMarker,omitempty"`
+	}{Configs: []provisionedOut{}, NextMarker: next}
+	for _, i := range page {
+		o := a.provisionedOf(name, qs[i], c.Provisioned[qs[i]])
+		o.FunctionArn = function.ARN(a.opts.Region, name, qs[i])
+		out.Configs = append(out.Configs, o)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("name")
+	name, q, err := a.provisionedTarget(r)
+	if err == nil {
+		_, err = a.reg.UpdateConcurrency(r.Context(), name, func(c *function.Concurrency) error {
+			if c.Provisioned[q] == nil {
+				return registry.ErrNoProvisioned
+			}
+			delete(c.Provisioned, q)
 			return nil
 		})
 	}
