@@ -22,6 +22,7 @@ type Server struct {
 	Region         string
 	NATSURL        string
 	MaxConcurrency int
+	ScaleRate      int // new instances per function per 10 seconds
 	DrainTimeout   time.Duration
 	Pprof          bool
 	Unsandboxed    bool
@@ -36,6 +37,7 @@ func Defaults() Server {
 		IdleTimeout:    15 * time.Minute,
 		Region:         "us-east-1",
 		MaxConcurrency: 1000,
+		ScaleRate:      1000,
 		DrainTimeout:   30 * time.Second,
 	}
 }
@@ -61,6 +63,7 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Region, "region", c.Region, "AWS region this server answers as")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster; empty runs an embedded one")
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", c.MaxConcurrency, "account-wide limit of concurrent invocations")
+	fs.IntVar(&c.ScaleRate, "scale-rate", c.ScaleRate, "new instances each function may start per 10 seconds, as Lambda's scaling rate")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long shutdown waits for in-flight invocations")
 	fs.BoolVar(&c.Unsandboxed, "unsandboxed", c.Unsandboxed, "run instances as plain child processes even where they could be isolated")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
@@ -84,6 +87,9 @@ func (c *Server) Validate() error {
 	}
 	if !regionRE.MatchString(c.Region) {
 		errs = append(errs, fmt.Errorf("--region %q is not a region name such as us-east-1", c.Region))
+	}
+	if c.ScaleRate < 1 {
+		errs = append(errs, errors.New("--scale-rate must be at least 1"))
 	}
 	if c.MaxConcurrency < 1 {
 		errs = append(errs, errors.New("--max-concurrency must be at least 1"))

@@ -233,3 +233,34 @@ func rawInvoke(t *testing.T, s *server, fn string) {
 		t.Fatal(err)
 	}
 }
+
+// TestScaleRate: with --scale-rate 3, a function starts at most 3 new
+// instances per 10 seconds; the fourth concurrent request is throttled.
+func TestScaleRate(t *testing.T) {
+	s := startServer(t, "", "--scale-rate", "3")
+	c := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), Credentials: s.lambda().Options().Credentials, RetryMaxAttempts: 1})
+	createFunction(t, c, "rate", goZip(t), fnOpts{timeout: 10})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[string]int{}
+	for range 5 {
+		wg.Go(func() {
+			_, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("rate"), Payload: []byte(`{"sleepMs":1000}`)})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				codes[errorCode(err)]++
+				return
+			}
+			codes["ok"]++
+		})
+	}
+	wg.Wait()
+	if codes["ok"] != 3 || codes["TooManyRequestsException"] != 2 {
+		t.Errorf("outcomes %v", codes)
+	}
+	// Warm instances are not new ones: sequential requests all pass.
+	for range 5 {
+		invoke(t, c, "rate", `{}`)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/meter"
@@ -84,6 +85,7 @@ type Options struct {
 	Region         string
 	IdleTimeout    time.Duration
 	MaxConcurrency int64
+	ScaleRate      int // new instances per function per 10 s
 }
 
 // Invoker runs invocations.
@@ -101,6 +103,7 @@ type Invoker struct {
 	inflight   atomic.Int64 // all invocations running
 	unreserved atomic.Int64 // those of functions without reserved concurrency
 	perFn      sync.Map     // function name -> *atomic.Int64, for reserved concurrency
+	scaling    sync.Map     // function name -> *rate.Limiter of new instances
 	closing    atomic.Bool
 	retiring   sync.WaitGroup
 }
@@ -234,6 +237,7 @@ func (iv *Invoker) poolFor(ctx context.Context, fn *function.Function) (*pool.Po
 		Version:     fn.VersionLabel(),
 		CodeDir:     dir,
 		IdleTimeout: fn.IdleTimeout(iv.opts.IdleTimeout),
+		ScaleLimit:  iv.scaleLimit(fn.Name),
 	}, iv.deps)
 	iv.pools[key] = p
 	return p, nil
@@ -307,6 +311,10 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 		var initErr *pool.InitError
 		if errors.As(err, &initErr) {
 			return iv.initFailed(fn, reqID, initErr, req.LogTail), nil
+		}
+		if errors.Is(err, pool.ErrScaleLimit) {
+			iv.metrics.throttle(fn.Name)
+			return nil, &ThrottleError{Reason: "FunctionInvocationRateLimitExceeded", RetryAfter: time.Second}
 		}
 		if err != nil {
 			return nil, err
@@ -440,6 +448,14 @@ func errorMessage(doc []byte) string {
 func newTraceID(t time.Time) string {
 	id := uuid.New()
 	return fmt.Sprintf("Root=1-%08x-%x;Parent=%x;Sampled=0", t.Unix(), id[:12], id[12:])
+}
+
+// scaleLimit is the function's allowance of new instances: ScaleRate per
+// 10 seconds, refilled continuously and shared by its versions.
+func (iv *Invoker) scaleLimit(name string) func() bool {
+	n := max(iv.opts.ScaleRate, 1)
+	l, _ := iv.scaling.LoadOrStore(name, rate.NewLimiter(rate.Limit(float64(n)/10), n))
+	return l.(*rate.Limiter).Allow
 }
 
 // admit counts the invocation against the function's reserved

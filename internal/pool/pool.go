@@ -5,6 +5,7 @@
 package pool
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,12 @@ type Spec struct {
 	Version     string
 	CodeDir     string
 	IdleTimeout time.Duration
+	// ScaleLimit, when set, allows or refuses each new on-demand instance.
+	ScaleLimit func() bool
 }
+
+// ErrScaleLimit is returned when a new instance would exceed the scaling rate.
+var ErrScaleLimit = errors.New("scaling rate exceeded")
 
 // Pool holds the instances of one function version.
 type Pool struct {
@@ -114,6 +120,10 @@ func (p *Pool) Acquire() (inst *Instance, cold bool, err error) {
 		}
 		n := len(p.idle)
 		if n == 0 {
+			if p.spec.ScaleLimit != nil && !p.spec.ScaleLimit() {
+				p.mu.Unlock()
+				return nil, false, ErrScaleLimit
+			}
 			p.total++
 			p.mu.Unlock()
 			break

@@ -106,6 +106,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		Region:         cfg.Region,
 		IdleTimeout:    cfg.IdleTimeout,
 		MaxConcurrency: int64(cfg.MaxConcurrency),
+		ScaleRate:      cfg.ScaleRate,
 	})
 	defer inv.Close()
 	inv.ReconcileAll()
