@@ -372,8 +372,21 @@ func runList(ctx context.Context, env *Env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("usage: %s", usageOf("ls"))
 	}
+	// Requests and cold starts come from the usage report (all time).
+	usage := map[string]usageRow{}
+	if resp, err := get(ctx, cf.endpoint+"/stratus/v1/usage"); err == nil {
+		var rep struct {
+			Functions []usageRow `json:"functions"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&rep) == nil {
+			for _, f := range rep.Functions {
+				usage[f.Function] = f
+			}
+		}
+		resp.Body.Close()
+	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tRUNTIME\tHANDLER\tMEMORY\tTIMEOUT\tCODE\tMODIFIED")
+	fmt.Fprintln(tw, "NAME\tRUNTIME\tHANDLER\tMEMORY\tTIMEOUT\tCODE\tREQUESTS\tCOLD STARTS\tAVG INIT\tMODIFIED")
 	p := lambda.NewListFunctionsPaginator(cf.lambda(), &lambda.ListFunctionsInput{})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -381,8 +394,13 @@ func runList(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		for _, f := range page.Functions {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d MB\t%d s\t%s\t%s\n", aws.ToString(f.FunctionName), f.Runtime, aws.ToString(f.Handler),
-				aws.ToInt32(f.MemorySize), aws.ToInt32(f.Timeout), humanBytes(int(f.CodeSize)), aws.ToString(f.LastModified))
+			u := usage[aws.ToString(f.FunctionName)]
+			avgInit := "-"
+			if u.ColdStarts > 0 {
+				avgInit = fmt.Sprintf("%.1f ms", u.InitMsTotal/float64(u.ColdStarts))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d MB\t%d s\t%s\t%d\t%d\t%s\t%s\n", aws.ToString(f.FunctionName), f.Runtime, aws.ToString(f.Handler),
+				aws.ToInt32(f.MemorySize), aws.ToInt32(f.Timeout), humanBytes(int(f.CodeSize)), u.Requests, u.ColdStarts, avgInit, aws.ToString(f.LastModified))
 		}
 	}
 	return tw.Flush()
@@ -470,8 +488,9 @@ func runUsage(ctx context.Context, env *Env, args []string) error {
 	}
 	var rep struct {
 		Prices struct {
-			PerMillionRequests float64 `json:"perMillionRequests"`
-			PerGBSecond        float64 `json:"perGBSecond"`
+			PerMillionRequests     float64 `json:"perMillionRequests"`
+			PerGBSecond            float64 `json:"perGBSecond"`
+			PerProvisionedGBSecond float64 `json:"perProvisionedGBSecond"`
 		} `json:"prices"`
 		Functions []usageRow `json:"functions"`
 		Total     usageRow   `json:"total"`
@@ -480,26 +499,28 @@ func runUsage(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("read usage: %w", err)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "FUNCTION\tREQUESTS\tERRORS\tTHROTTLES\tCOLD STARTS\tBILLED MS\tGB-SECONDS\tCOST (USD)\t")
+	fmt.Fprintln(tw, "FUNCTION\tREQUESTS\tERRORS\tTHROTTLES\tCOLD STARTS\tBILLED MS\tGB-SECONDS\tPROVISIONED GB-S\tCOST (USD)\t")
 	for _, r := range append(rep.Functions, rep.Total) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.6f\t%.8f\t\n", r.Function, r.Requests, r.Errors, r.Throttles, r.ColdStarts, r.BilledMs, r.GBSeconds, r.Cost)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.6f\t%.6f\t%.8f\t\n", r.Function, r.Requests, r.Errors, r.Throttles, r.ColdStarts, r.BilledMs, r.GBSeconds, r.ProvisionedGBSeconds, r.Cost)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "\nprices: $%.2f per 1M requests, $%.10f per GB-second\n", rep.Prices.PerMillionRequests, rep.Prices.PerGBSecond)
+	fmt.Fprintf(env.Stdout, "\nprices: $%.2f per 1M requests, $%.10f per GB-second, $%.10f per provisioned GB-second\n", rep.Prices.PerMillionRequests, rep.Prices.PerGBSecond, rep.Prices.PerProvisionedGBSecond)
 	return nil
 }
 
 type usageRow struct {
-	Function   string  `json:"function"`
-	Requests   int64   `json:"requests"`
-	Errors     int64   `json:"errors"`
-	Throttles  int64   `json:"throttles"`
-	ColdStarts int64   `json:"coldStarts"`
-	BilledMs   int64   `json:"billedMs"`
-	GBSeconds  float64 `json:"gbSeconds"`
-	Cost       float64 `json:"cost"`
+	Function             string  `json:"function"`
+	Requests             int64   `json:"requests"`
+	Errors               int64   `json:"errors"`
+	Throttles            int64   `json:"throttles"`
+	ColdStarts           int64   `json:"coldStarts"`
+	BilledMs             int64   `json:"billedMs"`
+	GBSeconds            float64 `json:"gbSeconds"`
+	InitMsTotal          float64 `json:"initMsTotal"`
+	ProvisionedGBSeconds float64 `json:"provisionedGBSeconds"`
+	Cost                 float64 `json:"cost"`
 }
 
 func get(ctx context.Context, u string) (*http.Response, error) {
