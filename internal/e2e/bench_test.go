@@ -15,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -150,15 +152,21 @@ func BenchmarkWarmInvoke(b *testing.B) {
 // server process and getting its first answer.
 func BenchmarkColdStart(b *testing.B) {
 	startEcho(b) // builds the baseline binary
-	b.Run("sandboxed", func(b *testing.B) { coldStart(b) })
-	b.Run("unsandboxed", func(b *testing.B) { coldStart(b, "--unsandboxed") })
+	b.Run("go-sandboxed", func(b *testing.B) { coldStart(b, goZip(b), fnOpts{}) })
+	b.Run("go-unsandboxed", func(b *testing.B) { coldStart(b, goZip(b), fnOpts{}, "--unsandboxed") })
+	b.Run("node", func(b *testing.B) {
+		coldStart(b, nodeZip(b), fnOpts{runtime: "nodejs20.x", handler: "index.handler"})
+	})
+	b.Run("python", func(b *testing.B) {
+		coldStart(b, pythonZip(b), fnOpts{runtime: "python3.11", handler: "lambda_function.lambda_handler"})
+	})
 }
 
-func coldStart(b *testing.B, args ...string) {
+func coldStart(b *testing.B, zip []byte, o fnOpts, args ...string) {
 	s := startServer(b, "", args...)
 	c := s.lambda()
 	ctx := context.Background()
-	createFunction(b, c, "cold", goZip(b), fnOpts{})
+	createFunction(b, c, "cold", zip, o)
 	const runs = 30
 	var cold, base []time.Duration
 	for i := range runs {
@@ -262,4 +270,89 @@ func BenchmarkBurst(b *testing.B) {
 	if failed.Load() > 0 || throttled.Load() > 0 {
 		b.Errorf("%d failed, %d throttled", failed.Load(), throttled.Load())
 	}
+}
+
+// procCPU is the user plus system CPU time of a process, in clock ticks.
+func procCPU(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return utime + stime
+}
+
+// rssKB is a process's resident memory in KiB.
+func rssKB(pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+// BenchmarkIdle: CPU of an idle server (after traffic, all instances
+// reaped) over 30 s, against the idle echo server over the same 30 s.
+func BenchmarkIdle(b *testing.B) {
+	echoURL := startEcho(b)
+	_ = echoURL
+	s := startServer(b, "", "--idle-timeout", "1s")
+	createFunction(b, s.lambda(), "idle", goZip(b), fnOpts{})
+	invoke(b, s.lambda(), "idle", `{}`)
+	waitFor(b, 10*time.Second, "instance reaped", func() bool { return len(s.instances()) == 0 })
+	echoPid := 0
+	for _, p := range childrenOf(os.Getpid()) {
+		if raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p)); bytes.Contains(raw, []byte("echoserver")) {
+			echoPid = p
+		}
+	}
+	s0, e0 := procCPU(b, s.cmd.Process.Pid), procCPU(b, echoPid)
+	time.Sleep(30 * time.Second)
+	s1, e1 := procCPU(b, s.cmd.Process.Pid), procCPU(b, echoPid)
+	tick := 10.0 // ms per clock tick (USER_HZ 100)
+	b.ReportMetric(float64(s1-s0)*tick, "server-cpu-ms/30s")
+	b.ReportMetric(float64(e1-e0)*tick, "baseline-cpu-ms/30s")
+	b.ReportMetric(float64(s1-s0)*tick/300, "server-cpu-%")
+}
+
+// BenchmarkIdleInstanceMemory: resident memory per idle warm instance of a
+// Go function, against the resident memory of the plain echo server process.
+func BenchmarkIdleInstanceMemory(b *testing.B) {
+	startEcho(b)
+	s := startServer(b, "")
+	c := s.lambda()
+	createFunction(b, c, "mem", goZip(b), fnOpts{timeout: 10})
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { invoke(b, c, "mem", `{"sleepMs":500}`) })
+	}
+	wg.Wait()
+	time.Sleep(time.Second)
+	inst := s.instances()
+	var total int64
+	for _, p := range inst {
+		total += rssKB(p)
+	}
+	echoRSS := int64(0)
+	for _, p := range childrenOf(os.Getpid()) {
+		if raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p)); bytes.Contains(raw, []byte("echoserver")) {
+			echoRSS = rssKB(p)
+		}
+	}
+	per := float64(total) / float64(len(inst)) / 1024
+	b.ReportMetric(float64(len(inst)), "instances")
+	b.ReportMetric(per, "MB/idle-instance")
+	b.ReportMetric(float64(echoRSS)/1024, "baseline-MB")
+	b.ReportMetric(per/(float64(echoRSS)/1024), "ratio")
 }
