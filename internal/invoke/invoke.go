@@ -6,7 +6,9 @@ package invoke
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -446,8 +448,17 @@ func errorMessage(doc []byte) string {
 
 // newTraceID makes an X-Ray style trace header.
 func newTraceID(t time.Time) string {
-	id := uuid.New()
-	return fmt.Sprintf("Root=1-%08x-%x;Parent=%x;Sampled=0", t.Unix(), id[:12], id[12:])
+	var r [20]byte
+	_, _ = crand.Read(r[:])
+	b := make([]byte, 0, 64)
+	b = append(b, "Root=1-"...)
+	b = fmt.Appendf(b, "%08x", uint32(t.Unix()))
+	b = append(b, '-')
+	b = hex.AppendEncode(b, r[:12])
+	b = append(b, ";Parent="...)
+	b = hex.AppendEncode(b, r[12:])
+	b = append(b, ";Sampled=0"...)
+	return string(b)
 }
 
 // scaleLimit is the function's allowance of new instances: ScaleRate per

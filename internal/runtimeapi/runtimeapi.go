@@ -144,6 +144,7 @@ func (e *Endpoint) handleNext(w http.ResponseWriter, r *http.Request) {
 	}
 	h["Content-Type"] = []string{"application/json"}
 	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
+	h["Date"] = nil // no clock formatting per event
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(inv.Payload)
 }
@@ -263,6 +264,7 @@ var acceptedBody = []byte(`{"status":"OK"}`)
 
 func accepted(w http.ResponseWriter) {
 	w.Header()["Content-Type"] = []string{"application/json"}
+	w.Header()["Date"] = nil
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(acceptedBody)
 }
