@@ -174,8 +174,18 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 	if !function.IsProvided(fn.Runtime) {
 		env = append(env, "AWS_EXECUTION_ENV=AWS_Lambda_"+fn.Runtime)
 	}
+	// A Go runtime sizes its scheduler to the host's CPUs; an instance is
+	// entitled to MemorySize/1769 of one. Telling Go so spares the futex
+	// and nanosleep churn of idle scheduler threads, a third of the CPU of
+	// a warm invoke. The function's own GOMAXPROCS wins.
+	if _, set := fn.Environment["GOMAXPROCS"]; !set {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, (fn.MemorySize+cpuPerVCPU-1)/cpuPerVCPU)))
+	}
 	return env
 }
+
+// cpuPerVCPU is the memory size that buys one vCPU on Lambda.
+const cpuPerVCPU = 1769
 
 // Invoke runs one invocation and waits for its result, the instance's
 // exit, or the deadline, whichever comes first.
