@@ -111,20 +111,23 @@ func (iso *isolator) spawner(ready chan<- error) {
 	// RCU grace period (7 to 20 ms measured). So each spawner moves into
 	// the cgroup of its next instance ahead of time, off the cold path.
 	var next *instanceCgroup
-	prepare := func() {
+	// prepare makes the next cgroup and moves this thread into it, which
+	// also moves it out of the cgroup it was in: one migration, not two.
+	prepare := func() bool {
 		if iso.cg.v2 {
-			return
+			return true
 		}
 		ic, err := iso.cg.create(fmt.Sprintf("pre-%d", iso.seq.Add(1)), 0)
 		if err != nil {
-			return // made on demand instead
+			return false // made on demand instead
 		}
 		if err := ic.enter(tid); err != nil {
 			close(ic.settled)
 			ic.remove()
-			return
+			return false
 		}
 		next = ic
+		return true
 	}
 	prepare()
 	for job := range iso.work {
@@ -133,18 +136,21 @@ func (iso *isolator) spawner(ready chan<- error) {
 		next = nil
 		cmd, ic, err := iso.spawn(tid, job.spec, ic, job.root)
 		job.done <- spawnResult{cmd, ic, err}
-		if ic != nil && !iso.cg.v2 {
-			// Moving a thread between v1 cgroups stalls thread and process
-			// creation system-wide for an RCU grace period. A runtime
-			// starting now creates threads, so unless more starts wait,
-			// give it a head start before moving out.
-			if cmd != nil {
-				iso.quiet(ic)
-			}
-			ic.leave(tid)
-			close(ic.settled)
+		if ic == nil || iso.cg.v2 {
+			prepare()
+			continue
 		}
-		prepare()
+		// Moving a thread between v1 cgroups stalls thread and process
+		// creation system-wide for an RCU grace period. A runtime
+		// starting now creates threads, so unless more starts wait,
+		// give it a head start before moving out.
+		if cmd != nil {
+			iso.quiet(ic)
+		}
+		if !prepare() {
+			ic.leave(tid)
+		}
+		close(ic.settled)
 	}
 }
 
