@@ -44,7 +44,8 @@ type Registry struct {
 	mu        sync.RWMutex
 	fns       map[string]*entry
 	listeners []func(name string)
-	reserved  atomic.Int64 // sum of reserved concurrency
+	reserved  atomic.Int64                   // sum of reserved concurrency
+	urls      map[string]*function.URLConfig // by url id
 }
 
 // entry is one key of the functions bucket: a function ($LATEST), a
@@ -54,10 +55,11 @@ type entry struct {
 	fn    *function.Function
 	alias *function.Alias
 	conc  *function.Concurrency
+	url   *function.URLConfig
 	rev   uint64
 }
 
-func (e *entry) live() bool { return e.fn != nil || e.alias != nil || e.conc != nil }
+func (e *entry) live() bool { return e.fn != nil || e.alias != nil || e.conc != nil || e.url != nil }
 
 // Open loads every function and starts watching the store for changes.
 func Open(ctx context.Context, st *store.Store, codeRoot string, log *slog.Logger, now Clock) (*Registry, error) {
@@ -70,6 +72,7 @@ func Open(ctx context.Context, st *store.Store, codeRoot string, log *slog.Logge
 		log:  log,
 		now:  now,
 		fns:  make(map[string]*entry),
+		urls: make(map[string]*function.URLConfig),
 		done: make(chan struct{}),
 	}
 	w, err := st.Functions.WatchAll(context.Background())
@@ -125,6 +128,9 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		case kindConcurrency:
 			ent.conc = new(function.Concurrency)
 			err = json.Unmarshal(e.Value(), ent.conc)
+		case kindURL:
+			ent.url = new(function.URLConfig)
+			err = json.Unmarshal(e.Value(), ent.url)
 		default:
 			ent.fn = new(function.Function)
 			err = json.Unmarshal(e.Value(), ent.fn)
@@ -147,6 +153,12 @@ func (r *Registry) setEntry(key string, ent *entry) {
 	if ok && cur.rev >= ent.rev {
 		r.mu.Unlock()
 		return
+	}
+	if ok && cur.url != nil {
+		delete(r.urls, cur.url.ID)
+	}
+	if ent.url != nil {
+		r.urls[ent.url.ID] = ent.url
 	}
 	r.fns[key] = ent
 	if kindOf(key) == kindConcurrency {

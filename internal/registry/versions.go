@@ -26,11 +26,18 @@ const (
 	kindVersion
 	kindAlias
 	kindConcurrency
+	kindURL
 )
 
 func versionKey(name, v string) string  { return name + ".v." + v }
 func aliasKey(name, a string) string    { return name + ".a." + a }
 func concurrencyKey(name string) string { return name + ".concurrency" }
+func urlKey(name, q string) string {
+	if q == "" {
+		q = "$LATEST"
+	}
+	return name + ".u." + strings.ReplaceAll(q, "$", "_")
+}
 
 func kindOf(key string) kind {
 	switch {
@@ -40,6 +47,8 @@ func kindOf(key string) kind {
 		return kindAlias
 	case strings.HasSuffix(key, ".concurrency"):
 		return kindConcurrency
+	case strings.Contains(key, ".u."):
+		return kindURL
 	}
 	return kindLatest
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
 	"github.com/stratus-faas/stratus/internal/config"
+	"github.com/stratus-faas/stratus/internal/gateway"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/logs"
 	"github.com/stratus-faas/stratus/internal/meter"
@@ -47,6 +49,12 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	defer ln.Close()
 	endpoint := "http://" + ln.Addr().String()
+	httpLn, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPListen, err)
+	}
+	defer httpLn.Close()
+	gatewayURL := "http://" + httpLn.Addr().String()
 
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -113,7 +121,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
-	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint}).Register(mux)
+	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL}).Register(mux)
 	stratusapi.New(st, reg, meter.DefaultPrices).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
@@ -141,14 +149,17 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	gw := gateway.New(reg, inv, log).Server()
+	gw.ErrorLog = srv.ErrorLog
+	go func() { served <- gw.Serve(httpLn) }()
 	ready.Store(true)
 	mode := "embedded NATS"
 	if cfg.NATSURL != "" {
 		mode = "NATS at " + cfg.NATSURL
 	}
-	log.Info("stratus serving", "api", endpoint, "data", cfg.DataDir, "store", mode)
+	log.Info("stratus serving", "api", endpoint, "http", gatewayURL, "data", cfg.DataDir, "store", mode)
 
 	select {
 	case <-ctx.Done():
@@ -159,10 +170,16 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	log.Info("shutting down: draining in-flight invocations", "inflight", inv.InFlight(), "timeout", cfg.DrainTimeout)
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancelDrain()
-	if err := srv.Shutdown(drainCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("shutdown", "err", err)
+	var drain sync.WaitGroup
+	for _, s := range []*http.Server{srv, gw} {
+		drain.Go(func() {
+			if err := s.Shutdown(drainCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				log.Warn("shutdown", "err", err)
+			}
+			_ = s.Close()
+		})
 	}
-	_ = srv.Close()
+	drain.Wait()
 	// Deferred calls now stop instances, flush logs and usage, and close the store.
 	return nil
 }

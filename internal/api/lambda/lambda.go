@@ -30,6 +30,7 @@ var errBadBody = errors.New("bad request body")
 type Options struct {
 	Region   string
 	Endpoint string // public base URL of this API, for code download links
+	Gateway  string // public base URL of the HTTP trigger listener
 }
 
 // API serves the Lambda API.
@@ -61,6 +62,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
 	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
 	a.registerVersions(mux)
+	a.registerURLs(mux)
 }
 
 // Wire shapes.
