@@ -1,5 +1,6 @@
-// Package gateway serves HTTP triggers on the HTTP listener: function URLs,
-// each turning a request into Lambda's HTTP event (payload format 2.0) and
+// Package gateway serves HTTP triggers on the HTTP listener: function URLs
+// and API Gateway HTTP APIs, each turning a request into Lambda's HTTP
+// event (payload format 2.0, or 1.0 where an integration asks for it) and
 // the function's answer back into an HTTP response.
 package gateway
 
@@ -21,21 +22,23 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/httpapi"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/registry"
 )
 
 // Gateway routes HTTP requests to functions.
 type Gateway struct {
-	reg *registry.Registry
-	inv *invoke.Invoker
-	log *slog.Logger
-	now func() time.Time
+	reg  *registry.Registry
+	apis *httpapi.Store
+	inv  *invoke.Invoker
+	log  *slog.Logger
+	now  func() time.Time
 }
 
 // New returns a gateway.
-func New(reg *registry.Registry, inv *invoke.Invoker, log *slog.Logger) *Gateway {
-	return &Gateway{reg: reg, inv: inv, log: log, now: time.Now}
+func New(reg *registry.Registry, apis *httpapi.Store, inv *invoke.Invoker, log *slog.Logger) *Gateway {
+	return &Gateway{reg: reg, apis: apis, inv: inv, log: log, now: time.Now}
 }
 
 // Server wraps the gateway in an HTTP server whose timeouts keep slow or
@@ -58,20 +61,109 @@ func (g *Gateway) Server() *http.Server {
 // ServeHTTP finds the function URL a request is for: by path
 // (/url/ID/...) or by host (ID.lambda-url.REGION...).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, path := "", r.URL.Path
-	if host, _, _ := strings.Cut(r.Host, "."); strings.Contains(r.Host, ".lambda-url.") {
-		id = host
-	} else if rest, ok := strings.CutPrefix(path, "/url/"); ok {
-		id, path, _ = strings.Cut(rest, "/")
-		path = "/" + path
+	path := r.URL.Path
+	host, _, _ := strings.Cut(r.Host, ".")
+	switch {
+	case strings.Contains(r.Host, ".execute-api."):
+		g.serveAPI(w, r, host, path)
+		return
+	case strings.Contains(r.Host, ".lambda-url."):
+		g.serveURLByID(w, r, host, path)
+		return
 	}
+	if rest, ok := strings.CutPrefix(path, "/api/"); ok {
+		id, sub, _ := strings.Cut(rest, "/")
+		g.serveAPI(w, r, id, "/"+sub)
+		return
+	}
+	if rest, ok := strings.CutPrefix(path, "/url/"); ok {
+		id, sub, _ := strings.Cut(rest, "/")
+		g.serveURLByID(w, r, id, "/"+sub)
+		return
+	}
+	writeMessage(w, http.StatusNotFound, urlStyle, "Not Found")
+}
+
+func (g *Gateway) serveURLByID(w http.ResponseWriter, r *http.Request, id, path string) {
 	u := g.reg.URLByID(id)
 	if u == nil {
-		writeMessage(w, http.StatusNotFound, "Not Found")
+		writeMessage(w, http.StatusNotFound, urlStyle, "Not Found")
 		return
 	}
 	g.serveURL(w, r, u, path)
 }
+
+// serveAPI routes a request of an HTTP API.
+func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, id, path string) {
+	api, err := g.apis.Get(id)
+	if err != nil || api.Stages["$default"] == nil {
+		writeMessage(w, http.StatusNotFound, apiStyle, "Not Found")
+		return
+	}
+	route, params := httpapi.Match(api, r.Method, path)
+	if route == nil {
+		writeMessage(w, http.StatusNotFound, apiStyle, "Not Found")
+		return
+	}
+	integID, _ := strings.CutPrefix(route.Target, "integrations/")
+	integ := api.Integrations[integID]
+	if integ == nil {
+		writeMessage(w, http.StatusNotFound, apiStyle, "Not Found")
+		return
+	}
+	body, err := readBody(r)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			writeMessage(w, http.StatusRequestEntityTooLarge, apiStyle, "Request Entity Too Large")
+			return
+		}
+		writeMessage(w, http.StatusBadRequest, apiStyle, "Bad Request")
+		return
+	}
+	var ev any
+	if integ.PayloadFormatVersion == "1.0" {
+		ev = g.eventV1(r, api.ID, route, params, path, body)
+	} else {
+		e := g.eventV2(r, path, body)
+		e.RouteKey, e.RequestContext.RouteKey = route.RouteKey, route.RouteKey
+		e.PathParameters = params
+		e.RequestContext.AccountID = function.AccountID
+		e.RequestContext.APIID, e.RequestContext.DomainPrefix = api.ID, api.ID
+		ev = e
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		writeMessage(w, http.StatusInternalServerError, apiStyle, "Internal Server Error")
+		return
+	}
+	// API Gateway gives up on the integration after its timeout (at most
+	// 30 s); the invocation itself still ends within the function's.
+	type result struct {
+		resp *invoke.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := g.inv.Invoke(r.Context(), invoke.Request{FunctionName: httpapi.FunctionRef(integ.URI), Payload: payload})
+		done <- result{resp, err}
+	}()
+	timer := time.NewTimer(time.Duration(max(integ.TimeoutInMillis, 50)) * time.Millisecond)
+	defer timer.Stop()
+	select {
+	case res := <-done:
+		g.respond(w, res.resp, res.err, apiStyle, integ.PayloadFormatVersion == "1.0")
+	case <-timer.C:
+		writeMessage(w, http.StatusGatewayTimeout, apiStyle, "Endpoint request timed out")
+	}
+}
+
+// Error bodies: function URLs say {"Message": ...}, HTTP APIs {"message": ...}.
+type style string
+
+const (
+	urlStyle style = "Message"
+	apiStyle style = "message"
+)
 
 func (g *Gateway) serveURL(w http.ResponseWriter, r *http.Request, u *function.URLConfig, path string) {
 	if u.Cors != nil && preflight(w, r, u.Cors) {
@@ -80,54 +172,56 @@ func (g *Gateway) serveURL(w http.ResponseWriter, r *http.Request, u *function.U
 	if u.Cors != nil {
 		corsHeaders(w, r, u.Cors)
 	}
-	ev, err := g.event(r, u, path)
+	body, err := readBody(r)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
+			writeMessage(w, http.StatusRequestEntityTooLarge, urlStyle, "Request Entity Too Large")
 			return
 		}
-		writeMessage(w, http.StatusBadRequest, "Bad Request")
+		writeMessage(w, http.StatusBadRequest, urlStyle, "Bad Request")
 		return
 	}
+	ev := g.eventV2(r, path, body)
+	ev.RequestContext.APIID, ev.RequestContext.DomainPrefix = u.ID, u.ID
 	payload, err := json.Marshal(ev)
 	if err != nil {
-		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+		writeMessage(w, http.StatusInternalServerError, urlStyle, "Internal Server Error")
 		return
 	}
 	resp, err := g.inv.Invoke(r.Context(), invoke.Request{FunctionName: u.Function, Qualifier: u.Qualifier, Payload: payload})
-	g.respond(w, resp, err)
+	g.respond(w, resp, err, urlStyle, false)
 }
 
 // respond maps the invocation's outcome to the HTTP answer.
-func (g *Gateway) respond(w http.ResponseWriter, resp *invoke.Response, err error) {
+func (g *Gateway) respond(w http.ResponseWriter, resp *invoke.Response, err error, st style, v1 bool) {
 	var thr *invoke.ThrottleError
 	switch {
 	case errors.As(err, &thr):
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(thr.RetryAfter.Seconds()))))
-		writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
+		writeMessage(w, http.StatusTooManyRequests, st, "Too Many Requests")
 		return
 	case errors.Is(err, registry.ErrNotFound):
-		writeMessage(w, http.StatusNotFound, "Not Found")
+		writeMessage(w, http.StatusNotFound, st, "Not Found")
 		return
 	case errors.Is(err, function.ErrTooLarge):
-		writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
+		writeMessage(w, http.StatusRequestEntityTooLarge, st, "Request Entity Too Large")
 		return
 	case err != nil:
-		g.log.Warn("function url invocation failed", "err", err)
-		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+		g.log.Warn("http trigger invocation failed", "err", err)
+		writeMessage(w, http.StatusInternalServerError, st, "Internal Server Error")
 		return
 	}
 	if resp.FunctionError != "" {
 		if bytes.Contains(resp.Payload, []byte(`"Sandbox.Timedout"`)) {
-			writeMessage(w, http.StatusGatewayTimeout, "Endpoint request timed out")
+			writeMessage(w, http.StatusGatewayTimeout, st, "Endpoint request timed out")
 			return
 		}
-		writeMessage(w, http.StatusBadGateway, "Internal Server Error")
+		writeMessage(w, http.StatusBadGateway, st, "Internal Server Error")
 		return
 	}
-	out, err := parseResponse(resp.Payload)
+	out, err := parseResponse(resp.Payload, v1)
 	if err != nil {
-		writeMessage(w, http.StatusBadGateway, "Internal Server Error")
+		writeMessage(w, http.StatusBadGateway, st, "Internal Server Error")
 		return
 	}
 	h := w.Header()
@@ -147,10 +241,21 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *invoke.Response, err erro
 	_, _ = w.Write(out.body)
 }
 
-func writeMessage(w http.ResponseWriter, status int, msg string) {
+func writeMessage(w http.ResponseWriter, status int, st style, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, `{"Message":"`+msg+`"}`)
+	_, _ = io.WriteString(w, `{"`+string(st)+`":"`+msg+`"}`)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, function.MaxSyncPayload+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > function.MaxSyncPayload {
+		return nil, errTooLarge
+	}
+	return body, nil
 }
 
 var errTooLarge = errors.New("request body too large")
@@ -194,14 +299,8 @@ type HTTPContext struct {
 	UserAgent string `json:"userAgent"`
 }
 
-func (g *Gateway) event(r *http.Request, u *function.URLConfig, path string) (*HTTPEvent, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, function.MaxSyncPayload+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > function.MaxSyncPayload {
-		return nil, errTooLarge
-	}
+// eventV2 builds the 2.0 event; callers fill in route and API fields.
+func (g *Gateway) eventV2(r *http.Request, path string, body []byte) *HTTPEvent {
 	now := g.now()
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	ev := &HTTPEvent{
@@ -211,10 +310,8 @@ func (g *Gateway) event(r *http.Request, u *function.URLConfig, path string) (*H
 		RawQueryString: r.URL.RawQuery,
 		Headers:        map[string]string{},
 		RequestContext: RequestContext{
-			AccountID:    "anonymous",
-			APIID:        u.ID,
-			DomainName:   r.Host,
-			DomainPrefix: u.ID,
+			AccountID:  "anonymous",
+			DomainName: r.Host,
 			HTTP: HTTPContext{
 				Method:    r.Method,
 				Path:      path,
@@ -252,15 +349,19 @@ func (g *Gateway) event(r *http.Request, u *function.URLConfig, path string) (*H
 			ev.QueryStringParameters[k] = strings.Join(vs, ",")
 		}
 	}
-	if len(body) > 0 {
-		if isText(r.Header.Get("Content-Type")) && utf8.Valid(body) {
-			ev.Body = string(body)
-		} else {
-			ev.Body = base64.StdEncoding.EncodeToString(body)
-			ev.IsBase64Encoded = true
-		}
+	ev.Body, ev.IsBase64Encoded = encodeBody(r, body)
+	return ev
+}
+
+// encodeBody passes text bodies as they are and others in base64.
+func encodeBody(r *http.Request, body []byte) (string, bool) {
+	if len(body) == 0 {
+		return "", false
 	}
-	return ev, nil
+	if isText(r.Header.Get("Content-Type")) && utf8.Valid(body) {
+		return string(body), false
+	}
+	return base64.StdEncoding.EncodeToString(body), true
 }
 
 // isText reports content types whose bodies go to the function as text.
@@ -286,8 +387,9 @@ type httpResponse struct {
 }
 
 // parseResponse reads a function's answer: a response object with
-// statusCode, or any other JSON, which becomes a 200 with that JSON.
-func parseResponse(payload []byte) (*httpResponse, error) {
+// statusCode, or (format 2.0 only) any other JSON, which becomes a 200
+// with that JSON.
+func parseResponse(payload []byte, v1 bool) (*httpResponse, error) {
 	trimmed := bytes.TrimSpace(payload)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		var r struct {
@@ -319,8 +421,8 @@ func parseResponse(payload []byte) (*httpResponse, error) {
 			return out, nil
 		}
 	}
-	if len(trimmed) == 0 || !json.Valid(trimmed) {
-		return nil, errors.New("function response is not JSON")
+	if v1 || len(trimmed) == 0 || !json.Valid(trimmed) {
+		return nil, errors.New("function response is not an HTTP response")
 	}
 	return &httpResponse{status: 200, headers: map[string]string{"Content-Type": "application/json"}, body: trimmed}, nil
 }

@@ -20,10 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stratus-faas/stratus/internal/api/apigateway"
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
 	"github.com/stratus-faas/stratus/internal/config"
 	"github.com/stratus-faas/stratus/internal/gateway"
+	"github.com/stratus-faas/stratus/internal/httpapi"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/logs"
 	"github.com/stratus-faas/stratus/internal/meter"
@@ -69,6 +71,12 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer reg.Close()
+
+	apis, err := httpapi.Open(openCtx, st.APIs, log)
+	if err != nil {
+		return err
+	}
+	defer apis.Close()
 
 	rts, err := runtimes.Install(filepath.Join(cfg.DataDir, "runtimes"))
 	if err != nil {
@@ -123,6 +131,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL}).Register(mux)
 	stratusapi.New(st, reg, meter.DefaultPrices).Register(mux)
+	apigateway.New(apis, reg, log, gatewayURL, cfg.Region).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -151,7 +160,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
-	gw := gateway.New(reg, inv, log).Server()
+	gw := gateway.New(reg, apis, inv, log).Server()
 	gw.ErrorLog = srv.ErrorLog
 	go func() { served <- gw.Serve(httpLn) }()
 	ready.Store(true)

@@ -20,6 +20,7 @@ import (
 // Names of the buckets and streams.
 const (
 	FunctionsBucket = "stratus-functions"
+	APIsBucket      = "stratus-apis"
 	CodeBucket      = "stratus-code"
 	LogsStream      = "STRATUS_LOGS"
 	LogsSubject     = "stratus.logs."
@@ -39,6 +40,7 @@ type Store struct {
 	NC        *nats.Conn
 	JS        jetstream.JetStream
 	Functions jetstream.KeyValue
+	APIs      jetstream.KeyValue
 	Code      jetstream.ObjectStore
 	Logs      jetstream.Stream
 	Usage     jetstream.Stream
@@ -111,6 +113,14 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("functions bucket: %w", err)
+	}
+	s.APIs, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  APIsBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("apis bucket: %w", err)
 	}
 	s.Code, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:  CodeBucket,

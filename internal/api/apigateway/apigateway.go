@@ -1,0 +1,622 @@
+// Package apigateway speaks API Gateway v2's REST-JSON API for HTTP APIs:
+// APIs (with quick create), integrations, routes and stages.
+package apigateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/httpapi"
+	"github.com/stratus-faas/stratus/internal/registry"
+)
+
+// API serves /v2/apis.
+type API struct {
+	store   *httpapi.Store
+	reg     *registry.Registry
+	log     *slog.Logger
+	gateway string // public base URL of the HTTP listener
+	region  string
+}
+
+// New returns the API.
+func New(store *httpapi.Store, reg *registry.Registry, log *slog.Logger, gateway, region string) *API {
+	return &API{store: store, reg: reg, log: log, gateway: strings.TrimRight(gateway, "/"), region: region}
+}
+
+// Endpoint is the address of an HTTP API: a path on the HTTP listener.
+func Endpoint(gateway, id string) string { return strings.TrimRight(gateway, "/") + "/api/" + id }
+
+// Register adds the routes.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v2/apis", a.createAPI)
+	mux.HandleFunc("GET /v2/apis", a.getAPIs)
+	mux.HandleFunc("GET /v2/apis/{api}", a.getAPI)
+	mux.HandleFunc("PATCH /v2/apis/{api}", a.updateAPI)
+	mux.HandleFunc("DELETE /v2/apis/{api}", a.deleteAPI)
+	mux.HandleFunc("POST /v2/apis/{api}/integrations", a.createIntegration)
+	mux.HandleFunc("GET /v2/apis/{api}/integrations", a.getIntegrations)
+	mux.HandleFunc("GET /v2/apis/{api}/integrations/{id}", a.getIntegration)
+	mux.HandleFunc("PATCH /v2/apis/{api}/integrations/{id}", a.updateIntegration)
+	mux.HandleFunc("DELETE /v2/apis/{api}/integrations/{id}", a.deleteIntegration)
+	mux.HandleFunc("POST /v2/apis/{api}/routes", a.createRoute)
+	mux.HandleFunc("GET /v2/apis/{api}/routes", a.getRoutes)
+	mux.HandleFunc("GET /v2/apis/{api}/routes/{id}", a.getRoute)
+	mux.HandleFunc("PATCH /v2/apis/{api}/routes/{id}", a.updateRoute)
+	mux.HandleFunc("DELETE /v2/apis/{api}/routes/{id}", a.deleteRoute)
+	mux.HandleFunc("POST /v2/apis/{api}/stages", a.createStage)
+	mux.HandleFunc("GET /v2/apis/{api}/stages", a.getStages)
+	mux.HandleFunc("GET /v2/apis/{api}/stages/{id}", a.getStage)
+	mux.HandleFunc("DELETE /v2/apis/{api}/stages/{id}", a.deleteStage)
+}
+
+// Wire errors: the type in X-Amzn-ErrorType, {"message": ...} in the body.
+func (a *API) fail(w http.ResponseWriter, err error) {
+	status, code := 500, "InternalServerErrorException"
+	switch {
+	case errors.Is(err, httpapi.ErrNotFound):
+		status, code = 404, "NotFoundException"
+	case errors.Is(err, httpapi.ErrInvalid), errors.Is(err, function.ErrInvalid):
+		status, code = 400, "BadRequestException"
+	case errors.Is(err, httpapi.ErrConflict):
+		status, code = 409, "ConflictException"
+	default:
+		a.log.Error("apigateway", "err", err)
+	}
+	msg := err.Error()
+	for _, s := range []error{httpapi.ErrNotFound, httpapi.ErrInvalid, httpapi.ErrConflict, function.ErrInvalid} {
+		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func decode(r *http.Request, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%w: %v", httpapi.ErrInvalid, err)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: Invalid request body: %v", httpapi.ErrInvalid, err)
+	}
+	return nil
+}
+
+const timeFormat = "2006-01-02T15:04:05Z"
+
+func (a *API) apiOut(api *httpapi.API) map[string]any {
+	return map[string]any{
+		"apiId":                     api.ID,
+		"apiEndpoint":               Endpoint(a.gateway, api.ID),
+		"name":                      api.Name,
+		"description":               api.Description,
+		"protocolType":              "HTTP",
+		"routeSelectionExpression":  "$request.method $request.path",
+		"apiKeySelectionExpression": "$request.header.x-api-key",
+		"createdDate":               api.Created.UTC().Format(timeFormat),
+		"disableExecuteApiEndpoint": false,
+	}
+}
+
+type apiInput struct {
+	Name         *string `json:"name"`
+	Description  *string `json:"description"`
+	ProtocolType string  `json:"protocolType"`
+	Target       string  `json:"target"`
+	RouteKey     string  `json:"routeKey"`
+}
+
+func (a *API) createAPI(w http.ResponseWriter, r *http.Request) {
+	var in apiInput
+	if err := decode(r, &in); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if in.Name == nil || *in.Name == "" || len(*in.Name) > 128 {
+		a.fail(w, fmt.Errorf("%w: name is required (1 to 128 characters)", httpapi.ErrInvalid))
+		return
+	}
+	if in.ProtocolType != "HTTP" {
+		a.fail(w, fmt.Errorf("%w: protocolType %q is not supported; Stratus serves HTTP APIs", httpapi.ErrInvalid, in.ProtocolType))
+		return
+	}
+	now := time.Now()
+	api := &httpapi.API{ID: httpapi.NewID(), Name: *in.Name, Created: now,
+		Integrations: map[string]*httpapi.Integration{}, Routes: map[string]*httpapi.Route{}, Stages: map[string]*httpapi.Stage{}}
+	if in.Description != nil {
+		api.Description = *in.Description
+	}
+	if in.Target != "" {
+		// Quick create: an integration to the target, a route to it and the $default stage.
+		if err := a.checkTarget(in.Target); err != nil {
+			a.fail(w, err)
+			return
+		}
+		key := in.RouteKey
+		if key == "" {
+			key = "$default"
+		}
+		if err := httpapi.ValidateRouteKey(key); err != nil {
+			a.fail(w, err)
+			return
+		}
+		integ := &httpapi.Integration{ID: httpapi.NewID(), Type: "AWS_PROXY", URI: in.Target, PayloadFormatVersion: "2.0", TimeoutInMillis: 30000}
+		api.Integrations[integ.ID] = integ
+		route := &httpapi.Route{ID: httpapi.NewID(), RouteKey: key, Target: "integrations/" + integ.ID}
+		api.Routes[route.ID] = route
+		api.Stages["$default"] = &httpapi.Stage{Name: "$default", AutoDeploy: true, Created: now}
+	} else if in.RouteKey != "" {
+		a.fail(w, fmt.Errorf("%w: routeKey is only used with target (quick create)", httpapi.ErrInvalid))
+		return
+	}
+	if err := a.store.Create(r.Context(), api); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a.apiOut(api))
+}
+
+// checkTarget verifies that an integration URI names an existing function.
+func (a *API) checkTarget(uri string) error {
+	ref := httpapi.FunctionRef(uri)
+	name, q, err := function.ParseRef(ref)
+	if err != nil {
+		return fmt.Errorf("%w: Invalid integration URI specified: %s", httpapi.ErrInvalid, uri)
+	}
+	if _, err := a.reg.Resolve(name, q); err != nil {
+		return fmt.Errorf("%w: Integration target %s is not a function", httpapi.ErrInvalid, uri)
+	}
+	return nil
+}
+
+func (a *API) getAPIs(w http.ResponseWriter, r *http.Request) {
+	all := a.store.List()
+	items := make([]map[string]any, 0, len(all))
+	start, limit := page(r, len(all))
+	for _, api := range all[start:min(len(all), start+limit)] {
+		items = append(items, a.apiOut(api))
+	}
+	out := map[string]any{"items": items}
+	if start+limit < len(all) {
+		out["nextToken"] = strconv.Itoa(start + limit)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// page reads nextToken and maxResults.
+func page(r *http.Request, n int) (start, limit int) {
+	limit = 100
+	if m, err := strconv.Atoi(r.URL.Query().Get("maxResults")); err == nil && m > 0 {
+		limit = m
+	}
+	if t, err := strconv.Atoi(r.URL.Query().Get("nextToken")); err == nil && t >= 0 && t <= n {
+		start = t
+	}
+	return start, limit
+}
+
+func (a *API) getAPI(w http.ResponseWriter, r *http.Request) {
+	api, err := a.store.Get(r.PathValue("api"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.apiOut(api))
+}
+
+func (a *API) updateAPI(w http.ResponseWriter, r *http.Request) {
+	var in apiInput
+	if err := decode(r, &in); err != nil {
+		a.fail(w, err)
+		return
+	}
+	api, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		if in.Name != nil {
+			if *in.Name == "" {
+				return fmt.Errorf("%w: name must not be empty", httpapi.ErrInvalid)
+			}
+			api.Name = *in.Name
+		}
+		if in.Description != nil {
+			api.Description = *in.Description
+		}
+		return nil
+	})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.apiOut(api))
+}
+
+func (a *API) deleteAPI(w http.ResponseWriter, r *http.Request) {
+	if err := a.store.Delete(r.Context(), r.PathValue("api")); err != nil {
+		a.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func integrationOut(i *httpapi.Integration) map[string]any {
+	return map[string]any{
+		"integrationId":        i.ID,
+		"integrationType":      i.Type,
+		"integrationUri":       i.URI,
+		"integrationMethod":    "POST",
+		"payloadFormatVersion": i.PayloadFormatVersion,
+		"timeoutInMillis":      i.TimeoutInMillis,
+		"connectionType":       "INTERNET",
+		"description":          i.Description,
+	}
+}
+
+type integrationInput struct {
+	IntegrationType      *string `json:"integrationType"`
+	IntegrationURI       *string `json:"integrationUri"`
+	PayloadFormatVersion *string `json:"payloadFormatVersion"`
+	TimeoutInMillis      *int    `json:"timeoutInMillis"`
+	Description          *string `json:"description"`
+}
+
+func (a *API) applyIntegration(i *httpapi.Integration, in integrationInput) error {
+	if in.IntegrationType != nil {
+		i.Type = *in.IntegrationType
+	}
+	if in.IntegrationURI != nil {
+		i.URI = *in.IntegrationURI
+	}
+	if in.PayloadFormatVersion != nil {
+		i.PayloadFormatVersion = *in.PayloadFormatVersion
+	}
+	if in.TimeoutInMillis != nil {
+		i.TimeoutInMillis = *in.TimeoutInMillis
+	}
+	if in.Description != nil {
+		i.Description = *in.Description
+	}
+	if i.Type != "AWS_PROXY" {
+		return fmt.Errorf("%w: integrationType %q is not supported; use AWS_PROXY to a Lambda function", httpapi.ErrInvalid, i.Type)
+	}
+	if i.PayloadFormatVersion == "" {
+		i.PayloadFormatVersion = "2.0"
+	}
+	if i.PayloadFormatVersion != "1.0" && i.PayloadFormatVersion != "2.0" {
+		return fmt.Errorf("%w: payloadFormatVersion must be 1.0 or 2.0", httpapi.ErrInvalid)
+	}
+	if i.TimeoutInMillis == 0 {
+		i.TimeoutInMillis = 30000
+	}
+	if i.TimeoutInMillis < 50 || i.TimeoutInMillis > 30000 {
+		return fmt.Errorf("%w: timeoutInMillis must be between 50 and 30000", httpapi.ErrInvalid)
+	}
+	return a.checkTarget(i.URI)
+}
+
+func (a *API) createIntegration(w http.ResponseWriter, r *http.Request) {
+	var in integrationInput
+	if err := decode(r, &in); err != nil {
+		a.fail(w, err)
+		return
+	}
+	integ := &httpapi.Integration{ID: httpapi.NewID()}
+	if err := a.applyIntegration(integ, in); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if _, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		api.Integrations[integ.ID] = integ
+		return nil
+	}); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, integrationOut(integ))
+}
+
+func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request) {
+	var in integrationInput
+	if err := decode(r, &in); err != nil {
+		a.fail(w, err)
+		return
+	}
+	var out *httpapi.Integration
+	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		i := api.Integrations[r.PathValue("id")]
+		if i == nil {
+			return fmt.Errorf("%w: Invalid Integration identifier specified", httpapi.ErrNotFound)
+		}
+		out = i
+		return a.applyIntegration(i, in)
+	})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, integrationOut(out))
+}
+
+func (a *API) getIntegrations(w http.ResponseWriter, r *http.Request) {
+	api, err := a.store.Get(r.PathValue("api"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	items := []map[string]any{}
+	for _, id := range sortedKeys(api.Integrations) {
+		items = append(items, integrationOut(api.Integrations[id]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) {
+	api, err := a.store.Get(r.PathValue("api"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	i := api.Integrations[r.PathValue("id")]
+	if i == nil {
+		a.fail(w, fmt.Errorf("%w: Invalid Integration identifier specified", httpapi.ErrNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, integrationOut(i))
+}
+
+func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
+	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		id := r.PathValue("id")
+		if api.Integrations[id] == nil {
+			return fmt.Errorf("%w: Invalid Integration identifier specified", httpapi.ErrNotFound)
+		}
+		for _, route := range api.Routes {
+			if route.Target == "integrations/"+id {
+				return fmt.Errorf("%w: Cannot delete an integration that a route (%s) uses", httpapi.ErrConflict, route.RouteKey)
+			}
+		}
+		delete(api.Integrations, id)
+		return nil
+	})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func routeOut(rt *httpapi.Route) map[string]any {
+	out := map[string]any{"routeId": rt.ID, "routeKey": rt.RouteKey, "authorizationType": "NONE", "apiKeyRequired": false}
+	if rt.Target != "" {
+		out["target"] = rt.Target
+	}
+	return out
+}
+
+type routeInput struct {
+	RouteKey          *string `json:"routeKey"`
+	Target            *string `json:"target"`
+	AuthorizationType *string `json:"authorizationType"`
+}
+
+func applyRoute(api *httpapi.API, rt *httpapi.Route, in routeInput) error {
+	if in.RouteKey != nil {
+		rt.RouteKey = *in.RouteKey
+	}
+	if in.Target != nil {
+		rt.Target = *in.Target
+	}
+	if in.AuthorizationType != nil && *in.AuthorizationType != "NONE" {
+		return fmt.Errorf("%w: authorizationType %s is not supported yet; use NONE", httpapi.ErrInvalid, *in.AuthorizationType)
+	}
+	if err := httpapi.ValidateRouteKey(rt.RouteKey); err != nil {
+		return err
+	}
+	if rt.Target != "" {
+		id, ok := strings.CutPrefix(rt.Target, "integrations/")
+		if !ok || api.Integrations[id] == nil {
+			return fmt.Errorf("%w: Invalid target %q: use integrations/ID of an existing integration", httpapi.ErrInvalid, rt.Target)
+		}
+	}
+	for _, other := range api.Routes {
+		if other.ID != rt.ID && other.RouteKey == rt.RouteKey {
+			return fmt.Errorf("%w: Route with key %s already exists for this API", httpapi.ErrConflict, rt.RouteKey)
+		}
+	}
+	return nil
+}
+
+func (a *API) createRoute(w http.ResponseWriter, r *http.Request) {
+	var in routeInput
+	if err := decode(r, &in); err != nil {
+		a.fail(w, err)
+		return
+	}
+	rt := &httpapi.Route{ID: httpapi.NewID()}
+	if in.RouteKey == nil {
+		a.fail(w, fmt.Errorf("%w: routeKey is required", httpapi.ErrInvalid))
+		return
+	}
+	if _, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		if err := applyRoute(api, rt, in); err != nil {
+			return err
+		}
+		api.Routes[rt.ID] = rt
+		return nil
+	}); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, routeOut(rt))
+}
+
+func (a *API) updateRoute(w http.ResponseWriter, r *http.Request) {
+	var in routeInput
+	if err := decode(r, &in); err != nil {
+		a.fail(w, err)
+		return
+	}
+	var out *httpapi.Route
+	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		rt := api.Routes[r.PathValue("id")]
+		if rt == nil {
+			return fmt.Errorf("%w: Invalid Route identifier specified", httpapi.ErrNotFound)
+		}
+		out = rt
+		return applyRoute(api, rt, in)
+	})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, routeOut(out))
+}
+
+func (a *API) getRoutes(w http.ResponseWriter, r *http.Request) {
+	api, err := a.store.Get(r.PathValue("api"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	items := []map[string]any{}
+	for _, id := range sortedKeys(api.Routes) {
+		items = append(items, routeOut(api.Routes[id]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (a *API) getRoute(w http.ResponseWriter, r *http.Request) {
+	api, err := a.store.Get(r.PathValue("api"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	rt := api.Routes[r.PathValue("id")]
+	if rt == nil {
+		a.fail(w, fmt.Errorf("%w: Invalid Route identifier specified", httpapi.ErrNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, routeOut(rt))
+}
+
+func (a *API) deleteRoute(w http.ResponseWriter, r *http.Request) {
+	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		if api.Routes[r.PathValue("id")] == nil {
+			return fmt.Errorf("%w: Invalid Route identifier specified", httpapi.ErrNotFound)
+		}
+		delete(api.Routes, r.PathValue("id"))
+		return nil
+	})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func stageOut(s *httpapi.Stage) map[string]any {
+	return map[string]any{
+		"stageName":            s.Name,
+		"autoDeploy":           s.AutoDeploy,
+		"createdDate":          s.Created.UTC().Format(timeFormat),
+		"lastUpdatedDate":      s.Created.UTC().Format(timeFormat),
+		"defaultRouteSettings": map[string]any{},
+	}
+}
+
+func (a *API) createStage(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		StageName  string `json:"stageName"`
+		AutoDeploy bool   `json:"autoDeploy"`
+	}
+	if err := decode(r, &in); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if in.StageName != "$default" {
+		a.fail(w, fmt.Errorf("%w: Stratus serves the $default stage only; stage %q is not supported", httpapi.ErrInvalid, in.StageName))
+		return
+	}
+	st := &httpapi.Stage{Name: in.StageName, AutoDeploy: in.AutoDeploy, Created: time.Now()}
+	if _, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		if api.Stages[st.Name] != nil {
+			return fmt.Errorf("%w: Stage already exists", httpapi.ErrConflict)
+		}
+		api.Stages[st.Name] = st
+		return nil
+	}); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, stageOut(st))
+}
+
+func (a *API) getStages(w http.ResponseWriter, r *http.Request) {
+	api, err := a.store.Get(r.PathValue("api"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	items := []map[string]any{}
+	for _, name := range sortedKeys(api.Stages) {
+		items = append(items, stageOut(api.Stages[name]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (a *API) getStage(w http.ResponseWriter, r *http.Request) {
+	api, err := a.store.Get(r.PathValue("api"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	st := api.Stages[r.PathValue("id")]
+	if st == nil {
+		a.fail(w, fmt.Errorf("%w: Invalid stage identifier specified", httpapi.ErrNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, stageOut(st))
+}
+
+func (a *API) deleteStage(w http.ResponseWriter, r *http.Request) {
+	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		if api.Stages[r.PathValue("id")] == nil {
+			return fmt.Errorf("%w: Invalid stage identifier specified", httpapi.ErrNotFound)
+		}
+		delete(api.Stages, r.PathValue("id"))
+		return nil
+	})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
