@@ -356,3 +356,38 @@ func BenchmarkIdleInstanceMemory(b *testing.B) {
 	b.ReportMetric(float64(echoRSS)/1024, "baseline-MB")
 	b.ReportMetric(per/(float64(echoRSS)/1024), "ratio")
 }
+
+// BenchmarkGateway: requests per second through a function URL, against
+// the same function through the Invoke API and the plain echo server, at
+// 32 concurrent in one run.
+func BenchmarkGateway(b *testing.B) {
+	echo := startEcho(b)
+	s := startServer(b, "")
+	c := s.lambda()
+	createFunction(b, c, "gw", goZip(b), fnOpts{})
+	cfg, err := c.CreateFunctionUrlConfig(context.Background(), &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("gw"), AuthType: "NONE"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	furl := aws.ToString(cfg.FunctionUrl)
+	invokeURL := s.Endpoint + "/2015-03-31/functions/gw/invocations"
+	for _, u := range []string{furl, invokeURL, echo} {
+		load(u, 32, time.Second) // warm up
+	}
+	var viaURL, viaInvoke, base loadResult
+	for range 2 {
+		e, f, i := load(echo, 32, 2*time.Second), load(furl, 32, 2*time.Second), load(invokeURL, 32, 2*time.Second)
+		base.rps += e.rps / 2
+		viaURL.rps += f.rps / 2
+		viaInvoke.rps += i.rps / 2
+		viaURL.errors += f.errors
+	}
+	if viaURL.errors > 0 {
+		b.Errorf("%d failed requests through the function URL", viaURL.errors)
+	}
+	b.ReportMetric(viaURL.rps, "url-req/s")
+	b.ReportMetric(viaInvoke.rps, "invoke-req/s")
+	b.ReportMetric(base.rps, "baseline-req/s")
+	b.ReportMetric(viaURL.rps/viaInvoke.rps, "url/invoke")
+	b.ReportMetric(viaURL.rps/base.rps, "url/baseline")
+}
