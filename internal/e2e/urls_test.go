@@ -251,3 +251,27 @@ func TestFunctionURLs(t *testing.T) {
 		t.Errorf("get deleted: %v", err)
 	}
 }
+
+// TestFunctionURLThrottle: a function held at reserved concurrency 0 answers 429 through its URL.
+func TestFunctionURLThrottle(t *testing.T) {
+	s := startServer(t, "")
+	c := s.lambda()
+	ctx := context.Background()
+	createFunction(t, c, "held", goZip(t), fnOpts{})
+	cfg, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("held"), AuthType: types.FunctionUrlAuthTypeNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("held"), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(aws.ToString(cfg.FunctionUrl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || string(body) != `{"Message":"Too Many Requests"}` {
+		t.Errorf("throttled url: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+}
