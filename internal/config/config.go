@@ -15,30 +15,32 @@ import (
 
 // Server configures `stratus server`.
 type Server struct {
-	Listen         string
-	HTTPListen     string
-	DataDir        string
-	IdleTimeout    time.Duration
-	Region         string
-	NATSURL        string
-	MaxConcurrency int
-	ScaleRate      int // new instances per function per 10 seconds
-	DrainTimeout   time.Duration
-	Pprof          bool
-	Unsandboxed    bool
+	Listen          string
+	HTTPListen      string
+	DataDir         string
+	IdleTimeout     time.Duration
+	Region          string
+	NATSURL         string
+	MaxConcurrency  int
+	ScaleRate       int // new instances per function per 10 seconds
+	DrainTimeout    time.Duration
+	Pprof           bool
+	Unsandboxed     bool
+	AsyncRetryDelay time.Duration
 }
 
 // Defaults returns the embedded defaults.
 func Defaults() Server {
 	return Server{
-		Listen:         "127.0.0.1:9000",
-		HTTPListen:     "127.0.0.1:8080",
-		DataDir:        DefaultDataDir(),
-		IdleTimeout:    15 * time.Minute,
-		Region:         "us-east-1",
-		MaxConcurrency: 1000,
-		ScaleRate:      1000,
-		DrainTimeout:   30 * time.Second,
+		Listen:          "127.0.0.1:9000",
+		HTTPListen:      "127.0.0.1:8080",
+		DataDir:         DefaultDataDir(),
+		IdleTimeout:     15 * time.Minute,
+		Region:          "us-east-1",
+		MaxConcurrency:  1000,
+		ScaleRate:       1000,
+		DrainTimeout:    30 * time.Second,
+		AsyncRetryDelay: time.Minute,
 	}
 }
 
@@ -65,6 +67,7 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", c.MaxConcurrency, "account-wide limit of concurrent invocations")
 	fs.IntVar(&c.ScaleRate, "scale-rate", c.ScaleRate, "new instances each function may start per 10 seconds, as Lambda's scaling rate")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long shutdown waits for in-flight invocations")
+	fs.DurationVar(&c.AsyncRetryDelay, "async-retry-delay", c.AsyncRetryDelay, "wait before the first retry of a failed asynchronous invocation (the second waits twice as long)")
 	fs.BoolVar(&c.Unsandboxed, "unsandboxed", c.Unsandboxed, "run instances as plain child processes even where they could be isolated")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
 }
@@ -87,6 +90,9 @@ func (c *Server) Validate() error {
 	}
 	if !regionRE.MatchString(c.Region) {
 		errs = append(errs, fmt.Errorf("--region %q is not a region name such as us-east-1", c.Region))
+	}
+	if c.AsyncRetryDelay <= 0 {
+		errs = append(errs, errors.New("--async-retry-delay must be positive"))
 	}
 	if c.ScaleRate < 1 {
 		errs = append(errs, errors.New("--scale-rate must be at least 1"))

@@ -280,7 +280,8 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 	case DryRun:
 		return &Response{Status: 204, ExecutedVersion: fn.VersionLabel()}, nil
 	case Event:
-		return nil, fmt.Errorf("%w: asynchronous invocation (InvocationType Event) is not available in this version of Stratus", ErrUnsupported)
+		// The API layer queues these (package events); here is no queue.
+		return nil, fmt.Errorf("%w: InvocationType Event goes through the asynchronous queue", ErrUnsupported)
 	default:
 		return nil, fmt.Errorf("%w: InvocationType must be RequestResponse, Event or DryRun", function.ErrInvalid)
 	}

@@ -56,10 +56,13 @@ type entry struct {
 	alias *function.Alias
 	conc  *function.Concurrency
 	url   *function.URLConfig
+	eic   *function.EventInvokeConfig
 	rev   uint64
 }
 
-func (e *entry) live() bool { return e.fn != nil || e.alias != nil || e.conc != nil || e.url != nil }
+func (e *entry) live() bool {
+	return e.fn != nil || e.alias != nil || e.conc != nil || e.url != nil || e.eic != nil
+}
 
 // Open loads every function and starts watching the store for changes.
 func Open(ctx context.Context, st *store.Store, codeRoot string, log *slog.Logger, now Clock) (*Registry, error) {
@@ -131,6 +134,9 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		case kindURL:
 			ent.url = new(function.URLConfig)
 			err = json.Unmarshal(e.Value(), ent.url)
+		case kindEventConfig:
+			ent.eic = new(function.EventInvokeConfig)
+			err = json.Unmarshal(e.Value(), ent.eic)
 		default:
 			ent.fn = new(function.Function)
 			err = json.Unmarshal(e.Value(), ent.fn)

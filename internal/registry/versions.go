@@ -27,11 +27,13 @@ const (
 	kindAlias
 	kindConcurrency
 	kindURL
+	kindEventConfig
 )
 
 func versionKey(name, v string) string  { return name + ".v." + v }
 func aliasKey(name, a string) string    { return name + ".a." + a }
 func concurrencyKey(name string) string { return name + ".concurrency" }
+func eventConfigKey(name string) string { return name + ".eventconfig" }
 func urlKey(name, q string) string {
 	if q == "" {
 		q = "$LATEST"
@@ -49,6 +51,8 @@ func kindOf(key string) kind {
 		return kindConcurrency
 	case strings.Contains(key, ".u."):
 		return kindURL
+	case strings.HasSuffix(key, ".eventconfig"):
+		return kindEventConfig
 	}
 	return kindLatest
 }

@@ -24,6 +24,7 @@ import (
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
 	"github.com/stratus-faas/stratus/internal/config"
+	"github.com/stratus-faas/stratus/internal/events"
 	"github.com/stratus-faas/stratus/internal/gateway"
 	"github.com/stratus-faas/stratus/internal/httpapi"
 	"github.com/stratus-faas/stratus/internal/invoke"
@@ -126,10 +127,15 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	})
 	defer inv.Close()
 	inv.ReconcileAll()
+	async := events.New(st, reg, inv, log, events.Options{Region: cfg.Region, RetryDelay: cfg.AsyncRetryDelay})
+	if err := async.Start(openCtx); err != nil {
+		return err
+	}
+	defer async.Stop()
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
-	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL}).Register(mux)
+	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async}).Register(mux)
 	stratusapi.New(st, reg, meter.DefaultPrices).Register(mux)
 	apigateway.New(apis, reg, log, gatewayURL, cfg.Region).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))

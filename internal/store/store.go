@@ -26,6 +26,8 @@ const (
 	LogsSubject     = "stratus.logs."
 	UsageStream     = "STRATUS_USAGE"
 	UsageSubject    = "stratus.usage."
+	AsyncStream     = "STRATUS_ASYNC"
+	AsyncSubject    = "stratus.async."
 )
 
 // Options configure the store.
@@ -44,6 +46,7 @@ type Store struct {
 	Code      jetstream.ObjectStore
 	Logs      jetstream.Stream
 	Usage     jetstream.Stream
+	Async     jetstream.Stream
 
 	srv *server.Server // nil when external
 }
@@ -148,6 +151,18 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("usage stream: %w", err)
+	}
+	// Accepted asynchronous events: removed once handled (acknowledged).
+	s.Async, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       AsyncStream,
+		Subjects:   []string{AsyncSubject + ">"},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.WorkQueuePolicy,
+		MaxAge:     6*time.Hour + 10*time.Minute,
+		Duplicates: 10 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("async stream: %w", err)
 	}
 	return nil
 }

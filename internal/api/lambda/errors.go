@@ -45,6 +45,8 @@ func (a *API) toAWS(err error, ref string) awsError {
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The resource you requested does not exist."}
 	case errors.Is(err, registry.ErrURLExists):
 		return awsError{Status: 409, Code: "ResourceConflictException", Message: "Failed to create function url config for [functionArn = " + a.arnOf(ref) + "]. Error message:  FunctionUrlConfig exists for this Lambda function"}
+	case errors.Is(err, registry.ErrNoEventConfig):
+		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The function " + a.arnOf(ref) + " doesn't have an EventInvokeConfig"}
 	case errors.Is(err, registry.ErrNoProvisioned):
 		return awsError{Status: 404, Code: "ProvisionedConcurrencyConfigNotFoundException", Message: "No Provisioned Concurrency Config found for this function"}
 	case errors.Is(err, registry.ErrNotFound):

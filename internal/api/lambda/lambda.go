@@ -5,6 +5,7 @@
 package lambda
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,12 @@ type Options struct {
 	Region   string
 	Endpoint string // public base URL of this API, for code download links
 	Gateway  string // public base URL of the HTTP trigger listener
+	Async    AsyncInvoker
+}
+
+// AsyncInvoker accepts asynchronous invocations (InvocationType Event).
+type AsyncInvoker interface {
+	Enqueue(ctx context.Context, ref, qualifier string, payload []byte) (requestID string, err error)
 }
 
 // API serves the Lambda API.
@@ -63,6 +70,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
 	a.registerVersions(mux)
 	a.registerURLs(mux)
+	a.registerEventConfig(mux)
 }
 
 // Wire shapes.
@@ -483,6 +491,20 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := r.Header
+	if h.Get("X-Amz-Invocation-Type") == invoke.Event && a.opts.Async != nil {
+		if len(payload) > function.MaxAsyncPayload {
+			a.fail(w, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxAsyncPayload), ref)
+			return
+		}
+		id, err := a.opts.Async.Enqueue(r.Context(), ref, r.URL.Query().Get("Qualifier"), payload)
+		if err != nil {
+			a.fail(w, err, ref)
+			return
+		}
+		w.Header()["X-Amzn-Requestid"] = []string{id}
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	resp, err := a.inv.Invoke(r.Context(), invoke.Request{
 		FunctionName:  ref,
 		Qualifier:     r.URL.Query().Get("Qualifier"),

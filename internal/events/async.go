@@ -1,0 +1,261 @@
+// Package events runs event-driven invocation: asynchronous invokes,
+// accepted into a durable JetStream work queue, run with Lambda's retries
+// and maximum event age, and reported to success and failure destinations.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/registry"
+	"github.com/stratus-faas/stratus/internal/store"
+)
+
+const (
+	consumerName = "stratus-async"
+	// maxInFlight bounds the events a node runs at once.
+	maxInFlight = 256
+	// throttleDelay is the wait before retrying a throttled event.
+	throttleDelay = time.Second
+	// ackWait is how soon an event held by a node that died runs again;
+	// a node running an event tells the store so every ackWait/3.
+	ackWait = 30 * time.Second
+)
+
+// Options configure asynchronous invocation.
+type Options struct {
+	Region string
+	// RetryDelay is the wait before the first retry after a function
+	// error; the second waits twice as long (Lambda: about 1 and 2 minutes).
+	RetryDelay time.Duration
+}
+
+// Async accepts and runs asynchronous invocations.
+type Async struct {
+	st   *store.Store
+	reg  *registry.Registry
+	inv  *invoke.Invoker
+	log  *slog.Logger
+	opts Options
+	now  func() time.Time
+
+	cc     jetstream.ConsumeContext
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{}
+	wg     sync.WaitGroup
+}
+
+// event is one accepted asynchronous invocation, as stored.
+type event struct {
+	RequestID string          `json:"id"`
+	Function  string          `json:"fn"`
+	Qualifier string          `json:"q,omitempty"`
+	Payload   json.RawMessage `json:"p"`
+	Accepted  time.Time       `json:"t"`
+}
+
+// New returns the asynchronous invoker; Start begins running events.
+func New(st *store.Store, reg *registry.Registry, inv *invoke.Invoker, log *slog.Logger, opts Options) *Async {
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Minute
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Async{st: st, reg: reg, inv: inv, log: log, opts: opts, now: time.Now, ctx: ctx, cancel: cancel, sem: make(chan struct{}, maxInFlight)}
+}
+
+// Enqueue accepts an event for ref (name, ARN or name:qualifier). It
+// returns once the store has the event on disk.
+func (a *Async) Enqueue(ctx context.Context, ref, qualifier string, payload []byte) (string, error) {
+	fn, err := a.inv.Resolve(ref, qualifier)
+	if err != nil {
+		return "", err
+	}
+	if len(payload) > function.MaxAsyncPayload {
+		return "", fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxAsyncPayload)
+	}
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	} else if !json.Valid(payload) {
+		return "", invoke.ErrInvalidContent
+	}
+	_, q, _ := function.ParseRef(ref)
+	if qualifier != "" {
+		q = qualifier
+	}
+	ev := event{RequestID: uuid.NewString(), Function: fn.Name, Qualifier: q, Payload: payload, Accepted: a.now().UTC()}
+	data, err := json.Marshal(&ev)
+	if err != nil {
+		return "", err
+	}
+	msg := nats.NewMsg(store.AsyncSubject + fn.Name)
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
+	if _, err := a.st.JS.PublishMsg(ctx, msg); err != nil {
+		return "", fmt.Errorf("store event: %w", err)
+	}
+	return ev.RequestID, nil
+}
+
+// Start subscribes this node to the queue. Several nodes share it: each
+// event goes to one.
+func (a *Async) Start(ctx context.Context) error {
+	cons, err := a.st.JS.CreateOrUpdateConsumer(ctx, store.AsyncStream, jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: maxInFlight * 4,
+		FilterSubject: store.AsyncSubject + ">",
+	})
+	if err != nil {
+		return fmt.Errorf("async consumer: %w", err)
+	}
+	a.cc, err = cons.Consume(func(msg jetstream.Msg) {
+		a.sem <- struct{}{} // back pressure: the callback blocks while maxInFlight run
+		a.wg.Go(func() {
+			defer func() { <-a.sem }()
+			a.handle(msg)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("async consume: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking events and waits for those running; an event cut
+// short is redelivered later (at least once).
+func (a *Async) Stop() {
+	if a.cc != nil {
+		a.cc.Stop()
+	}
+	a.cancel()
+	a.wg.Wait()
+}
+
+func (a *Async) handle(msg jetstream.Msg) {
+	var ev event
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+		a.log.Error("dropping unreadable async event", "err", err)
+		_ = msg.Term()
+		return
+	}
+	md, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Nak()
+		return
+	}
+	attempt := int(md.NumDelivered)
+	cfg := a.reg.EventConfig(ev.Function)
+	// Keep the event ours while it runs (functions may run 15 minutes).
+	stop := make(chan struct{})
+	defer close(stop)
+	a.wg.Go(func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-stop:
+				return
+			}
+		}
+	})
+	if a.now().Sub(ev.Accepted) > cfg.MaxAge() {
+		a.finish(msg, ev, cfg, "EventAgeExceeded", attempt-1, nil)
+		return
+	}
+	resp, err := a.inv.Invoke(a.ctx, invoke.Request{FunctionName: ev.Function, Qualifier: ev.Qualifier, Payload: ev.Payload})
+	var thr *invoke.ThrottleError
+	switch {
+	case errors.As(err, &thr), errors.Is(err, invoke.ErrShuttingDown), a.ctx.Err() != nil:
+		// Not the function's fault: wait and try again, up to the maximum age.
+		_ = msg.NakWithDelay(throttleDelay)
+	case errors.Is(err, registry.ErrNotFound):
+		a.log.Warn("dropping async event of a deleted function", "function", ev.Function, "request", ev.RequestID)
+		_ = msg.Term()
+	case err != nil:
+		a.log.Warn("async invocation failed", "function", ev.Function, "err", err)
+		_ = msg.NakWithDelay(throttleDelay)
+	case resp.FunctionError != "":
+		if attempt <= cfg.Retries() {
+			_ = msg.NakWithDelay(a.opts.RetryDelay * time.Duration(attempt))
+			return
+		}
+		a.finish(msg, ev, cfg, "RetriesExhausted", attempt, resp)
+	default:
+		a.finish(msg, ev, cfg, "Success", attempt, resp)
+	}
+}
+
+// finish reports the outcome to its destination, then removes the event.
+func (a *Async) finish(msg jetstream.Msg, ev event, cfg *function.EventInvokeConfig, condition string, invokes int, resp *invoke.Response) {
+	dest := ""
+	if cfg != nil {
+		dest = cfg.OnFailure
+		if condition == "Success" {
+			dest = cfg.OnSuccess
+		}
+	}
+	if condition != "Success" {
+		a.log.Warn("async event failed", "function", ev.Function, "request", ev.RequestID, "condition", condition, "destination", dest)
+	}
+	if dest != "" {
+		record := a.record(ev, condition, invokes, resp)
+		if _, err := a.Enqueue(a.ctx, dest, "", record); err != nil {
+			// Keep the event: it is reported again when redelivered.
+			a.log.Error("could not deliver to destination", "destination", dest, "err", err)
+			_ = msg.NakWithDelay(throttleDelay)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		a.log.Warn("ack of async event", "request", ev.RequestID, "err", err)
+	}
+}
+
+// record is Lambda's destination record.
+func (a *Async) record(ev event, condition string, invokes int, resp *invoke.Response) []byte {
+	version := function.Latest
+	if ev.Qualifier != "" {
+		version = ev.Qualifier
+	}
+	rc := map[string]any{
+		"requestId":              ev.RequestID,
+		"functionArn":            function.ARN(a.opts.Region, ev.Function, version),
+		"condition":              condition,
+		"approximateInvokeCount": invokes,
+	}
+	out := map[string]any{
+		"version":        "1.0",
+		"timestamp":      a.now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		"requestContext": rc,
+		"requestPayload": ev.Payload,
+	}
+	if resp != nil {
+		respCtx := map[string]any{"statusCode": resp.Status, "executedVersion": resp.ExecutedVersion}
+		if resp.FunctionError != "" {
+			respCtx["functionError"] = resp.FunctionError
+		}
+		out["responseContext"] = respCtx
+		if json.Valid(resp.Payload) {
+			out["responsePayload"] = json.RawMessage(resp.Payload)
+		}
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
