@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -273,5 +276,39 @@ func TestFunctionURLThrottle(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || string(body) != `{"Message":"Too Many Requests"}` {
 		t.Errorf("throttled url: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+}
+
+// TestGatewaySlowClient: a client that never finishes its headers is cut
+// off by the header timeout and never reaches a function.
+func TestGatewaySlowClient(t *testing.T) {
+	s := startServer(t, "")
+	c := s.lambda()
+	createFunction(t, c, "slowclient", goZip(t), fnOpts{})
+	cfg, err := c.CreateFunctionUrlConfig(context.Background(), &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("slowclient"), AuthType: types.FunctionUrlAuthTypeNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := aws.ToString(cfg.FunctionUrl)
+	host := strings.TrimPrefix(u, "http://")
+	host = host[:strings.Index(host, "/")]
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nX-Slow: ", u[strings.Index(u, "/url/"):])
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 512)
+	_, err = conn.Read(buf) // the server closes the connection
+	if err == nil && time.Since(start) < 5*time.Second {
+		t.Errorf("server answered an unfinished request: %q", buf)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("stalled client held the connection for %v", d)
+	}
+	if n := len(s.instances()); n != 0 {
+		t.Errorf("a stalled client started %d instances", n)
 	}
 }
