@@ -125,6 +125,13 @@ func TestExternalNATS(t *testing.T) {
 	if r := decodeReply(t, invoke(t, c2, "ext", `{"name":"node two"}`).Payload); r.Message != "hello, node two" {
 		t.Fatalf("second node reply %+v", r)
 	}
+	// An asynchronous event accepted by one node runs on one of them.
+	if _, err := c2.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("ext"), InvocationType: "Event", Payload: []byte(`{"print":"external-async"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the event to run", func() bool {
+		return strings.Contains(logsOf(t, s, "ext"), "external-async")
+	})
 	// A deletion on one node reaches the other through the watch.
 	if _, err := c.DeleteFunction(context.Background(), &lambda.DeleteFunctionInput{FunctionName: aws.String("ext")}); err != nil {
 		t.Fatal(err)
