@@ -78,17 +78,30 @@ func New(st *store.Store, reg *registry.Registry, inv *invoke.Invoker, log *slog
 // Enqueue accepts an event for ref (name, ARN or name:qualifier). It
 // returns once the store has the event on disk.
 func (a *Async) Enqueue(ctx context.Context, ref, qualifier string, payload []byte) (string, error) {
+	id, _, err := a.enqueue(ctx, ref, qualifier, payload, "")
+	return id, err
+}
+
+// EnqueueOnce accepts an event whose id several nodes may send: the store
+// keeps the first (within its ten-minute duplicate window). first reports
+// whether this call was it.
+func (a *Async) EnqueueOnce(ctx context.Context, ref string, payload []byte, id string) (first bool, err error) {
+	_, first, err = a.enqueue(ctx, ref, "", payload, id)
+	return first, err
+}
+
+func (a *Async) enqueue(ctx context.Context, ref, qualifier string, payload []byte, msgID string) (string, bool, error) {
 	fn, err := a.inv.Resolve(ref, qualifier)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if len(payload) > function.MaxAsyncPayload {
-		return "", fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxAsyncPayload)
+		return "", false, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxAsyncPayload)
 	}
 	if len(payload) == 0 {
 		payload = []byte("{}")
 	} else if !json.Valid(payload) {
-		return "", invoke.ErrInvalidContent
+		return "", false, invoke.ErrInvalidContent
 	}
 	_, q, _ := function.ParseRef(ref)
 	if qualifier != "" {
@@ -97,15 +110,19 @@ func (a *Async) Enqueue(ctx context.Context, ref, qualifier string, payload []by
 	ev := event{RequestID: uuid.NewString(), Function: fn.Name, Qualifier: q, Payload: payload, Accepted: a.now().UTC()}
 	data, err := json.Marshal(&ev)
 	if err != nil {
-		return "", err
+		return "", false, err
+	}
+	if msgID == "" {
+		msgID = ev.RequestID
 	}
 	msg := nats.NewMsg(store.AsyncSubject + fn.Name)
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
-	if _, err := a.st.JS.PublishMsg(ctx, msg); err != nil {
-		return "", fmt.Errorf("store event: %w", err)
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	ack, err := a.st.JS.PublishMsg(ctx, msg)
+	if err != nil {
+		return "", false, fmt.Errorf("store event: %w", err)
 	}
-	return ev.RequestID, nil
+	return ev.RequestID, !ack.Duplicate, nil
 }
 
 // Start subscribes this node to the queue. Several nodes share it: each

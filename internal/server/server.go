@@ -22,6 +22,7 @@ import (
 
 	"github.com/stratus-faas/stratus/internal/api/apigateway"
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
+	schedulerapi "github.com/stratus-faas/stratus/internal/api/scheduler"
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
 	"github.com/stratus-faas/stratus/internal/config"
 	"github.com/stratus-faas/stratus/internal/events"
@@ -34,6 +35,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/runtimes"
 	"github.com/stratus-faas/stratus/internal/sandbox"
+	"github.com/stratus-faas/stratus/internal/schedule"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -132,12 +134,18 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer async.Stop()
+	sched, err := schedule.Open(openCtx, st.Schedules, log, async.EnqueueOnce)
+	if err != nil {
+		return err
+	}
+	defer sched.Close()
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
 	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async}).Register(mux)
 	stratusapi.New(st, reg, meter.DefaultPrices).Register(mux)
 	apigateway.New(apis, reg, log, gatewayURL, cfg.Region).Register(mux)
+	schedulerapi.New(sched, reg, log, cfg.Region).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

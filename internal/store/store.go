@@ -21,6 +21,7 @@ import (
 const (
 	FunctionsBucket = "stratus-functions"
 	APIsBucket      = "stratus-apis"
+	SchedulesBucket = "stratus-schedules"
 	CodeBucket      = "stratus-code"
 	LogsStream      = "STRATUS_LOGS"
 	LogsSubject     = "stratus.logs."
@@ -43,6 +44,7 @@ type Store struct {
 	JS        jetstream.JetStream
 	Functions jetstream.KeyValue
 	APIs      jetstream.KeyValue
+	Schedules jetstream.KeyValue
 	Code      jetstream.ObjectStore
 	Logs      jetstream.Stream
 	Usage     jetstream.Stream
@@ -124,6 +126,14 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("apis bucket: %w", err)
+	}
+	s.Schedules, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  SchedulesBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("schedules bucket: %w", err)
 	}
 	s.Code, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:  CodeBucket,

@@ -1,0 +1,247 @@
+// Package scheduler speaks the EventBridge Scheduler API (REST-JSON):
+// CreateSchedule, GetSchedule, UpdateSchedule, DeleteSchedule and
+// ListSchedules, with Lambda functions as targets and the default group.
+package scheduler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/registry"
+	"github.com/stratus-faas/stratus/internal/schedule"
+)
+
+// API serves /schedules.
+type API struct {
+	run    *schedule.Runner
+	reg    *registry.Registry
+	log    *slog.Logger
+	region string
+	now    func() time.Time
+}
+
+// New returns the API.
+func New(run *schedule.Runner, reg *registry.Registry, log *slog.Logger, region string) *API {
+	return &API{run: run, reg: reg, log: log, region: region, now: time.Now}
+}
+
+// Register adds the routes.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /schedules/{name}", func(w http.ResponseWriter, r *http.Request) { a.put(w, r, true) })
+	mux.HandleFunc("PUT /schedules/{name}", func(w http.ResponseWriter, r *http.Request) { a.put(w, r, false) })
+	mux.HandleFunc("GET /schedules/{name}", a.get)
+	mux.HandleFunc("DELETE /schedules/{name}", a.delete)
+	mux.HandleFunc("GET /schedules", a.list)
+}
+
+const defaultGroup = "default"
+
+func (a *API) arn(s *schedule.Schedule) string {
+	return "arn:aws:scheduler:" + a.region + ":" + function.AccountID + ":schedule/" + s.Group + "/" + s.Name
+}
+
+func (a *API) fail(w http.ResponseWriter, err error) {
+	status, code := 500, "InternalServerException"
+	switch {
+	case errors.Is(err, schedule.ErrNotFound):
+		status, code = 404, "ResourceNotFoundException"
+	case errors.Is(err, schedule.ErrExists):
+		status, code = 409, "ConflictException"
+	case errors.Is(err, schedule.ErrInvalid):
+		status, code = 400, "ValidationException"
+	default:
+		a.log.Error("scheduler", "err", err)
+	}
+	msg := err.Error()
+	for _, s := range []error{schedule.ErrInvalid, schedule.ErrNotFound, schedule.ErrExists} {
+		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"Message": msg})
+}
+
+func group(g string) (string, error) {
+	if g == "" || g == defaultGroup {
+		return defaultGroup, nil
+	}
+	return "", fmt.Errorf("%w: Schedule group %s does not exist; Stratus has the default group", schedule.ErrNotFound, g)
+}
+
+type target struct {
+	Arn     string `json:"Arn"`
+	RoleArn string `json:"RoleArn"`
+	Input   string `json:"Input,omitempty"`
+}
+
+type scheduleInput struct {
+	ScheduleExpression         string   `json:"ScheduleExpression"`
+	ScheduleExpressionTimezone string   `json:"ScheduleExpressionTimezone"`
+	Description                string   `json:"Description"`
+	GroupName                  string   `json:"GroupName"`
+	State                      string   `json:"State"`
+	StartDate                  *float64 `json:"StartDate"`
+	EndDate                    *float64 `json:"EndDate"`
+	ActionAfterCompletion      string   `json:"ActionAfterCompletion"`
+	FlexibleTimeWindow         *struct {
+		Mode string `json:"Mode"`
+	} `json:"FlexibleTimeWindow"`
+	Target *target `json:"Target"`
+}
+
+func epoch(f *float64) *time.Time {
+	if f == nil {
+		return nil
+	}
+	t := time.UnixMilli(int64(*f * 1000)).UTC()
+	return &t
+}
+
+func (a *API) put(w http.ResponseWriter, r *http.Request, create bool) {
+	var in scheduleInput
+	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err := json.Unmarshal(b, &in); err != nil {
+		a.fail(w, fmt.Errorf("%w: invalid request body: %v", schedule.ErrInvalid, err))
+		return
+	}
+	g, err := group(in.GroupName)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if in.Target == nil || in.FlexibleTimeWindow == nil {
+		a.fail(w, fmt.Errorf("%w: Target and FlexibleTimeWindow are required", schedule.ErrInvalid))
+		return
+	}
+	if in.FlexibleTimeWindow.Mode != "OFF" {
+		a.fail(w, fmt.Errorf("%w: FlexibleTimeWindow mode %q is not supported; use OFF", schedule.ErrInvalid, in.FlexibleTimeWindow.Mode))
+		return
+	}
+	name, q, err := function.ParseRef(in.Target.Arn)
+	if err == nil && strings.HasPrefix(in.Target.Arn, "arn:aws:lambda:") {
+		_, err = a.reg.Resolve(name, q)
+	} else {
+		err = errors.New("not a Lambda function ARN")
+	}
+	if err != nil {
+		a.fail(w, fmt.Errorf("%w: Target.Arn %s is not a function of this Stratus (Stratus schedules invoke Lambda functions)", schedule.ErrInvalid, in.Target.Arn))
+		return
+	}
+	now := a.now().UTC()
+	s := &schedule.Schedule{
+		Name: r.PathValue("name"), Group: g, Expression: in.ScheduleExpression, Timezone: in.ScheduleExpressionTimezone,
+		Description: in.Description, State: in.State, TargetARN: in.Target.Arn, RoleARN: in.Target.RoleArn, Input: in.Target.Input,
+		StartDate: epoch(in.StartDate), EndDate: epoch(in.EndDate), ActionAfterCompletion: in.ActionAfterCompletion,
+		Created: now, Modified: now,
+	}
+	if !create {
+		cur, err := a.run.Get(g, s.Name)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		s.Created = cur.Created // a rate keeps counting from creation
+	}
+	if _, err := s.Validate(); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if err := a.run.Put(r.Context(), s, create); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, map[string]string{"ScheduleArn": a.arn(s)})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func secs(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
+
+func (a *API) out(s *schedule.Schedule) map[string]any {
+	o := map[string]any{
+		"Arn": a.arn(s), "Name": s.Name, "GroupName": s.Group, "ScheduleExpression": s.Expression,
+		"State": s.State, "Description": s.Description, "ActionAfterCompletion": s.ActionAfterCompletion,
+		"FlexibleTimeWindow": map[string]string{"Mode": "OFF"},
+		"Target":             target{Arn: s.TargetARN, RoleArn: s.RoleARN, Input: s.Input},
+		"CreationDate":       secs(s.Created), "LastModificationDate": secs(s.Modified),
+	}
+	if s.Timezone != "" {
+		o["ScheduleExpressionTimezone"] = s.Timezone
+	}
+	if s.StartDate != nil {
+		o["StartDate"] = secs(*s.StartDate)
+	}
+	if s.EndDate != nil {
+		o["EndDate"] = secs(*s.EndDate)
+	}
+	return o
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	g, err := group(r.URL.Query().Get("groupName"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	s, err := a.run.Get(g, r.PathValue("name"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, a.out(s))
+}
+
+func (a *API) delete(w http.ResponseWriter, r *http.Request) {
+	g, err := group(r.URL.Query().Get("groupName"))
+	if err == nil {
+		err = a.run.Delete(r.Context(), g, r.PathValue("name"))
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, map[string]string{})
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	prefix, state, grp := q.Get("NamePrefix"), q.Get("State"), q.Get("ScheduleGroup")
+	var all []*schedule.Schedule
+	for _, s := range a.run.List() {
+		if strings.HasPrefix(s.Name, prefix) && (state == "" || s.State == state) && (grp == "" || s.Group == grp) {
+			all = append(all, s)
+		}
+	}
+	start, limit := 0, 100
+	if n, err := strconv.Atoi(q.Get("MaxResults")); err == nil && n > 0 {
+		limit = n
+	}
+	if n, err := strconv.Atoi(q.Get("NextToken")); err == nil && n >= 0 && n <= len(all) {
+		start = n
+	}
+	items := []map[string]any{}
+	for _, s := range all[start:min(len(all), start+limit)] {
+		items = append(items, map[string]any{
+			"Arn": a.arn(s), "Name": s.Name, "GroupName": s.Group, "State": s.State,
+			"CreationDate": secs(s.Created), "LastModificationDate": secs(s.Modified),
+			"Target": map[string]string{"Arn": s.TargetARN},
+		})
+	}
+	out := map[string]any{"Schedules": items}
+	if start+limit < len(all) {
+		out["NextToken"] = strconv.Itoa(start + limit)
+	}
+	writeJSON(w, out)
+}
