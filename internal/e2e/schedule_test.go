@@ -122,7 +122,7 @@ func TestScheduleOnceAcrossNodes(t *testing.T) {
 	_ = b
 	input := `{"marker":"tick","url":"http://` + ln.Addr().String() + `/"}`
 	if _, err := a.scheduler().CreateSchedule(context.Background(), &scheduler.CreateScheduleInput{Name: aws.String("shared"), ScheduleExpression: aws.String("rate(1 second)"),
-		Target: &stypes.Target{Arn: fn.FunctionArn, RoleArn: aws.String("arn:aws:iam::000000000000:role/x"), Input: aws.String(input)},
+		Target:             &stypes.Target{Arn: fn.FunctionArn, RoleArn: aws.String("arn:aws:iam::000000000000:role/x"), Input: aws.String(input)},
 		FlexibleTimeWindow: &stypes.FlexibleTimeWindow{Mode: stypes.FlexibleTimeWindowModeOff}}); err != nil {
 		t.Fatal(err)
 	}
