@@ -175,14 +175,12 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	if set["env"] {
 		upd.Environment, changed = &types.Environment{Variables: vars}, true
 	}
-	out := &lambda.UpdateFunctionConfigurationOutput{}
 	if changed {
-		if out, err = client.UpdateFunctionConfiguration(ctx, upd); err != nil {
+		if _, err := client.UpdateFunctionConfiguration(ctx, upd); err != nil {
 			fmt.Fprintln(env.Stderr, "failed")
 			return err
 		}
 	}
-	_ = out
 	fmt.Fprintf(env.Stderr, "updated %s in %s\n", name, time.Since(start).Round(time.Millisecond))
 	return nil
 }

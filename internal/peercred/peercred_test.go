@@ -6,22 +6,29 @@ import (
 	"testing"
 )
 
-func TestUIDOfLoopbackPeer(t *testing.T) {
+// acceptedConn is the server side of a fresh loopback connection.
+func acceptedConn(t *testing.T) net.Conn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	s, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestUIDOfLoopbackPeer(t *testing.T) {
+	s := acceptedConn(t)
 	uid, err := UID(s)
 	if err != nil || uid != os.Getuid() {
 		t.Fatalf("UID = %d, %v; want %d", uid, err, os.Getuid())
@@ -45,21 +52,7 @@ func TestFind(t *testing.T) {
 }
 
 func TestDiagMatchesProc(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := acceptedConn(t)
 	uid, err := diagUID(s.RemoteAddr().(*net.TCPAddr), s.LocalAddr().(*net.TCPAddr))
 	if err != nil || uid != os.Getuid() {
 		t.Fatalf("diagUID = %d, %v", uid, err)

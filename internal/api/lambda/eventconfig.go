@@ -49,11 +49,7 @@ func (a *API) eventConfigOut(c *function.EventInvokeConfig) eventConfigWire {
 func (a *API) putEventConfig(w http.ResponseWriter, r *http.Request, merge bool) {
 	ref := r.PathValue("name")
 	var in eventConfigWire
-	if err := decode(r, &in, "PutFunctionEventInvokeConfig"); err != nil {
-		a.fail(w, err, ref)
-		return
-	}
-	name, err := bareName(ref)
+	name, err := named(r, &in, "PutFunctionEventInvokeConfig")
 	if err != nil {
 		a.fail(w, err, ref)
 		return

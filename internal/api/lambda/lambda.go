@@ -339,11 +339,7 @@ type updateCodeInput struct {
 func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("name")
 	var in updateCodeInput
-	if err := decode(r, &in, "UpdateFunctionCode"); err != nil {
-		a.fail(w, err, ref)
-		return
-	}
-	name, err := bareName(ref)
+	name, err := named(r, &in, "UpdateFunctionCode")
 	if err != nil {
 		a.fail(w, err, ref)
 		return
@@ -391,11 +387,7 @@ type updateConfigInput struct {
 func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("name")
 	var in updateConfigInput
-	if err := decode(r, &in, "UpdateFunctionConfiguration"); err != nil {
-		a.fail(w, err, ref)
-		return
-	}
-	name, err := bareName(ref)
+	name, err := named(r, &in, "UpdateFunctionConfiguration")
 	if err != nil {
 		a.fail(w, err, ref)
 		return
@@ -441,6 +433,15 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		return
 	}
 	writeJSON(w, http.StatusOK, a.configuration(fn, true))
+}
+
+// named reads the request body into in, then the path's function name
+// as bareName does.
+func named(r *http.Request, in any, op string) (string, error) {
+	if err := decode(r, in, op); err != nil {
+		return "", err
+	}
+	return bareName(r.PathValue("name"))
 }
 
 // bareName accepts a name or ARN without a qualifier, as the update

@@ -33,11 +33,7 @@ func (a *API) publishVersion(w http.ResponseWriter, r *http.Request) {
 		Description string `json:"Description"`
 		RevisionID  string `json:"RevisionId"`
 	}
-	if err := decode(r, &in, "PublishVersion"); err != nil {
-		a.fail(w, err, ref)
-		return
-	}
-	name, err := bareName(ref)
+	name, err := named(r, &in, "PublishVersion")
 	if err != nil {
 		a.fail(w, err, ref)
 		return
@@ -148,11 +144,7 @@ type aliasInput struct {
 func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("name")
 	var in aliasInput
-	if err := decode(r, &in, "CreateAlias"); err != nil {
-		a.fail(w, err, ref)
-		return
-	}
-	name, err := bareName(ref)
+	name, err := named(r, &in, "CreateAlias")
 	if err != nil {
 		a.fail(w, err, ref)
 		return
@@ -175,11 +167,7 @@ func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
 func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("name")
 	var in aliasInput
-	if err := decode(r, &in, "UpdateAlias"); err != nil {
-		a.fail(w, err, ref)
-		return
-	}
-	name, err := bareName(ref)
+	name, err := named(r, &in, "UpdateAlias")
 	if err != nil {
 		a.fail(w, err, ref)
 		return
@@ -274,11 +262,7 @@ func (a *API) putConcurrency(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Reserved *int `json:"ReservedConcurrentExecutions"`
 	}
-	if err := decode(r, &in, "PutFunctionConcurrency"); err != nil {
-		a.fail(w, err, ref)
-		return
-	}
-	name, err := bareName(ref)
+	name, err := named(r, &in, "PutFunctionConcurrency")
 	if err != nil {
 		a.fail(w, err, ref)
 		return
