@@ -23,6 +23,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/api/apigateway"
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
 	schedulerapi "github.com/stratus-faas/stratus/internal/api/scheduler"
+	sqsapi "github.com/stratus-faas/stratus/internal/api/sqs"
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
 	"github.com/stratus-faas/stratus/internal/config"
 	"github.com/stratus-faas/stratus/internal/events"
@@ -32,6 +33,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/logs"
 	"github.com/stratus-faas/stratus/internal/meter"
 	"github.com/stratus-faas/stratus/internal/pool"
+	"github.com/stratus-faas/stratus/internal/queue"
 	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/runtimes"
 	"github.com/stratus-faas/stratus/internal/sandbox"
@@ -129,6 +131,12 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	})
 	defer inv.Close()
 	inv.ReconcileAll()
+	queues, err := queue.Open(openCtx, st, queue.NewMetrics(promReg), queue.Options{Region: cfg.Region, Log: log})
+	if err != nil {
+		return err
+	}
+	defer queues.Close()
+	promReg.MustRegister(queues.Collector())
 	async := events.New(st, reg, inv, log, events.Options{Region: cfg.Region, RetryDelay: cfg.AsyncRetryDelay})
 	if err := async.Start(openCtx); err != nil {
 		return err
@@ -146,6 +154,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	stratusapi.New(st, reg, meter.DefaultPrices).Register(mux)
 	apigateway.New(apis, reg, log, gatewayURL, cfg.Region).Register(mux)
 	schedulerapi.New(sched, reg, log, cfg.Region).Register(mux)
+	sqsapi.New(queues, log, endpoint).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -29,6 +29,18 @@ const (
 	UsageSubject    = "stratus.usage."
 	AsyncStream     = "STRATUS_ASYNC"
 	AsyncSubject    = "stratus.async."
+	QueuesBucket    = "stratus-queues"
+	LeasesBucket    = "stratus-sqs-leases"
+	DelayStream     = "STRATUS_SQS_DELAY"
+	DelaySubject    = "stratus.sqsdelay."
+	// QueueStreamPrefix and QueueSubject name the stream and subject of
+	// each queue: one stream per queue, so purge, counts and retention are
+	// the stream's own.
+	QueueStreamPrefix = "SQS_"
+	QueueSubject      = "stratus.sqs."
+	// LeaseTTL bounds how long a delivery fence is kept: longer than the
+	// longest visibility timeout (12 hours).
+	LeaseTTL = 13 * time.Hour
 )
 
 // Options configure the store.
@@ -45,10 +57,13 @@ type Store struct {
 	Functions jetstream.KeyValue
 	APIs      jetstream.KeyValue
 	Schedules jetstream.KeyValue
+	Queues    jetstream.KeyValue
+	Leases    jetstream.KeyValue
 	Code      jetstream.ObjectStore
 	Logs      jetstream.Stream
 	Usage     jetstream.Stream
 	Async     jetstream.Stream
+	Delay     jetstream.Stream
 
 	srv *server.Server // nil when external
 }
@@ -134,6 +149,35 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("schedules bucket: %w", err)
+	}
+	s.Queues, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  QueuesBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("queues bucket: %w", err)
+	}
+	// Fences of redelivered queue messages (see package queue).
+	s.Leases, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  LeasesBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+		TTL:     LeaseTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("leases bucket: %w", err)
+	}
+	// Queue messages sent with a delay wait here until due.
+	s.Delay, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:      DelayStream,
+		Subjects:  []string{DelaySubject + ">"},
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.WorkQueuePolicy,
+		MaxAge:    14 * 24 * time.Hour,
+	})
+	if err != nil {
+		return fmt.Errorf("delay stream: %w", err)
 	}
 	s.Code, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:  CodeBucket,
