@@ -478,4 +478,3 @@ func TestSQSBoto3(t *testing.T) {
 		t.Fatalf("boto3: %v\n%s", err, out)
 	}
 }
-
