@@ -53,6 +53,9 @@ var ErrInvalid = errors.New("invalid parameter")
 // ErrTooLarge marks a package or payload over Lambda's size limits.
 var ErrTooLarge = errors.New("too large")
 
+// Invalidf is an ErrInvalid with a message for the caller.
+func Invalidf(format string, args ...any) error { return invalidf(format, args...) }
+
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }

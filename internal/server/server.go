@@ -26,6 +26,7 @@ import (
 	sqsapi "github.com/stratus-faas/stratus/internal/api/sqs"
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
 	"github.com/stratus-faas/stratus/internal/config"
+	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/events"
 	"github.com/stratus-faas/stratus/internal/gateway"
 	"github.com/stratus-faas/stratus/internal/httpapi"
@@ -137,6 +138,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	defer queues.Close()
 	promReg.MustRegister(queues.Collector())
+	mappings, err := esm.Open(openCtx, st.Mappings, queues, inv, log)
+	if err != nil {
+		return err
+	}
+	defer mappings.Close()
 	async := events.New(st, reg, inv, log, events.Options{Region: cfg.Region, RetryDelay: cfg.AsyncRetryDelay})
 	if err := async.Start(openCtx); err != nil {
 		return err
@@ -150,7 +156,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
-	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async}).Register(mux)
+	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings}).Register(mux)
 	stratusapi.New(st, reg, meter.DefaultPrices).Register(mux)
 	apigateway.New(apis, reg, log, gatewayURL, cfg.Region).Register(mux)
 	schedulerapi.New(sched, reg, log, cfg.Region).Register(mux)

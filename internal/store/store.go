@@ -30,6 +30,7 @@ const (
 	AsyncStream     = "STRATUS_ASYNC"
 	AsyncSubject    = "stratus.async."
 	QueuesBucket    = "stratus-queues"
+	MappingsBucket  = "stratus-event-source-mappings"
 	LeasesBucket    = "stratus-sqs-leases"
 	DelayStream     = "STRATUS_SQS_DELAY"
 	DelaySubject    = "stratus.sqsdelay."
@@ -58,6 +59,7 @@ type Store struct {
 	APIs      jetstream.KeyValue
 	Schedules jetstream.KeyValue
 	Queues    jetstream.KeyValue
+	Mappings  jetstream.KeyValue
 	Leases    jetstream.KeyValue
 	Code      jetstream.ObjectStore
 	Logs      jetstream.Stream
@@ -157,6 +159,14 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("queues bucket: %w", err)
+	}
+	s.Mappings, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  MappingsBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("event source mappings bucket: %w", err)
 	}
 	// Fences of redelivered queue messages (see package queue).
 	s.Leases, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

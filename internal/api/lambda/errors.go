@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/registry"
@@ -49,6 +50,10 @@ func (a *API) toAWS(err error, ref string) awsError {
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The function " + a.arnOf(ref) + " doesn't have an EventInvokeConfig"}
 	case errors.Is(err, registry.ErrNoProvisioned):
 		return awsError{Status: 404, Code: "ProvisionedConcurrencyConfigNotFoundException", Message: "No Provisioned Concurrency Config found for this function"}
+	case errors.Is(err, esm.ErrNotFound):
+		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The resource you requested does not exist."}
+	case errors.Is(err, esm.ErrExists):
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: detailAfter(err, esm.ErrExists)}
 	case errors.Is(err, registry.ErrNotFound):
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "Function not found: " + a.arnOf(ref)}
 	case errors.Is(err, registry.ErrExists):

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/registry"
@@ -33,6 +34,7 @@ type Options struct {
 	Endpoint string // public base URL of this API, for code download links
 	Gateway  string // public base URL of the HTTP trigger listener
 	Async    AsyncInvoker
+	Mappings *esm.Manager
 }
 
 // AsyncInvoker accepts asynchronous invocations (InvocationType Event).
@@ -71,6 +73,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerVersions(mux)
 	a.registerURLs(mux)
 	a.registerEventConfig(mux)
+	if a.opts.Mappings != nil {
+		a.registerMappings(mux)
+	}
 }
 
 // Wire shapes.

@@ -1,0 +1,216 @@
+package lambda
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/stratus-faas/stratus/internal/esm"
+	"github.com/stratus-faas/stratus/internal/function"
+)
+
+func (a *API) registerMappings(mux *http.ServeMux) {
+	const path = "/2015-03-31/event-source-mappings"
+	mux.HandleFunc("POST "+path, a.createMapping)
+	mux.HandleFunc("POST "+path+"/{$}", a.createMapping)
+	mux.HandleFunc("GET "+path, a.listMappings)
+	mux.HandleFunc("GET "+path+"/{$}", a.listMappings)
+	mux.HandleFunc("GET "+path+"/{uuid}", a.getMapping)
+	mux.HandleFunc("PUT "+path+"/{uuid}", a.updateMapping)
+	mux.HandleFunc("DELETE "+path+"/{uuid}", a.deleteMapping)
+}
+
+type scalingConfig struct {
+	MaximumConcurrency *int `json:"MaximumConcurrency,omitempty"`
+}
+
+// mappingWire is both the request and the answer of the mapping
+// operations (EventSourceMappingConfiguration).
+type mappingWire struct {
+	UUID                           string         `json:"UUID,omitempty"`
+	EventSourceArn                 string         `json:"EventSourceArn,omitempty"`
+	EventSourceMappingArn          string         `json:"EventSourceMappingArn,omitempty"`
+	FunctionName                   string         `json:"FunctionName,omitempty"`
+	FunctionArn                    string         `json:"FunctionArn,omitempty"`
+	Enabled                        *bool          `json:"Enabled,omitempty"`
+	BatchSize                      *int           `json:"BatchSize,omitempty"`
+	MaximumBatchingWindowInSeconds *int           `json:"MaximumBatchingWindowInSeconds,omitempty"`
+	FunctionResponseTypes          []string       `json:"FunctionResponseTypes"`
+	ScalingConfig                  *scalingConfig `json:"ScalingConfig,omitempty"`
+	LastModified                   float64        `json:"LastModified,omitempty"`
+	LastProcessingResult           string         `json:"LastProcessingResult,omitempty"`
+	State                          string         `json:"State,omitempty"`
+	StateTransitionReason          string         `json:"StateTransitionReason,omitempty"`
+}
+
+func (a *API) mappingOut(m *esm.Mapping, state string) mappingWire {
+	if state == "" {
+		state = "Disabled"
+		if m.Enabled {
+			state = "Enabled"
+		}
+	}
+	out := mappingWire{
+		UUID:                           m.UUID,
+		EventSourceArn:                 m.EventSourceArn,
+		EventSourceMappingArn:          "arn:aws:lambda:" + a.opts.Region + ":" + function.AccountID + ":event-source-mapping:" + m.UUID,
+		FunctionArn:                    function.ARN(a.opts.Region, m.Function, m.Qualifier),
+		BatchSize:                      &m.BatchSize,
+		MaximumBatchingWindowInSeconds: &m.Window,
+		FunctionResponseTypes:          []string{},
+		LastModified:                   float64(m.LastModified.UnixMilli()) / 1000,
+		LastProcessingResult:           a.opts.Mappings.Result(m.UUID),
+		State:                          state,
+		StateTransitionReason:          "USER_INITIATED",
+	}
+	if m.ReportItemFailures {
+		out.FunctionResponseTypes = []string{"ReportBatchItemFailures"}
+	}
+	if m.MaximumConcurrency > 0 {
+		out.ScalingConfig = &scalingConfig{MaximumConcurrency: &m.MaximumConcurrency}
+	}
+	return out
+}
+
+func responseTypes(types []string) (bool, error) {
+	report := false
+	for _, t := range types {
+		if t != "ReportBatchItemFailures" {
+			return false, function.Invalidf("FunctionResponseTypes: unknown value %s (valid: ReportBatchItemFailures)", t)
+		}
+		report = true
+	}
+	return report, nil
+}
+
+func (a *API) createMapping(w http.ResponseWriter, r *http.Request) {
+	var in mappingWire
+	if err := decode(r, &in, "CreateEventSourceMapping"); err != nil {
+		a.fail(w, err, "")
+		return
+	}
+	if in.FunctionName == "" || in.EventSourceArn == "" {
+		a.fail(w, function.Invalidf("FunctionName and EventSourceArn are required"), "")
+		return
+	}
+	name, q, err := function.ParseRef(in.FunctionName)
+	if err != nil {
+		a.fail(w, err, in.FunctionName)
+		return
+	}
+	m := esm.Mapping{EventSourceArn: in.EventSourceArn, Function: name, Qualifier: q, Enabled: true}
+	setIf(&m.Enabled, in.Enabled)
+	setIf(&m.BatchSize, in.BatchSize)
+	setIf(&m.Window, in.MaximumBatchingWindowInSeconds)
+	if in.ScalingConfig != nil {
+		setIf(&m.MaximumConcurrency, in.ScalingConfig.MaximumConcurrency)
+	}
+	if m.ReportItemFailures, err = responseTypes(in.FunctionResponseTypes); err != nil {
+		a.fail(w, err, in.FunctionName)
+		return
+	}
+	out, err := a.opts.Mappings.Create(r.Context(), m)
+	if err != nil {
+		a.fail(w, err, in.FunctionName)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, a.mappingOut(out, "Creating"))
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func (a *API) getMapping(w http.ResponseWriter, r *http.Request) {
+	m, err := a.opts.Mappings.Get(r.PathValue("uuid"))
+	if err != nil {
+		a.fail(w, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, a.mappingOut(m, ""))
+}
+
+func (a *API) listMappings(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	fn := ""
+	if ref := q.Get("FunctionName"); ref != "" {
+		name, _, err := function.ParseRef(ref)
+		if err != nil {
+			a.fail(w, err, ref)
+			return
+		}
+		fn = name
+	}
+	all := a.opts.Mappings.List(q.Get("EventSourceArn"), fn)
+	start := 0
+	if marker := q.Get("Marker"); marker != "" {
+		for start < len(all) && all[start].UUID <= marker {
+			start++
+		}
+	}
+	limit := 100
+	if s := q.Get("MaxItems"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			a.fail(w, function.Invalidf("MaxItems must be between 1 and 10000"), "")
+			return
+		}
+		limit = n
+	}
+	page := all[start:]
+	out := struct {
+		EventSourceMappings []mappingWire `json:"EventSourceMappings"`
+		NextMarker          string        `json:"NextMarker,omitempty"`
+	}{EventSourceMappings: []mappingWire{}}
+	if len(page) > limit {
+		page = page[:limit]
+		out.NextMarker = page[len(page)-1].UUID
+	}
+	for _, m := range page {
+		out.EventSourceMappings = append(out.EventSourceMappings, a.mappingOut(m, ""))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) updateMapping(w http.ResponseWriter, r *http.Request) {
+	var in mappingWire
+	if err := decode(r, &in, "UpdateEventSourceMapping"); err != nil {
+		a.fail(w, err, "")
+		return
+	}
+	p := esm.Patch{Enabled: in.Enabled, BatchSize: in.BatchSize, Window: in.MaximumBatchingWindowInSeconds}
+	if in.FunctionName != "" {
+		p.Function = &in.FunctionName
+	}
+	if in.ScalingConfig != nil {
+		p.MaximumConcurrency = in.ScalingConfig.MaximumConcurrency
+		if p.MaximumConcurrency == nil {
+			zero := 0
+			p.MaximumConcurrency = &zero
+		}
+	}
+	if in.FunctionResponseTypes != nil {
+		report, err := responseTypes(in.FunctionResponseTypes)
+		if err != nil {
+			a.fail(w, err, "")
+			return
+		}
+		p.ReportItemFailures = &report
+	}
+	m, err := a.opts.Mappings.Update(r.Context(), r.PathValue("uuid"), p)
+	if err != nil {
+		a.fail(w, err, in.FunctionName)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, a.mappingOut(m, "Updating"))
+}
+
+func (a *API) deleteMapping(w http.ResponseWriter, r *http.Request) {
+	m, err := a.opts.Mappings.Delete(r.Context(), r.PathValue("uuid"))
+	if err != nil {
+		a.fail(w, err, "")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, a.mappingOut(m, "Deleting"))
+}

@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// jsonSink is an HTTP server of the test that functions report to; it
+// outlives Stratus servers.
+type jsonSink struct {
+	URL  string
+	mu   sync.Mutex
+	msgs []map[string]any
+}
+
+func newJSONSink(t *testing.T) *jsonSink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &jsonSink{URL: "http://" + ln.Addr().String() + "/"}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var m map[string]any
+		if json.Unmarshal(b, &m) == nil {
+			s.mu.Lock()
+			s.msgs = append(s.msgs, m)
+			s.mu.Unlock()
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *jsonSink) snapshot() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.msgs...)
+}
+
+// bodies counts the records seen per body.
+func (s *jsonSink) bodies() map[string]int {
+	out := map[string]int{}
+	for _, m := range s.snapshot() {
+		if b, ok := m["body"].(string); ok {
+			out[b]++
+		}
+	}
+	return out
+}
+
+// sqsConsumer reports each batch and record; bodies starting with "fail"
+// are reported back as partial batch failures.
+const sqsConsumer = `
+import json, os, urllib.request
+
+def post(obj):
+    urllib.request.urlopen(urllib.request.Request(os.environ["SINK"], data=json.dumps(obj).encode(), method="POST"), timeout=5)
+
+def handler(event, context):
+    recs = event["Records"]
+    post({"batch": len(recs)})
+    fails = []
+    for r in recs:
+        post({"body": r["body"], "rec": r})
+        if r["body"].startswith("fail"):
+            fails.append({"itemIdentifier": r["messageId"]})
+    return {"batchItemFailures": fails}
+`
+
+// TestSQSTrigger maps a queue to a function: batches as Lambda shapes
+// them, partial batch failures back to the queue and on to its
+// dead-letter queue, disable and enable, batching windows, and the
+// mapping API's errors.
+func TestSQSTrigger(t *testing.T) {
+	sink := newJSONSink(t)
+	s := startServer(t, "")
+	c, lc := s.sqs(), s.lambda()
+	ctx := context.Background()
+
+	dlq := createQueue(t, c, "work-dlq", nil)
+	dlqArn := queueAttrs(t, c, dlq)["QueueArn"]
+	src := createQueue(t, c, "work", map[string]string{
+		"VisibilityTimeout": "2",
+		"RedrivePolicy":     `{"deadLetterTargetArn":"` + dlqArn + `","maxReceiveCount":2}`,
+	})
+	srcArn := queueAttrs(t, c, src)["QueueArn"]
+	createFunction(t, lc, "consumer", makeZip(t, map[string][]byte{"app.py": []byte(sqsConsumer)}),
+		fnOpts{runtime: "python3.11", handler: "app.handler", timeout: 2, env: map[string]string{"SINK": sink.URL}})
+
+	// The mapping API's errors.
+	_, err := lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("consumer"), EventSourceArn: &srcArn, BatchSize: aws.Int32(100)})
+	if errorCode(err) != "InvalidParameterValueException" {
+		t.Fatalf("batch over 10 without window: %v", err)
+	}
+	_, err = lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("nobody"), EventSourceArn: &srcArn})
+	if errorCode(err) != "ResourceNotFoundException" {
+		t.Fatalf("unknown function: %v", err)
+	}
+	_, err = lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("consumer"), EventSourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:nothere")})
+	if errorCode(err) != "InvalidParameterValueException" {
+		t.Fatalf("unknown queue: %v", err)
+	}
+	if _, err := lc.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: aws.String("00000000-0000-0000-0000-000000000000")}); errorCode(err) != "ResourceNotFoundException" {
+		t.Fatalf("unknown mapping: %v", err)
+	}
+
+	created, err := lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+		FunctionName: aws.String("consumer"), EventSourceArn: &srcArn, BatchSize: aws.Int32(10),
+		FunctionResponseTypes: []ltypes.FunctionResponseType{ltypes.FunctionResponseTypeReportBatchItemFailures},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *created.State != "Creating" || *created.EventSourceArn != srcArn || !strings.HasSuffix(*created.FunctionArn, ":function:consumer") || *created.BatchSize != 10 {
+		t.Fatalf("created %+v", created)
+	}
+	id := created.UUID
+	if _, err := lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("consumer"), EventSourceArn: &srcArn}); errorCode(err) != "ResourceConflictException" {
+		t.Fatalf("duplicate mapping: %v", err)
+	}
+	got, err := lc.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: id})
+	if err != nil || *got.State != "Enabled" || len(got.FunctionResponseTypes) != 1 {
+		t.Fatalf("get: %v %+v", err, got)
+	}
+
+	const n = 30
+	var entries []types.SendMessageBatchRequestEntry
+	for i := range n {
+		entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(fmt.Sprintf("ok-%02d", i)),
+			MessageAttributes: map[string]types.MessageAttributeValue{"n": {DataType: aws.String("Number"), StringValue: aws.String(fmt.Sprint(i))}}})
+		if len(entries) == 10 {
+			if _, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &src, Entries: entries}); err != nil {
+				t.Fatal(err)
+			}
+			entries = nil
+		}
+	}
+	for _, b := range []string{"fail-a", "fail-b"} {
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &src, MessageBody: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "every message processed and the failures retried", func() bool {
+		b := sink.bodies()
+		for i := range n {
+			if b[fmt.Sprintf("ok-%02d", i)] == 0 {
+				return false
+			}
+		}
+		return b["fail-a"] >= 2 && b["fail-b"] >= 2
+	})
+	// The failures end in the dead-letter queue after two receives.
+	var dead []string
+	waitFor(t, 30*time.Second, "failed messages in the dead-letter queue", func() bool {
+		for _, m := range receive(t, c, dlq, 10, 1) {
+			dead = append(dead, *m.Body)
+		}
+		return len(dead) >= 2
+	})
+	if strings.Join(dead, ",") != "fail-a,fail-b" && strings.Join(dead, ",") != "fail-b,fail-a" {
+		t.Fatalf("dead letters %v", dead)
+	}
+	b := sink.bodies()
+	for i := range n {
+		if k := b[fmt.Sprintf("ok-%02d", i)]; k != 1 {
+			t.Errorf("ok-%02d processed %d times", i, k)
+		}
+	}
+	if b["fail-a"] != 2 || b["fail-b"] != 2 {
+		t.Errorf("failed messages processed %d and %d times, want 2 (maxReceiveCount)", b["fail-a"], b["fail-b"])
+	}
+	// The event as Lambda shapes it.
+	for _, m := range sink.snapshot() {
+		if m["body"] != "ok-07" {
+			continue
+		}
+		rec := m["rec"].(map[string]any)
+		attrs := rec["attributes"].(map[string]any)
+		mattrs := rec["messageAttributes"].(map[string]any)["n"].(map[string]any)
+		if rec["eventSource"] != "aws:sqs" || rec["eventSourceARN"] != srcArn || rec["awsRegion"] != "us-east-1" ||
+			attrs["ApproximateReceiveCount"] != "1" || attrs["SentTimestamp"] == nil || rec["receiptHandle"] == "" ||
+			rec["md5OfBody"] == nil || rec["messageId"] == "" || mattrs["stringValue"] != "7" || mattrs["dataType"] != "Number" {
+			t.Errorf("record %v", rec)
+		}
+	}
+	a := queueAttrs(t, c, src)
+	if a["ApproximateNumberOfMessages"] != "0" || a["ApproximateNumberOfMessagesNotVisible"] != "0" {
+		t.Errorf("source queue not empty: %v", a)
+	}
+
+	// Disabled: messages wait. Enabled again: they run.
+	if _, err := lc.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: id, Enabled: aws.Bool(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &src, MessageBody: aws.String("while-off")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if sink.bodies()["while-off"] != 0 {
+		t.Fatal("a disabled mapping processed a message")
+	}
+	// Batching window: up to 50 messages gathered for two seconds.
+	up, err := lc.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: id, Enabled: aws.Bool(true),
+		BatchSize: aws.Int32(50), MaximumBatchingWindowInSeconds: aws.Int32(2)})
+	if err != nil || *up.BatchSize != 50 || *up.MaximumBatchingWindowInSeconds != 2 {
+		t.Fatalf("update: %v %+v", err, up)
+	}
+	for i := range 30 {
+		entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(fmt.Sprintf("win-%02d", i))})
+		if len(entries) == 10 {
+			if _, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &src, Entries: entries}); err != nil {
+				t.Fatal(err)
+			}
+			entries = nil
+		}
+	}
+	waitFor(t, 30*time.Second, "windowed messages processed", func() bool {
+		b := sink.bodies()
+		for i := range 30 {
+			if b[fmt.Sprintf("win-%02d", i)] == 0 {
+				return false
+			}
+		}
+		return b["while-off"] == 1
+	})
+	biggest := 0.0
+	for _, m := range sink.snapshot() {
+		if n, ok := m["batch"].(float64); ok && n > biggest {
+			biggest = n
+		}
+	}
+	if biggest <= 10 {
+		t.Errorf("largest batch %v: the batching window gathered nothing beyond 10", biggest)
+	}
+
+	list, err := lc.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{FunctionName: aws.String("consumer")})
+	if err != nil || len(list.EventSourceMappings) != 1 || *list.EventSourceMappings[0].UUID != *id {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+	del, err := lc.DeleteEventSourceMapping(ctx, &lambda.DeleteEventSourceMappingInput{UUID: id})
+	if err != nil || *del.State != "Deleting" {
+		t.Fatalf("delete: %v %+v", err, del)
+	}
+	if _, err := lc.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: id}); errorCode(err) != "ResourceNotFoundException" {
+		t.Fatalf("deleted mapping: %v", err)
+	}
+}
