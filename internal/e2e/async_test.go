@@ -49,8 +49,8 @@ func TestAsyncInvoke(t *testing.T) {
 		t.Errorf("3 retries: %v", err)
 	}
 	if _, err := c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("async-go"),
-		DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String("arn:aws:sqs:us-east-1:000000000000:q")}}}); errorCode(err) != "InvalidParameterValueException" {
-		t.Errorf("queue destination: %v", err)
+		DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String("arn:aws:sns:us-east-1:000000000000:topic")}}}); errorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("topic destination: %v", err)
 	}
 	cfg, err := c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("async-go"), MaximumRetryAttempts: aws.Int32(1),
 		DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: dest.FunctionArn}}})

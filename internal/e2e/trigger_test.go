@@ -262,3 +262,101 @@ func TestSQSTrigger(t *testing.T) {
 		t.Fatalf("deleted mapping: %v", err)
 	}
 }
+
+// TestAsyncQueueDestinations: asynchronous outcomes go to SQS queues, as
+// destination records and as dead letters of the function's
+// DeadLetterConfig.
+func TestAsyncQueueDestinations(t *testing.T) {
+	s := startServer(t, "", "--async-retry-delay", "200ms")
+	c, lc := s.sqs(), s.lambda()
+	ctx := context.Background()
+	okQ := createQueue(t, c, "on-success", nil)
+	failQ := createQueue(t, c, "on-failure", nil)
+	dlq := createQueue(t, c, "fn-dlq", nil)
+	arn := func(u string) *string { return aws.String(queueAttrs(t, c, u)["QueueArn"]) }
+	createFunction(t, lc, "async-q", goZip(t), fnOpts{})
+	if _, err := lc.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("async-q"),
+		DeadLetterConfig: &ltypes.DeadLetterConfig{TargetArn: arn(dlq)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("async-q"),
+		DeadLetterConfig: &ltypes.DeadLetterConfig{TargetArn: aws.String("arn:aws:sns:us-east-1:000000000000:t")}}); errorCode(err) != "InvalidParameterValueException" {
+		t.Fatalf("topic as dead-letter target: %v", err)
+	}
+	cfg, err := lc.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("async-q")})
+	if err != nil || cfg.DeadLetterConfig == nil || *cfg.DeadLetterConfig.TargetArn != *arn(dlq) {
+		t.Fatalf("dead-letter config: %v %+v", err, cfg.DeadLetterConfig)
+	}
+	if _, err := lc.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("async-q"), MaximumRetryAttempts: aws.Int32(1),
+		DestinationConfig: &ltypes.DestinationConfig{OnSuccess: &ltypes.OnSuccess{Destination: arn(okQ)}, OnFailure: &ltypes.OnFailure{Destination: arn(failQ)}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{`{"name":"good"}`, `{"fail":"error","name":"bad"}`} {
+		if _, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("async-q"), InvocationType: ltypes.InvocationTypeEvent, Payload: []byte(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := func(u string) types.Message {
+		t.Helper()
+		var got []types.Message
+		waitFor(t, 20*time.Second, "a message in "+u, func() bool {
+			got = receive(t, c, u, 1, 1)
+			return len(got) == 1
+		})
+		return got[0]
+	}
+	var rec struct {
+		Version        string          `json:"version"`
+		RequestContext map[string]any  `json:"requestContext"`
+		RequestPayload json.RawMessage `json:"requestPayload"`
+		Response       map[string]any  `json:"responseContext"`
+		Payload        json.RawMessage `json:"responsePayload"`
+	}
+	m := one(okQ)
+	if err := json.Unmarshal([]byte(*m.Body), &rec); err != nil || rec.RequestContext["condition"] != "Success" || !strings.Contains(string(rec.Payload), "hello, good") || rec.Version != "1.0" {
+		t.Fatalf("success record: %v %s", err, *m.Body)
+	}
+	m = one(failQ)
+	if err := json.Unmarshal([]byte(*m.Body), &rec); err != nil || rec.RequestContext["condition"] != "RetriesExhausted" ||
+		rec.RequestContext["approximateInvokeCount"] != 2.0 || rec.Response["functionError"] != "Unhandled" || !strings.Contains(string(rec.RequestPayload), "bad") {
+		t.Fatalf("failure record: %v %s", err, *m.Body)
+	}
+	m = one(dlq)
+	if !strings.Contains(*m.Body, `"name":"bad"`) || *m.MessageAttributes["ErrorCode"].StringValue != "200" ||
+		m.MessageAttributes["RequestID"].StringValue == nil || m.MessageAttributes["ErrorMessage"].StringValue == nil {
+		t.Fatalf("dead letter: %s %+v", *m.Body, m.MessageAttributes)
+	}
+}
+
+// sqsSender uses boto3 inside the function with no endpoint or
+// credentials configured: Stratus gives the instance both.
+const sqsSender = `
+import boto3
+
+def handler(event, context):
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=event["queue"])["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=event["body"])
+    return {"sent": True}
+`
+
+// TestFunctionFeedsQueue: a function sends to a Stratus queue with an
+// unchanged AWS SDK, and a mapping hands the message to another function.
+func TestFunctionFeedsQueue(t *testing.T) {
+	sink := newJSONSink(t)
+	s := startServer(t, "")
+	c, lc := s.sqs(), s.lambda()
+	ctx := context.Background()
+	u := createQueue(t, c, "handoff", nil)
+	createFunction(t, lc, "producer", makeZip(t, map[string][]byte{"app.py": []byte(sqsSender)}), fnOpts{runtime: "python3.11", handler: "app.handler", timeout: 10})
+	createFunction(t, lc, "consumer2", makeZip(t, map[string][]byte{"app.py": []byte(sqsConsumer)}),
+		fnOpts{runtime: "python3.11", handler: "app.handler", env: map[string]string{"SINK": sink.URL}})
+	if _, err := lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("consumer2"), EventSourceArn: aws.String(queueAttrs(t, c, u)["QueueArn"])}); err != nil {
+		t.Fatal(err)
+	}
+	out := invoke(t, lc, "producer", `{"queue":"handoff","body":"from-producer"}`)
+	if out.FunctionError != nil {
+		t.Fatalf("producer failed: %s", out.Payload)
+	}
+	waitFor(t, 30*time.Second, "the consumer to get the producer's message", func() bool { return sink.bodies()["from-producer"] == 1 })
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/queue"
 	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/store"
 )
@@ -39,6 +41,8 @@ type Options struct {
 	// RetryDelay is the wait before the first retry after a function
 	// error; the second waits twice as long (Lambda: about 1 and 2 minutes).
 	RetryDelay time.Duration
+	// Queues receive destination records and dead letters sent to SQS ARNs.
+	Queues *queue.Manager
 }
 
 // Async accepts and runs asynchronous invocations.
@@ -230,10 +234,16 @@ func (a *Async) finish(msg jetstream.Msg, ev event, cfg *function.EventInvokeCon
 		a.log.Warn("async event failed", "function", ev.Function, "request", ev.RequestID, "condition", condition, "destination", dest)
 	}
 	if dest != "" {
-		record := a.record(ev, condition, invokes, resp)
-		if _, err := a.Enqueue(a.ctx, dest, "", record); err != nil {
+		if err := a.deliver(dest, a.record(ev, condition, invokes, resp), nil); err != nil {
 			// Keep the event: it is reported again when redelivered.
 			a.log.Error("could not deliver to destination", "destination", dest, "err", err)
+			_ = msg.NakWithDelay(throttleDelay)
+			return
+		}
+	}
+	if condition != "Success" {
+		if err := a.deadLetter(ev, resp); err != nil {
+			a.log.Error("could not deliver to the dead-letter queue", "function", ev.Function, "err", err)
 			_ = msg.NakWithDelay(throttleDelay)
 			return
 		}
@@ -243,6 +253,59 @@ func (a *Async) finish(msg jetstream.Msg, ev event, cfg *function.EventInvokeCon
 	if err := msg.DoubleAck(ctx); err != nil {
 		a.log.Warn("ack of async event", "request", ev.RequestID, "err", err)
 	}
+}
+
+// deliver sends a destination record or dead letter to a queue or, as an
+// asynchronous event, to a function.
+func (a *Async) deliver(dest string, body []byte, attrs map[string]queue.Attribute) error {
+	if !queue.IsARN(dest) {
+		_, err := a.Enqueue(a.ctx, dest, "", body)
+		return err
+	}
+	if a.opts.Queues == nil {
+		return fmt.Errorf("no queues to deliver to %s", dest)
+	}
+	name, err := queue.NameFromARN(dest)
+	if err != nil {
+		return err
+	}
+	res, err := a.opts.Queues.Send(a.ctx, name, []queue.SendEntry{{Body: string(body), Attributes: attrs}})
+	if err != nil {
+		return err
+	}
+	return res[0].Err
+}
+
+// deadLetter sends a failed event to the function's DeadLetterConfig
+// target, as Lambda does: the event itself, with the request id and error
+// as message attributes.
+func (a *Async) deadLetter(ev event, resp *invoke.Response) error {
+	fn, err := a.inv.Resolve(ev.Function, ev.Qualifier)
+	if err != nil || fn.DeadLetterTarget == "" {
+		return nil
+	}
+	status, msg := "200", "Event age exceeded"
+	if resp != nil {
+		status = strconv.Itoa(resp.Status)
+		var doc struct {
+			Message string `json:"errorMessage"`
+		}
+		_ = json.Unmarshal(resp.Payload, &doc)
+		msg = doc.Message
+	}
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	str := func(s string) *string { return &s }
+	attrs := map[string]queue.Attribute{
+		"RequestID":    {DataType: "String", StringValue: str(ev.RequestID)},
+		"ErrorCode":    {DataType: "Number", StringValue: str(status)},
+		"ErrorMessage": {DataType: "String", StringValue: str(msg)},
+	}
+	if msg == "" {
+		delete(attrs, "ErrorMessage")
+	}
+	return a.deliver(fn.DeadLetterTarget, ev.Payload, attrs)
 }
 
 // record is Lambda's destination record.

@@ -40,10 +40,17 @@ func (c *EventInvokeConfig) MaxAge() time.Duration {
 	return time.Duration(*c.MaximumEventAge) * time.Second
 }
 
-var lambdaARN = regexp.MustCompile(`^arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9_-]+(:[a-zA-Z0-9_$-]+)?$`)
+var (
+	lambdaARN = regexp.MustCompile(`^arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9_-]+(:[a-zA-Z0-9_$-]+)?$`)
+	sqsARN    = regexp.MustCompile(`^arn:aws:sqs:[a-z0-9-]+:\d{12}:[a-zA-Z0-9_-]{1,80}$`)
+)
+
+// ValidTarget reports whether arn names a function or an SQS queue, the
+// targets Stratus delivers to.
+func ValidTarget(arn string) bool { return lambdaARN.MatchString(arn) || sqsARN.MatchString(arn) }
 
 // Validate checks the ranges and destinations Lambda allows; Stratus can
-// deliver to functions.
+// deliver to functions and queues.
 func (c *EventInvokeConfig) Validate() error {
 	if r := c.MaximumRetryAttempts; r != nil && (*r < 0 || *r > 2) {
 		return invalidf("Value '%d' at 'maximumRetryAttempts' failed to satisfy constraint: Member must have value between 0 and 2", *r)
@@ -52,8 +59,8 @@ func (c *EventInvokeConfig) Validate() error {
 		return invalidf("Value '%d' at 'maximumEventAgeInSeconds' failed to satisfy constraint: Member must have value between 60 and 21600", *a)
 	}
 	for _, d := range []string{c.OnSuccess, c.OnFailure} {
-		if d != "" && !lambdaARN.MatchString(d) {
-			return invalidf("Destination %s is not supported: Stratus delivers to Lambda functions (queues come with the SQS API)", d)
+		if d != "" && !ValidTarget(d) {
+			return invalidf("Destination %s is not supported: Stratus delivers to Lambda functions and SQS queues", d)
 		}
 	}
 	return nil

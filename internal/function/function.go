@@ -73,6 +73,9 @@ type Config struct {
 	Environment      map[string]string `json:"environment,omitempty"`
 	Architecture     string            `json:"architecture"`
 	Tags             map[string]string `json:"tags,omitempty"`
+	// DeadLetterTarget receives events whose asynchronous invocation
+	// failed (an SQS queue ARN or a function ARN).
+	DeadLetterTarget string `json:"deadLetterTarget,omitempty"`
 }
 
 // Function is a stored function: configuration plus code identity and
@@ -155,6 +158,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Handler == "" || len(c.Handler) > MaxHandlerLen || strings.ContainsAny(c.Handler, " \t\r\n") {
 		return invalidf("Value '%s' at 'handler' failed to satisfy constraint: Member must have length less than or equal to %d and match pattern [^\\s]+", c.Handler, MaxHandlerLen)
+	}
+	if t := c.DeadLetterTarget; t != "" && !ValidTarget(t) {
+		return invalidf("Value '%s' at 'deadLetterConfig.targetArn' failed to satisfy constraint: Stratus accepts an SQS queue or Lambda function ARN", t)
 	}
 	if _, _, err := splitHandler(c.Runtime, c.Handler); err != nil {
 		return err

@@ -84,6 +84,10 @@ type environment struct {
 	Variables map[string]string `json:"Variables"`
 }
 
+type deadLetterConfig struct {
+	TargetArn string `json:"TargetArn,omitempty"`
+}
+
 type ephemeralStorage struct {
 	Size int `json:"Size"`
 }
@@ -102,6 +106,7 @@ type functionConfiguration struct {
 	CodeSha256       string            `json:"CodeSha256"`
 	Version          string            `json:"Version"`
 	Environment      *environment      `json:"Environment,omitempty"`
+	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig,omitempty"`
 	TracingConfig    map[string]string `json:"TracingConfig"`
 	RevisionID       string            `json:"RevisionId"`
 	State            string            `json:"State,omitempty"`
@@ -137,6 +142,9 @@ func (a *API) configuration(fn *function.Function, withState bool) functionConfi
 	}
 	if len(fn.Environment) > 0 {
 		c.Environment = &environment{Variables: fn.Environment}
+	}
+	if fn.DeadLetterTarget != "" {
+		c.DeadLetterConfig = &deadLetterConfig{TargetArn: fn.DeadLetterTarget}
 	}
 	if withState {
 		c.State, c.LastUpdateStatus = "Active", "Successful"
@@ -174,6 +182,7 @@ type createFunctionInput struct {
 	MemorySize       int               `json:"MemorySize"`
 	Code             codeInput         `json:"Code"`
 	Environment      *environment      `json:"Environment"`
+	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	Architectures    []string          `json:"Architectures"`
 	PackageType      string            `json:"PackageType"`
@@ -218,6 +227,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.EphemeralStorage != nil {
 		cfg.EphemeralStorage = in.EphemeralStorage.Size
+	}
+	if in.DeadLetterConfig != nil {
+		cfg.DeadLetterTarget = in.DeadLetterConfig.TargetArn
 	}
 	switch len(in.Architectures) {
 	case 0:
@@ -385,6 +397,7 @@ type updateConfigInput struct {
 	Timeout          *int              `json:"Timeout"`
 	MemorySize       *int              `json:"MemorySize"`
 	Environment      *environment      `json:"Environment"`
+	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	RevisionID       string            `json:"RevisionId"`
 }
@@ -425,6 +438,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		if in.Environment != nil {
 			// Lambda replaces the whole map.
 			c.Environment = in.Environment.Variables
+		}
+		if in.DeadLetterConfig != nil {
+			c.DeadLetterTarget = in.DeadLetterConfig.TargetArn
 		}
 		if in.EphemeralStorage != nil {
 			c.EphemeralStorage = in.EphemeralStorage.Size
