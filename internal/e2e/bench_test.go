@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
 var (
@@ -390,4 +393,118 @@ func BenchmarkGateway(b *testing.B) {
 	b.ReportMetric(base.rps, "baseline-req/s")
 	b.ReportMetric(viaURL.rps/viaInvoke.rps, "url/invoke")
 	b.ReportMetric(viaURL.rps/base.rps, "url/baseline")
+}
+
+// loadReqs is load with any request: conc workers for d, counting answers
+// with status want.
+func loadReqs(conc int, d time.Duration, want int, req func() *http.Request) (rps float64, errs int64) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	var count, bad atomic.Int64
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				resp, err := client.Do(req())
+				if err != nil {
+					bad.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					bad.Add(1)
+					continue
+				}
+				count.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(count.Load()) / d.Seconds(), bad.Load()
+}
+
+// BenchmarkAccepted: durable acceptance of work, each answer given only
+// once the store has it on disk (fsync): asynchronous invokes, SendMessage,
+// SendMessageBatch of 10, and draining a queue with ReceiveMessage and
+// DeleteMessageBatch. Baseline: the echo server at the same concurrency.
+func BenchmarkAccepted(b *testing.B) {
+	const conc = 32
+	echo := startEcho(b)
+	s := startServer(b, "")
+	c := s.lambda()
+	createFunction(b, c, "sink", goZip(b), fnOpts{})
+	// Reserved 0: accepted events wait in the store instead of running, so
+	// acceptance alone is measured.
+	if _, err := c.PutFunctionConcurrency(context.Background(), &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("sink"), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
+		b.Fatal(err)
+	}
+	qc := s.sqs()
+	qurl := createQueue(b, qc, "bench", nil)
+	sqsReq := func(op, body string) *http.Request {
+		r, _ := http.NewRequest("POST", s.Endpoint+"/", strings.NewReader(body))
+		r.Header.Set("X-Amz-Target", "AmazonSQS."+op)
+		r.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		return r
+	}
+	send := fmt.Sprintf(`{"QueueUrl":%q,"MessageBody":%q}`, qurl, benchBody)
+	var batch strings.Builder
+	fmt.Fprintf(&batch, `{"QueueUrl":%q,"Entries":[`, qurl)
+	for i := range 10 {
+		if i > 0 {
+			batch.WriteString(",")
+		}
+		fmt.Fprintf(&batch, `{"Id":"m%d","MessageBody":%q}`, i, benchBody)
+	}
+	batch.WriteString("]}")
+	base, _ := loadReqs(conc, 2*time.Second, 200, func() *http.Request {
+		r, _ := http.NewRequest("POST", echo, strings.NewReader(benchBody))
+		return r
+	})
+	events, e1 := loadReqs(conc, 2*time.Second, 202, func() *http.Request {
+		r, _ := http.NewRequest("POST", s.Endpoint+"/2015-03-31/functions/sink/invocations", strings.NewReader(benchBody))
+		r.Header.Set("X-Amz-Invocation-Type", "Event")
+		return r
+	})
+	sends, e2 := loadReqs(conc, 2*time.Second, 200, func() *http.Request { return sqsReq("SendMessage", send) })
+	batches, e3 := loadReqs(conc, 2*time.Second, 200, func() *http.Request { return sqsReq("SendMessageBatch", batch.String()) })
+	if e1+e2+e3 > 0 {
+		b.Errorf("failed requests: events %d, sends %d, batches %d", e1, e2, e3)
+	}
+	// Drain: receive ten, delete ten, with 8 workers, until empty.
+	before, _ := strconv.Atoi(queueAttrs(b, qc, qurl)["ApproximateNumberOfMessages"])
+	var drained atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				out, err := qc.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &qurl, MaxNumberOfMessages: 10})
+				if err != nil || len(out.Messages) == 0 {
+					return
+				}
+				var entries []sqstypes.DeleteMessageBatchRequestEntry
+				for i, m := range out.Messages {
+					entries = append(entries, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+				}
+				if _, err := qc.DeleteMessageBatch(context.Background(), &sqs.DeleteMessageBatchInput{QueueUrl: &qurl, Entries: entries}); err != nil {
+					return
+				}
+				drained.Add(int64(len(entries)))
+			}
+		})
+	}
+	wg.Wait()
+	drainRate := float64(drained.Load()) / time.Since(start).Seconds()
+	if int(drained.Load()) < before {
+		b.Errorf("drained %d of %d", drained.Load(), before)
+	}
+	b.ReportMetric(base, "baseline-req/s")
+	b.ReportMetric(events, "async-events/s")
+	b.ReportMetric(sends, "sqs-send/s")
+	b.ReportMetric(batches*10, "sqs-batched-msgs/s")
+	b.ReportMetric(drainRate, "sqs-drain-msgs/s")
+	b.ReportMetric(events/base, "events/baseline")
+	b.ReportMetric(sends/base, "send/baseline")
+	b.ReportMetric(batches*10/base, "batched-msgs/baseline")
 }
