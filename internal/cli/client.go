@@ -544,3 +544,66 @@ func get(ctx context.Context, u string) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+func runQueues(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "queues", usageOf("queues"))
+	var cf clientFlags
+	cf.bind(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage: %s", usageOf("queues"))
+	}
+	resp, err := get(ctx, cf.endpoint+"/stratus/v1/queues")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var rep struct {
+		Queues []struct {
+			Name      string             `json:"name"`
+			Visible   int64              `json:"visible"`
+			InFlight  int64              `json:"inFlight"`
+			Delayed   int64              `json:"delayed"`
+			OldestAge float64            `json:"oldestAgeSeconds"`
+			Counts    map[string]float64 `json:"counts"`
+		} `json:"queues"`
+		Async struct {
+			Pending   uint64             `json:"pending"`
+			OldestAge float64            `json:"oldestAgeSeconds"`
+			Counts    map[string]float64 `json:"counts"`
+		} `json:"async"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return fmt.Errorf("read queue report: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	age := func(s float64) string {
+		if s <= 0 {
+			return "-"
+		}
+		return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "QUEUE\tVISIBLE\tIN FLIGHT\tDELAYED\tOLDEST\tSENT\tRECEIVED\tRETRIES\tDELETED\tDEAD-LETTERED")
+	for _, q := range rep.Queues {
+		c := q.Counts
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\n", q.Name, q.Visible, q.InFlight, q.Delayed, age(q.OldestAge),
+			c["sent"], c["received"], c["redelivered"], c["deleted"], c["deadLettered"])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	a := rep.Async.Counts
+	fmt.Fprintf(env.Stdout, "\nasync events: %d pending, oldest %s; accepted %.0f, succeeded %.0f, retried %.0f, throttled %.0f, retries exhausted %.0f, expired %.0f, dead-lettered %.0f\n",
+		rep.Async.Pending, age(rep.Async.OldestAge), a["accepted"], a["succeeded"], a["retried"], a["throttled"], a["retries_exhausted"], a["expired"], a["dead_lettered"])
+	fmt.Fprintln(env.Stdout, "(counters are this node's since it started; depths and ages are the store's)")
+	return nil
+}

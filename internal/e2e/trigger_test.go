@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -326,6 +327,12 @@ func TestAsyncQueueDestinations(t *testing.T) {
 		m.MessageAttributes["RequestID"].StringValue == nil || m.MessageAttributes["ErrorMessage"].StringValue == nil {
 		t.Fatalf("dead letter: %s %+v", *m.Body, m.MessageAttributes)
 	}
+	// What happened is visible with the CLI.
+	out, err := runCmd(t, os.Environ(), stratusBin, "queues", "--endpoint", s.Endpoint)
+	if err != nil || !strings.Contains(out, "fn-dlq") || !strings.Contains(out, "retries exhausted 1") || !strings.Contains(out, "dead-lettered 1") || !strings.Contains(out, "retried 1") {
+		t.Fatalf("stratus queues: %v\n%s", err, out)
+	}
+	t.Logf("stratus queues:\n%s", out)
 }
 
 // sqsSender uses boto3 inside the function with no endpoint or

@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
@@ -43,7 +45,20 @@ type Options struct {
 	RetryDelay time.Duration
 	// Queues receive destination records and dead letters sent to SQS ARNs.
 	Queues *queue.Manager
+	// Metrics registers the event counters (nil: not exported).
+	Metrics prometheus.Registerer
 }
+
+// Outcomes counted in stratus_async_events_total.
+const (
+	outcomeAccepted     = "accepted"
+	outcomeSucceeded    = "succeeded"
+	outcomeRetried      = "retried"   // function error, tried again later
+	outcomeThrottled    = "throttled" // no capacity, tried again soon
+	outcomeFailed       = "retries_exhausted"
+	outcomeExpired      = "expired" // older than MaximumEventAgeInSeconds
+	outcomeDeadLettered = "dead_lettered"
+)
 
 // Async accepts and runs asynchronous invocations.
 type Async struct {
@@ -59,6 +74,7 @@ type Async struct {
 	cancel context.CancelFunc
 	sem    chan struct{}
 	wg     sync.WaitGroup
+	counts *prometheus.CounterVec
 }
 
 // event is one accepted asynchronous invocation, as stored.
@@ -76,7 +92,13 @@ func New(st *store.Store, reg *registry.Registry, inv *invoke.Invoker, log *slog
 		opts.RetryDelay = time.Minute
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Async{st: st, reg: reg, inv: inv, log: log, opts: opts, now: time.Now, ctx: ctx, cancel: cancel, sem: make(chan struct{}, maxInFlight)}
+	counts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stratus_async_events_total", Help: "Asynchronous events by outcome (this node).",
+	}, []string{"outcome"})
+	if opts.Metrics != nil {
+		opts.Metrics.MustRegister(counts)
+	}
+	return &Async{st: st, reg: reg, inv: inv, log: log, opts: opts, now: time.Now, ctx: ctx, cancel: cancel, sem: make(chan struct{}, maxInFlight), counts: counts}
 }
 
 // Enqueue accepts an event for ref (name, ARN or name:qualifier). It
@@ -126,7 +148,35 @@ func (a *Async) enqueue(ctx context.Context, ref, qualifier string, payload []by
 	if err != nil {
 		return "", false, fmt.Errorf("store event: %w", err)
 	}
+	a.counts.WithLabelValues(outcomeAccepted).Inc()
 	return ev.RequestID, !ack.Duplicate, nil
+}
+
+// Stats are the node-independent state of the event queue and this
+// node's counters.
+type Stats struct {
+	Pending   uint64             `json:"pending"`
+	OldestAge float64            `json:"oldestAgeSeconds"`
+	Counts    map[string]float64 `json:"counts"`
+}
+
+// Stats reads the event queue's depth and age and this node's counters.
+func (a *Async) Stats(ctx context.Context) (Stats, error) {
+	info, err := a.st.Async.Info(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("async stream: %w", err)
+	}
+	out := Stats{Pending: info.State.Msgs, Counts: map[string]float64{}}
+	if info.State.Msgs > 0 {
+		out.OldestAge = max(a.now().Sub(info.State.FirstTime).Seconds(), 0)
+	}
+	for _, o := range []string{outcomeAccepted, outcomeSucceeded, outcomeRetried, outcomeThrottled, outcomeFailed, outcomeExpired, outcomeDeadLettered} {
+		var m dto.Metric
+		if a.counts.WithLabelValues(o).Write(&m) == nil {
+			out.Counts[o] = m.GetCounter().GetValue()
+		}
+	}
+	return out, nil
 }
 
 // Start subscribes this node to the queue. Several nodes share it: each
@@ -203,6 +253,7 @@ func (a *Async) handle(msg jetstream.Msg) {
 	switch {
 	case errors.As(err, &thr), errors.Is(err, invoke.ErrShuttingDown), a.ctx.Err() != nil:
 		// Not the function's fault: wait and try again, up to the maximum age.
+		a.counts.WithLabelValues(outcomeThrottled).Inc()
 		_ = msg.NakWithDelay(throttleDelay)
 	case errors.Is(err, registry.ErrNotFound):
 		a.log.Warn("dropping async event of a deleted function", "function", ev.Function, "request", ev.RequestID)
@@ -212,6 +263,7 @@ func (a *Async) handle(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(throttleDelay)
 	case resp.FunctionError != "":
 		if attempt <= cfg.Retries() {
+			a.counts.WithLabelValues(outcomeRetried).Inc()
 			_ = msg.NakWithDelay(a.opts.RetryDelay * time.Duration(attempt))
 			return
 		}
@@ -252,6 +304,14 @@ func (a *Async) finish(msg jetstream.Msg, ev event, cfg *function.EventInvokeCon
 	defer cancel()
 	if err := msg.DoubleAck(ctx); err != nil {
 		a.log.Warn("ack of async event", "request", ev.RequestID, "err", err)
+	}
+	switch condition {
+	case "Success":
+		a.counts.WithLabelValues(outcomeSucceeded).Inc()
+	case "EventAgeExceeded":
+		a.counts.WithLabelValues(outcomeExpired).Inc()
+	default:
+		a.counts.WithLabelValues(outcomeFailed).Inc()
 	}
 }
 
@@ -305,7 +365,11 @@ func (a *Async) deadLetter(ev event, resp *invoke.Response) error {
 	if msg == "" {
 		delete(attrs, "ErrorMessage")
 	}
-	return a.deliver(fn.DeadLetterTarget, ev.Payload, attrs)
+	if err := a.deliver(fn.DeadLetterTarget, ev.Payload, attrs); err != nil {
+		return err
+	}
+	a.counts.WithLabelValues(outcomeDeadLettered).Inc()
+	return nil
 }
 
 // record is Lambda's destination record.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics count queue traffic; gauges of depth are read on scrape.
@@ -30,6 +31,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// Counts are this node's counters for a queue.
+func (m *Metrics) Counts(queue string) map[string]float64 {
+	out := map[string]float64{}
+	for name, c := range map[string]*prometheus.CounterVec{
+		"sent": m.sent, "received": m.received, "deleted": m.deleted,
+		"redelivered": m.redelivered, "deadLettered": m.deadLettered, "staleDeletes": m.stale,
+	} {
+		var d dto.Metric
+		if c.WithLabelValues(queue).Write(&d) == nil {
+			out[name] = d.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// Counts are this node's counters for a queue.
+func (m *Manager) Counts(queue string) map[string]float64 { return m.metrics.Counts(queue) }
 
 // Collector exports each queue's depth, in flight, delayed and oldest age.
 func (m *Manager) Collector() prometheus.Collector { return depthCollector{m} }

@@ -143,7 +143,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer mappings.Close()
-	async := events.New(st, reg, inv, log, events.Options{Region: cfg.Region, RetryDelay: cfg.AsyncRetryDelay, Queues: queues})
+	async := events.New(st, reg, inv, log, events.Options{Region: cfg.Region, RetryDelay: cfg.AsyncRetryDelay, Queues: queues, Metrics: promReg})
 	if err := async.Start(openCtx); err != nil {
 		return err
 	}
@@ -157,7 +157,9 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	var ready atomic.Bool
 	mux := http.NewServeMux()
 	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings}).Register(mux)
-	stratusapi.New(st, reg, meter.DefaultPrices).Register(mux)
+	sapi := stratusapi.New(st, reg, meter.DefaultPrices)
+	sapi.Register(mux)
+	sapi.Queues(mux, queues, func(ctx context.Context) (any, error) { return async.Stats(ctx) })
 	apigateway.New(apis, reg, log, gatewayURL, cfg.Region).Register(mux)
 	schedulerapi.New(sched, reg, log, cfg.Region).Register(mux)
 	sqsapi.New(queues, log, endpoint).Register(mux)
