@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
@@ -132,6 +134,35 @@ func TestExternalNATS(t *testing.T) {
 	waitFor(t, 10*time.Second, "the event to run", func() bool {
 		return strings.Contains(logsOf(t, s, "ext"), "external-async")
 	})
+	// A queue created on one node is shared: sent on one, received and
+	// deleted on the other, the same delivery fenced across nodes.
+	q1, q2 := s.sqs(), s2.sqs()
+	u := createQueue(t, q1, "shared", map[string]string{"VisibilityTimeout": "1"})
+	if _, err := q1.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &u, MessageBody: aws.String("across")}); err != nil {
+		t.Fatal(err)
+	}
+	var got []sqstypes.Message
+	waitFor(t, 10*time.Second, "the second node to receive", func() bool {
+		out, err := q2.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &u, WaitTimeSeconds: 1})
+		if err != nil {
+			return false
+		}
+		got = out.Messages
+		return len(got) == 1
+	})
+	again := receive(t, q1, u, 1, 5) // redelivered to node one after the timeout
+	if len(again) != 1 || *again[0].Body != "across" {
+		t.Fatalf("redelivery on node one: %+v", again)
+	}
+	if _, err := q2.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: &u, ReceiptHandle: got[0].ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q1.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: &u, ReceiptHandle: again[0].ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	if left := receive(t, q2, u, 1, 2); len(left) != 0 {
+		t.Fatalf("message left after delete: %+v", left)
+	}
 	// A deletion on one node reaches the other through the watch.
 	if _, err := c.DeleteFunction(context.Background(), &lambda.DeleteFunctionInput{FunctionName: aws.String("ext")}); err != nil {
 		t.Fatal(err)
