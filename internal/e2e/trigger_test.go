@@ -367,3 +367,72 @@ func TestFunctionFeedsQueue(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the consumer to get the producer's message", func() bool { return sink.bodies()["from-producer"] == 1 })
 }
+
+// slowConsumer takes half a second per batch and reports which instance
+// ran it.
+const slowConsumer = `
+import json, os, time, urllib.request, uuid
+INSTANCE = uuid.uuid4().hex
+
+def handler(event, context):
+    time.sleep(0.5)
+    data = json.dumps({"instance": INSTANCE, "n": len(event["Records"])}).encode()
+    urllib.request.urlopen(urllib.request.Request(os.environ["SINK"], data=data, method="POST"), timeout=5)
+    return {}
+`
+
+// TestSQSTriggerScales: a backlog brings more pollers, hence concurrent
+// batches on several instances; once the queue is empty, the pollers
+// drop back to one.
+func TestSQSTriggerScales(t *testing.T) {
+	sink := newJSONSink(t)
+	s := startServer(t, "")
+	c, lc := s.sqs(), s.lambda()
+	ctx := context.Background()
+	u := createQueue(t, c, "backlog", nil)
+	createFunction(t, lc, "slow", makeZip(t, map[string][]byte{"app.py": []byte(slowConsumer)}),
+		fnOpts{runtime: "python3.11", handler: "app.handler", env: map[string]string{"SINK": sink.URL}})
+	const n = 300
+	for b := range n / 10 {
+		var entries []types.SendMessageBatchRequestEntry
+		for i := range 10 {
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(fmt.Sprintf("%d-%d", b, i))})
+		}
+		if _, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &u, Entries: entries}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("slow"),
+		EventSourceArn: aws.String(queueAttrs(t, c, u)["QueueArn"]), ScalingConfig: &ltypes.ScalingConfig{MaximumConcurrency: aws.Int32(8)}}); err != nil {
+		t.Fatal(err)
+	}
+	pollers := func() int {
+		for _, line := range strings.Split(metricsText(t, s), "\n") {
+			if strings.HasPrefix(line, "stratus_event_source_pollers{") {
+				var v int
+				fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+				return v
+			}
+		}
+		return -1
+	}
+	peak := 0
+	waitFor(t, 60*time.Second, "the backlog to be processed", func() bool {
+		peak = max(peak, pollers())
+		done := 0
+		for _, m := range sink.snapshot() {
+			done += int(m["n"].(float64))
+		}
+		return done >= n
+	})
+	instances := map[string]bool{}
+	for _, m := range sink.snapshot() {
+		instances[m["instance"].(string)] = true
+	}
+	if peak < 2 || peak > 8 || len(instances) < 2 || len(instances) > 8 {
+		t.Fatalf("peak pollers %d, instances %d: want 2 to 8 (MaximumConcurrency)", peak, len(instances))
+	}
+	// Idle: every extra poller retires after an empty 20 s long poll.
+	waitFor(t, 45*time.Second, "pollers back to one", func() bool { return pollers() == 1 })
+	t.Logf("backlog of %d: peak %d pollers, %d instances", n, peak, len(instances))
+}

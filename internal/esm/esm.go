@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
@@ -333,4 +334,21 @@ func (m *Manager) Delete(ctx context.Context, id string) (*Mapping, error) {
 	}
 	m.set(id, nil, ^uint64(0)>>1)
 	return mp, nil
+}
+
+// Collector exports each mapping's pollers on this node.
+func (m *Manager) Collector() prometheus.Collector { return pollerCollector{m} }
+
+var descPollers = prometheus.NewDesc("stratus_event_source_pollers", "Pollers running for an event source mapping on this node.", []string{"uuid", "function"}, nil)
+
+type pollerCollector struct{ m *Manager }
+
+func (c pollerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descPollers }
+
+func (c pollerCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	for id, r := range c.m.runners {
+		ch <- prometheus.MustNewConstMetric(descPollers, prometheus.GaugeValue, float64(r.pollers.Load()), id, r.mp.Function)
+	}
 }

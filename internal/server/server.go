@@ -143,6 +143,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer mappings.Close()
+	promReg.MustRegister(mappings.Collector())
 	async := events.New(st, reg, inv, log, events.Options{Region: cfg.Region, RetryDelay: cfg.AsyncRetryDelay, Queues: queues, Metrics: promReg})
 	if err := async.Start(openCtx); err != nil {
 		return err
