@@ -478,3 +478,58 @@ func TestSQSBoto3(t *testing.T) {
 		t.Fatalf("boto3: %v\n%s", err, out)
 	}
 }
+
+// TestSQSTagsAndBatches covers the smaller operations: tags at creation
+// and after, selected attributes, and visibility changes in a batch.
+func TestSQSTagsAndBatches(t *testing.T) {
+	s := startServer(t, "")
+	c := s.sqs()
+	ctx := context.Background()
+	out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("tagged"), Tags: map[string]string{"team": "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := *out.QueueUrl
+	if _, err := c.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: &u, Tags: map[string]string{"env": "dev", "team": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UntagQueue(ctx, &sqs.UntagQueueInput{QueueUrl: &u, TagKeys: []string{"env"}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := c.ListQueueTags(ctx, &sqs.ListQueueTagsInput{QueueUrl: &u})
+	if err != nil || len(tags.Tags) != 1 || tags.Tags["team"] != "b" {
+		t.Fatalf("tags: %v %v", err, tags)
+	}
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &u, AttributeNames: []types.QueueAttributeName{"QueueArn", "DelaySeconds"}})
+	if err != nil || len(attrs.Attributes) != 2 || attrs.Attributes["DelaySeconds"] != "0" {
+		t.Fatalf("selected attributes: %v %v", err, attrs)
+	}
+	if _, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &u, AttributeNames: []types.QueueAttributeName{"Bogus"}}); errorCode(err) != "InvalidAttributeName" {
+		t.Fatalf("unknown attribute: %v", err)
+	}
+	for i := range 3 {
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &u, MessageBody: aws.String(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := receive(t, c, u, 10, 1)
+	if len(msgs) != 3 {
+		t.Fatalf("received %d", len(msgs))
+	}
+	var entries []types.ChangeMessageVisibilityBatchRequestEntry
+	for i, m := range msgs {
+		entries = append(entries, types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0})
+	}
+	entries = append(entries, types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String("bad"), ReceiptHandle: aws.String("junk"), VisibilityTimeout: 0})
+	res, err := c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &u, Entries: entries})
+	if err != nil || len(res.Successful) != 3 || len(res.Failed) != 1 || *res.Failed[0].Code != "ReceiptHandleIsInvalid" {
+		t.Fatalf("visibility batch: %v %+v", err, res)
+	}
+	if again := receive(t, c, u, 10, 1); len(again) != 3 {
+		t.Fatalf("after visibility 0 in a batch: %d visible", len(again))
+	}
+	_, err = c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &u, MaxNumberOfMessages: 11})
+	if errorCode(err) != "InvalidParameterValue" {
+		t.Fatalf("11 messages: %v", err)
+	}
+}
