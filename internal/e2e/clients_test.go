@@ -115,6 +115,34 @@ func TestAWSCLI(t *testing.T) {
 	if out, err := aws("lambda", "delete-function", "--function-name", "cli-fn"); err != nil {
 		t.Errorf("delete-function: %v %s", err, out)
 	}
+
+	// Queues with the same CLI (current ones speak SQS's JSON protocol).
+	out, err = aws("sqs", "create-queue", "--queue-name", "cli-q")
+	if err != nil || !strings.Contains(out, s.Endpoint+"/000000000000/cli-q") {
+		t.Fatalf("create-queue: %v %s", err, out)
+	}
+	qurl := s.Endpoint + "/000000000000/cli-q"
+	if out, err := aws("sqs", "send-message", "--queue-url", qurl, "--message-body", "from the cli",
+		"--message-attributes", `{"k":{"DataType":"String","StringValue":"v"}}`); err != nil || !strings.Contains(out, "MD5OfMessageAttributes") {
+		t.Fatalf("send-message: %v %s", err, out)
+	}
+	out, err = aws("sqs", "receive-message", "--queue-url", qurl, "--message-attribute-names", "All", "--wait-time-seconds", "2")
+	var rcv struct {
+		Messages []struct {
+			Body              string
+			ReceiptHandle     string
+			MessageAttributes map[string]struct{ StringValue string }
+		}
+	}
+	if err != nil || json.Unmarshal([]byte(out), &rcv) != nil || len(rcv.Messages) != 1 || rcv.Messages[0].Body != "from the cli" || rcv.Messages[0].MessageAttributes["k"].StringValue != "v" {
+		t.Fatalf("receive-message: %v %s", err, out)
+	}
+	if out, err := aws("sqs", "delete-message", "--queue-url", qurl, "--receipt-handle", rcv.Messages[0].ReceiptHandle); err != nil {
+		t.Fatalf("delete-message: %v %s", err, out)
+	}
+	if out, err := aws("sqs", "get-queue-url", "--queue-name", "nope"); err == nil || !strings.Contains(out, "NonExistentQueue") && !strings.Contains(out, "QueueDoesNotExist") {
+		t.Errorf("get-queue-url of unknown: %v %s", err, out)
+	}
 }
 
 const boto3Script = `
