@@ -94,6 +94,8 @@ type Manager struct {
 	runners map[string]*runner
 	results map[string]string // LastProcessingResult, this node's view
 	closed  bool
+	// stopping holds runners replaced or removed, until they have stopped.
+	stopping sync.WaitGroup
 }
 
 type entry struct {
@@ -160,7 +162,7 @@ func (m *Manager) set(id string, mp *Mapping, rev uint64) {
 	m.maps[id] = &entry{m: mp, rev: rev}
 	if old := m.runners[id]; old != nil {
 		delete(m.runners, id)
-		go old.stop() // stopping waits for a running batch: not under the lock
+		m.stopping.Go(old.stop) // waits for a running batch: not under the lock
 	}
 	if mp != nil && mp.Enabled && !m.closed {
 		r := newRunner(m, *mp)
@@ -182,11 +184,10 @@ func (m *Manager) Close() {
 		delete(m.runners, id)
 	}
 	m.mu.Unlock()
-	var wg sync.WaitGroup
 	for _, r := range rs {
-		wg.Go(r.stop)
+		m.stopping.Go(r.stop)
 	}
-	wg.Wait()
+	m.stopping.Wait()
 }
 
 func (m *Manager) setResult(id, result string) {

@@ -453,18 +453,7 @@ func (m *Manager) checkRedrive(name string, rp *RedrivePolicy) error {
 
 // SetAttributes changes attributes of a queue.
 func (m *Manager) SetAttributes(ctx context.Context, name string, attrs map[string]string) error {
-	for range 5 {
-		e, err := m.st.Queues.Get(ctx, name)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("%w: The specified queue does not exist.", ErrNoQueue)
-		}
-		if err != nil {
-			return fmt.Errorf("read queue: %w", err)
-		}
-		var q Queue
-		if err := json.Unmarshal(e.Value(), &q); err != nil {
-			return fmt.Errorf("read queue: %w", err)
-		}
+	return m.update(ctx, name, func(q *Queue) error {
 		if err := q.Attrs.apply(attrs, m.opts.Region); err != nil {
 			return err
 		}
@@ -472,40 +461,19 @@ func (m *Manager) SetAttributes(ctx context.Context, name string, attrs map[stri
 			return err
 		}
 		q.Modified = m.now().Unix()
-		if _, err := m.st.JS.UpdateStream(ctx, m.streamConfig(&q)); err != nil {
+		if _, err := m.st.JS.UpdateStream(ctx, m.streamConfig(q)); err != nil {
 			return fmt.Errorf("update queue stream: %w", err)
 		}
-		if _, err := m.st.JS.UpdateConsumer(ctx, streamName(name), consumerConfig(&q)); err != nil {
+		if _, err := m.st.JS.UpdateConsumer(ctx, streamName(name), consumerConfig(q)); err != nil {
 			return fmt.Errorf("update queue consumer: %w", err)
 		}
-		data, _ := json.Marshal(&q)
-		rev, err := m.st.Queues.Update(ctx, name, data, e.Revision())
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			continue // changed meanwhile: read again
-		}
-		if err != nil {
-			return fmt.Errorf("store queue: %w", err)
-		}
-		m.set(name, &q, rev)
 		return nil
-	}
-	return fmt.Errorf("queue %s: too many concurrent changes", name)
+	})
 }
 
 // SetTags adds or replaces tags; UntagQueue passes remove.
 func (m *Manager) SetTags(ctx context.Context, name string, add map[string]string, remove []string) error {
-	for range 5 {
-		e, err := m.st.Queues.Get(ctx, name)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("%w: The specified queue does not exist.", ErrNoQueue)
-		}
-		if err != nil {
-			return fmt.Errorf("read queue: %w", err)
-		}
-		var q Queue
-		if err := json.Unmarshal(e.Value(), &q); err != nil {
-			return fmt.Errorf("read queue: %w", err)
-		}
+	return m.update(ctx, name, func(q *Queue) error {
 		if q.Tags == nil {
 			q.Tags = map[string]string{}
 		}
@@ -514,6 +482,28 @@ func (m *Manager) SetTags(ctx context.Context, name string, add map[string]strin
 		}
 		for _, k := range remove {
 			delete(q.Tags, k)
+		}
+		return nil
+	})
+}
+
+// update reads a queue, changes it and stores it if nobody else changed
+// it meanwhile, reading again when someone did.
+func (m *Manager) update(ctx context.Context, name string, change func(*Queue) error) error {
+	for range 5 {
+		e, err := m.st.Queues.Get(ctx, name)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("%w: The specified queue does not exist.", ErrNoQueue)
+		}
+		if err != nil {
+			return fmt.Errorf("read queue: %w", err)
+		}
+		var q Queue
+		if err := json.Unmarshal(e.Value(), &q); err != nil {
+			return fmt.Errorf("read queue: %w", err)
+		}
+		if err := change(&q); err != nil {
+			return err
 		}
 		data, _ := json.Marshal(&q)
 		rev, err := m.st.Queues.Update(ctx, name, data, e.Revision())

@@ -71,7 +71,7 @@ type (
 )
 
 func (a *API) dispatch(r *http.Request, op string, req *request) (any, *wireError) {
-	if op != "CreateQueue" && op != "GetQueueUrl" && op != "ListQueues" && !knownOp[op] {
+	if !knownOp[op] {
 		return nil, clientErr("InvalidAction", "InvalidAction", "The action "+op+" is not valid for this endpoint.")
 	}
 	switch op {
@@ -155,6 +155,7 @@ func (a *API) dispatch(r *http.Request, op string, req *request) (any, *wireErro
 }
 
 var knownOp = map[string]bool{
+	"CreateQueue": true, "GetQueueUrl": true, "ListQueues": true,
 	"GetQueueAttributes": true, "SetQueueAttributes": true, "DeleteQueue": true, "PurgeQueue": true,
 	"SendMessage": true, "SendMessageBatch": true, "ReceiveMessage": true, "DeleteMessage": true,
 	"DeleteMessageBatch": true, "ChangeMessageVisibility": true, "ChangeMessageVisibilityBatch": true,
