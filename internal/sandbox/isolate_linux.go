@@ -104,6 +104,11 @@ func (iso *isolator) spawner(ready chan<- error) {
 		ready <- fmt.Errorf("no_new_privs: %w", err)
 		return
 	}
+	// Inherited by every instance too (see seccomp_linux.go).
+	if err := installFilter(iso.cg.v2); err != nil {
+		ready <- err
+		return
+	}
 	ready <- nil
 	tid := unix.Gettid()
 	// With cgroup v1 a child can only be born into a cgroup by its parent
