@@ -20,6 +20,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/queue"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // Errors the wire layer maps.
@@ -86,8 +87,7 @@ type Manager struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	watch jetstream.KeyWatcher
-	done  chan struct{}
+	stopWatch func()
 
 	mu      sync.Mutex
 	maps    map[string]*entry
@@ -106,38 +106,13 @@ type entry struct {
 // Open loads the mappings, starts polling the enabled ones and follows
 // changes made on any node.
 func Open(ctx context.Context, kv jetstream.KeyValue, queues *queue.Manager, inv *invoke.Invoker, log *slog.Logger) (*Manager, error) {
-	m := &Manager{kv: kv, queues: queues, inv: inv, log: log, now: time.Now, done: make(chan struct{}),
+	m := &Manager{kv: kv, queues: queues, inv: inv, log: log, now: time.Now,
 		maps: map[string]*entry{}, runners: map[string]*runner{}, results: map[string]string{}}
-	w, err := kv.WatchAll(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("watch event source mappings: %w", err)
+	var err error
+	if m.stopWatch, err = store.Follow(ctx, kv, m.apply); err != nil {
+		return nil, err
 	}
-	m.watch = w
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("event source mappings watch closed during load")
-			}
-			if e == nil {
-				go m.follow()
-				return m, nil
-			}
-			m.apply(e)
-		case <-ctx.Done():
-			_ = w.Stop()
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (m *Manager) follow() {
-	defer close(m.done)
-	for e := range m.watch.Updates() {
-		if e != nil {
-			m.apply(e)
-		}
-	}
+	return m, nil
 }
 
 func (m *Manager) apply(e jetstream.KeyValueEntry) {
@@ -174,8 +149,7 @@ func (m *Manager) set(id string, mp *Mapping, rev uint64) {
 // Close stops following changes and stops every poller; a batch cut short
 // returns to its queue after the visibility timeout.
 func (m *Manager) Close() {
-	_ = m.watch.Stop()
-	<-m.done
+	m.stopWatch()
 	m.mu.Lock()
 	m.closed = true
 	rs := make([]*runner, 0, len(m.runners))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // Errors the wire layer maps.
@@ -82,10 +84,9 @@ func NewID() string {
 
 // Store holds the APIs.
 type Store struct {
-	kv    jetstream.KeyValue
-	log   *slog.Logger
-	watch jetstream.KeyWatcher
-	done  chan struct{}
+	kv        jetstream.KeyValue
+	log       *slog.Logger
+	stopWatch func()
 
 	mu   sync.RWMutex
 	apis map[string]*entry
@@ -98,37 +99,12 @@ type entry struct {
 
 // Open loads the APIs and follows changes.
 func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (*Store, error) {
-	s := &Store{kv: kv, log: log, apis: map[string]*entry{}, done: make(chan struct{})}
-	w, err := kv.WatchAll(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("watch apis: %w", err)
+	s := &Store{kv: kv, log: log, apis: map[string]*entry{}}
+	var err error
+	if s.stopWatch, err = store.Follow(ctx, kv, s.apply); err != nil {
+		return nil, err
 	}
-	s.watch = w
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("apis watch closed during load")
-			}
-			if e == nil {
-				go s.follow()
-				return s, nil
-			}
-			s.apply(e)
-		case <-ctx.Done():
-			_ = w.Stop()
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (s *Store) follow() {
-	defer close(s.done)
-	for e := range s.watch.Updates() {
-		if e != nil {
-			s.apply(e)
-		}
-	}
+	return s, nil
 }
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
@@ -153,10 +129,7 @@ func (s *Store) set(id string, api *API, rev uint64) {
 }
 
 // Close stops the watch.
-func (s *Store) Close() {
-	_ = s.watch.Stop()
-	<-s.done
-}
+func (s *Store) Close() { s.stopWatch() }
 
 // Get returns an API (a shared read-only value).
 func (s *Store) Get(id string) (*API, error) {

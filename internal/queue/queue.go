@@ -207,9 +207,8 @@ type Manager struct {
 	now     func() time.Time
 	metrics *Metrics
 
-	watch jetstream.KeyWatcher
-	done  chan struct{}
-	delay *delayMover
+	stopWatch func()
+	delay     *delayMover
 
 	mu     sync.RWMutex
 	queues map[string]*entry
@@ -233,30 +232,12 @@ func Open(ctx context.Context, st *store.Store, m *Metrics, opts Options) (*Mana
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	mgr := &Manager{st: st, opts: opts, now: opts.Now, metrics: m, done: make(chan struct{}),
+	mgr := &Manager{st: st, opts: opts, now: opts.Now, metrics: m,
 		queues: map[string]*entry{}, cons: map[string]jetstream.Consumer{}}
-	w, err := st.Queues.WatchAll(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("watch queues: %w", err)
+	var err error
+	if mgr.stopWatch, err = store.Follow(ctx, st.Queues, mgr.apply); err != nil {
+		return nil, err
 	}
-	mgr.watch = w
-loading:
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("queues watch closed during load")
-			}
-			if e == nil {
-				break loading
-			}
-			mgr.apply(e)
-		case <-ctx.Done():
-			_ = w.Stop()
-			return nil, ctx.Err()
-		}
-	}
-	go mgr.follow()
 	mgr.delay, err = startDelayMover(ctx, mgr)
 	if err != nil {
 		mgr.Close()
@@ -270,17 +251,7 @@ func (m *Manager) Close() {
 	if m.delay != nil {
 		m.delay.stop()
 	}
-	_ = m.watch.Stop()
-	<-m.done
-}
-
-func (m *Manager) follow() {
-	defer close(m.done)
-	for e := range m.watch.Updates() {
-		if e != nil {
-			m.apply(e)
-		}
-	}
+	m.stopWatch()
 }
 
 func (m *Manager) apply(e jetstream.KeyValueEntry) {

@@ -34,12 +34,11 @@ type Clock func() time.Time
 
 // Registry is the function catalogue.
 type Registry struct {
-	st    *store.Store
-	code  *codeCache
-	log   *slog.Logger
-	now   Clock
-	watch jetstream.KeyWatcher
-	done  chan struct{}
+	st        *store.Store
+	code      *codeCache
+	log       *slog.Logger
+	now       Clock
+	stopWatch func()
 
 	mu        sync.RWMutex
 	fns       map[string]*entry
@@ -76,30 +75,12 @@ func Open(ctx context.Context, st *store.Store, codeRoot string, log *slog.Logge
 		now:  now,
 		fns:  make(map[string]*entry),
 		urls: make(map[string]*function.URLConfig),
-		done: make(chan struct{}),
 	}
-	w, err := st.Functions.WatchAll(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("watch functions: %w", err)
+	var err error
+	if r.stopWatch, err = store.Follow(ctx, st.Functions, r.apply); err != nil {
+		return nil, err
 	}
-	r.watch = w
-	// The watcher sends every current value, then nil once caught up.
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("functions watch closed during load")
-			}
-			if e == nil {
-				go r.follow()
-				return r, nil
-			}
-			r.apply(e)
-		case <-ctx.Done():
-			_ = w.Stop()
-			return nil, ctx.Err()
-		}
-	}
+	return r, nil
 }
 
 // OnChange registers fn to be called, off any lock, after a function changes or is deleted.
@@ -107,15 +88,6 @@ func (r *Registry) OnChange(fn func(name string)) {
 	r.mu.Lock()
 	r.listeners = append(r.listeners, fn)
 	r.mu.Unlock()
-}
-
-func (r *Registry) follow() {
-	defer close(r.done)
-	for e := range r.watch.Updates() {
-		if e != nil {
-			r.apply(e)
-		}
-	}
 }
 
 // apply folds one store entry into the view. Entries at or below the
@@ -180,8 +152,7 @@ func (r *Registry) setEntry(key string, ent *entry) {
 
 // Close stops the watch.
 func (r *Registry) Close() {
-	_ = r.watch.Stop()
-	<-r.done
+	r.stopWatch()
 }
 
 // Get returns a function by name from the in-memory view.

@@ -10,9 +10,12 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // Schedule is one EventBridge Scheduler schedule with a function target.
@@ -79,8 +82,7 @@ type Runner struct {
 	fire Fire
 	now  func() time.Time
 
-	watch jetstream.KeyWatcher
-	done  chan struct{}
+	stopWatch func()
 
 	mu     sync.Mutex
 	scheds map[string]*entry
@@ -98,39 +100,21 @@ type entry struct {
 
 // Open loads the schedules and starts firing them.
 func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, fire Fire) (*Runner, error) {
-	r := &Runner{kv: kv, log: log, fire: fire, now: time.Now, scheds: map[string]*entry{}, done: make(chan struct{})}
-	w, err := kv.WatchAll(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("watch schedules: %w", err)
-	}
-	r.watch = w
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("schedules watch closed during load")
-			}
-			if e == nil {
-				go r.follow()
-				r.arm()
-				return r, nil
-			}
-			r.apply(e)
-		case <-ctx.Done():
-			_ = w.Stop()
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (r *Runner) follow() {
-	defer close(r.done)
-	for e := range r.watch.Updates() {
-		if e != nil {
-			r.apply(e)
+	r := &Runner{kv: kv, log: log, fire: fire, now: time.Now, scheds: map[string]*entry{}}
+	var err error
+	var loaded atomic.Bool // re-arm on each change, but once for the initial load
+	r.stopWatch, err = store.Follow(ctx, kv, func(e jetstream.KeyValueEntry) {
+		r.apply(e)
+		if loaded.Load() {
 			r.arm()
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
+	loaded.Store(true)
+	r.arm()
+	return r, nil
 }
 
 func (r *Runner) apply(e jetstream.KeyValueEntry) {
@@ -258,8 +242,7 @@ func (r *Runner) Close() {
 		r.timer.Stop()
 	}
 	r.mu.Unlock()
-	_ = r.watch.Stop()
-	<-r.done
+	r.stopWatch()
 	r.wg.Wait()
 }
 
