@@ -109,22 +109,10 @@ func Open(ctx context.Context, kv jetstream.KeyValue, queues *queue.Manager, inv
 	m := &Manager{kv: kv, queues: queues, inv: inv, log: log, now: time.Now,
 		maps: map[string]*entry{}, runners: map[string]*runner{}, results: map[string]string{}}
 	var err error
-	if m.stopWatch, err = store.Follow(ctx, kv, m.apply); err != nil {
+	if m.stopWatch, err = store.FollowJSON(ctx, kv, log, m.set); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-func (m *Manager) apply(e jetstream.KeyValueEntry) {
-	var mp *Mapping
-	if e.Operation() == jetstream.KeyValuePut {
-		mp = new(Mapping)
-		if err := json.Unmarshal(e.Value(), mp); err != nil {
-			m.log.Error("skipping unreadable event source mapping", "key", e.Key(), "err", err)
-			return
-		}
-	}
-	m.set(e.Key(), mp, e.Revision())
 }
 
 // set records a mapping and starts, restarts or stops its pollers.

@@ -101,22 +101,10 @@ type entry struct {
 func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (*Store, error) {
 	s := &Store{kv: kv, log: log, apis: map[string]*entry{}}
 	var err error
-	if s.stopWatch, err = store.Follow(ctx, kv, s.apply); err != nil {
+	if s.stopWatch, err = store.FollowJSON(ctx, kv, log, s.set); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-func (s *Store) apply(e jetstream.KeyValueEntry) {
-	var api *API
-	if e.Operation() == jetstream.KeyValuePut {
-		api = new(API)
-		if err := json.Unmarshal(e.Value(), api); err != nil {
-			s.log.Error("skipping unreadable api", "key", e.Key(), "err", err)
-			return
-		}
-	}
-	s.set(e.Key(), api, e.Revision())
 }
 
 func (s *Store) set(id string, api *API, rev uint64) {

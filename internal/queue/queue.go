@@ -235,7 +235,7 @@ func Open(ctx context.Context, st *store.Store, m *Metrics, opts Options) (*Mana
 	mgr := &Manager{st: st, opts: opts, now: opts.Now, metrics: m,
 		queues: map[string]*entry{}, cons: map[string]jetstream.Consumer{}}
 	var err error
-	if mgr.stopWatch, err = store.Follow(ctx, st.Queues, mgr.apply); err != nil {
+	if mgr.stopWatch, err = store.FollowJSON(ctx, st.Queues, opts.Log, mgr.set); err != nil {
 		return nil, err
 	}
 	mgr.delay, err = startDelayMover(ctx, mgr)
@@ -252,18 +252,6 @@ func (m *Manager) Close() {
 		m.delay.stop()
 	}
 	m.stopWatch()
-}
-
-func (m *Manager) apply(e jetstream.KeyValueEntry) {
-	var q *Queue
-	if e.Operation() == jetstream.KeyValuePut {
-		q = new(Queue)
-		if err := json.Unmarshal(e.Value(), q); err != nil {
-			m.opts.Log.Error("skipping unreadable queue", "key", e.Key(), "err", err)
-			return
-		}
-	}
-	m.set(e.Key(), q, e.Revision())
 }
 
 func (m *Manager) set(name string, q *Queue, rev uint64) {
@@ -378,7 +366,11 @@ func (m *Manager) Create(ctx context.Context, name string, attrs, tags map[strin
 		if gerr != nil {
 			return nil, fmt.Errorf("read queue: %w", gerr)
 		}
-		m.apply(e)
+		var cur Queue
+		if err := json.Unmarshal(e.Value(), &cur); err != nil {
+			return nil, fmt.Errorf("read queue: %w", err)
+		}
+		m.set(name, &cur, e.Revision())
 		return m.Create(ctx, name, attrs, tags)
 	}
 	if err != nil {

@@ -103,8 +103,8 @@ func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, fire Fir
 	r := &Runner{kv: kv, log: log, fire: fire, now: time.Now, scheds: map[string]*entry{}}
 	var err error
 	var loaded atomic.Bool // re-arm on each change, but once for the initial load
-	r.stopWatch, err = store.Follow(ctx, kv, func(e jetstream.KeyValueEntry) {
-		r.apply(e)
+	r.stopWatch, err = store.FollowJSON(ctx, kv, log, func(name string, s *Schedule, rev uint64) {
+		r.set(name, s, rev)
 		if loaded.Load() {
 			r.arm()
 		}
@@ -115,18 +115,6 @@ func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, fire Fir
 	loaded.Store(true)
 	r.arm()
 	return r, nil
-}
-
-func (r *Runner) apply(e jetstream.KeyValueEntry) {
-	var s *Schedule
-	if e.Operation() == jetstream.KeyValuePut {
-		s = new(Schedule)
-		if err := json.Unmarshal(e.Value(), s); err != nil {
-			r.log.Error("skipping unreadable schedule", "key", e.Key(), "err", err)
-			return
-		}
-	}
-	r.set(e.Key(), s, e.Revision())
 }
 
 // set installs a schedule. Ticks missed while no node ran are skipped:

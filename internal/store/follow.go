@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -43,4 +45,21 @@ func Follow(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.Key
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// FollowJSON is Follow for buckets of JSON values: set gets each key with
+// its decoded value (nil once deleted) and revision. A value that does not
+// decode is logged and skipped.
+func FollowJSON[T any](ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, set func(key string, v *T, rev uint64)) (stop func(), err error) {
+	return Follow(ctx, kv, func(e jetstream.KeyValueEntry) {
+		var v *T
+		if e.Operation() == jetstream.KeyValuePut {
+			v = new(T)
+			if err := json.Unmarshal(e.Value(), v); err != nil {
+				log.Error("skipping unreadable entry", "bucket", kv.Bucket(), "key", e.Key(), "err", err)
+				return
+			}
+		}
+		set(e.Key(), v, e.Revision())
+	})
 }
