@@ -533,3 +533,31 @@ func TestSQSTagsAndBatches(t *testing.T) {
 		t.Fatalf("11 messages: %v", err)
 	}
 }
+
+// TestSQSSendThenShortPoll: a message whose send was answered is there
+// for a short poll (no wait) sent right after.
+func TestSQSSendThenShortPoll(t *testing.T) {
+	s := startServer(t, "")
+	c := s.sqs()
+	ctx := context.Background()
+	u := createQueue(t, c, "short", nil)
+	for i := range 200 {
+		// Changing attributes updates the store's consumer; a receive just
+		// after must still find the message.
+		if i%2 == 0 {
+			if _, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: &u, Attributes: map[string]string{"VisibilityTimeout": fmt.Sprint(20 + i%7)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &u, MessageBody: aws.String(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+		got := receive(t, c, u, 1, 0)
+		if len(got) != 1 || *got[0].Body != fmt.Sprint(i) {
+			t.Fatalf("round %d: short poll right after a send got %v", i, got)
+		}
+		if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &u, ReceiptHandle: got[0].ReceiptHandle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -16,6 +16,9 @@ import (
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
+// shortPoll is the least a receive waits for a first message.
+const shortPoll = 50 * time.Millisecond
+
 // ReceiveOptions shape one receive.
 type ReceiveOptions struct {
 	Max        int           // 1 to 10 (SQS), more for event source mappings
@@ -165,7 +168,10 @@ func (m *Manager) Receive(ctx context.Context, name string, opt ReceiveOptions) 
 	if opt.Max <= 0 {
 		opt.Max = 1
 	}
-	until := time.Now().Add(opt.Wait)
+	// A message stored a moment ago may not have reached the consumer
+	// yet, so even a short poll waits briefly for one (SQS's own short
+	// polls take tens of milliseconds).
+	until := time.Now().Add(max(opt.Wait, shortPoll))
 	var out []Message
 	for {
 		// Taken before fetching: the store's redelivery clock starts later.
@@ -182,7 +188,7 @@ func (m *Manager) Receive(ctx context.Context, name string, opt ReceiveOptions) 
 			continue // more may be ready
 		}
 		left := time.Until(until)
-		if left < 50*time.Millisecond || ctx.Err() != nil {
+		if left < 5*time.Millisecond || ctx.Err() != nil {
 			return out, nil
 		}
 		// Long poll: a single pull that the store answers as soon as one
