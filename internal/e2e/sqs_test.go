@@ -221,7 +221,12 @@ func TestSQSQueues(t *testing.T) {
 	if a := queueAttrs(t, c, u); a["ApproximateNumberOfMessagesDelayed"] != "1" {
 		t.Fatalf("delayed count: %v", a)
 	}
-	first := receive(t, c, u, 10, 0)
+	// Held longer than the delay, so only the delayed message comes next.
+	held, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &u, MaxNumberOfMessages: 10, VisibilityTimeout: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := held.Messages
 	if len(first) != 1 || *first[0].Body != "one" {
 		t.Fatalf("before the delay: %+v", first)
 	}
@@ -229,6 +234,10 @@ func TestSQSQueues(t *testing.T) {
 	later := receive(t, c, u, 10, 10)
 	if len(later) != 1 || *later[0].Body != "two" || time.Since(start) > 8*time.Second {
 		t.Fatalf("delayed message: %+v after %v", later, time.Since(start))
+	}
+	// Received at the end of the wait, not at its start.
+	if fr, _ := strconv.ParseInt(later[0].Attributes["ApproximateFirstReceiveTimestamp"], 10, 64); fr < start.Add(time.Second).UnixMilli() {
+		t.Fatalf("first receive %d, wait began %d", fr, start.UnixMilli())
 	}
 	var entries []types.DeleteMessageBatchRequestEntry
 	for i, m := range append(first, later...) {

@@ -180,7 +180,7 @@ func (m *Manager) Receive(ctx context.Context, name string, opt ReceiveOptions) 
 		if err != nil {
 			return out, fmt.Errorf("receive: %w", err)
 		}
-		fetched := m.take(ctx, q, batch, vis, start, &out)
+		fetched := m.take(ctx, q, batch, vis, start, false, &out)
 		if len(out) >= opt.Max || (len(out) > 0 && fetched == 0) {
 			return out, nil
 		}
@@ -194,7 +194,6 @@ func (m *Manager) Receive(ctx context.Context, name string, opt ReceiveOptions) 
 		// Long poll: a single pull that the store answers as soon as one
 		// message is ready, then the loop takes what else is ready.
 		wctx, cancel := context.WithTimeout(ctx, left)
-		start = m.now()
 		batch, err = c.Fetch(1, jetstream.FetchContext(wctx))
 		if err != nil {
 			cancel()
@@ -203,25 +202,34 @@ func (m *Manager) Receive(ctx context.Context, name string, opt ReceiveOptions) 
 			}
 			return out, fmt.Errorf("receive: %w", err)
 		}
-		m.take(ctx, q, batch, vis, start, &out)
+		m.take(ctx, q, batch, vis, time.Time{}, true, &out)
 		cancel()
 	}
 }
 
 // take turns fetched deliveries into messages, moving those received too
-// often to the dead-letter queue. It returns how many it fetched.
-func (m *Manager) take(ctx context.Context, q *Queue, batch jetstream.MessageBatch, vis int, start time.Time, out *[]Message) int {
+// often to the dead-letter queue. It returns how many it fetched. waited
+// says the fetch waited for its message: the store started that
+// delivery's clock at some unknown moment of the wait, so the clock is
+// restarted once the message is here.
+func (m *Manager) take(ctx context.Context, q *Queue, batch jetstream.MessageBatch, vis int, start time.Time, waited bool, out *[]Message) int {
 	n := 0
 	for msg := range batch.Messages() {
 		n++
-		if r, ok := m.deliver(ctx, q, msg, vis, start); ok {
+		if r, ok := m.deliver(ctx, q, msg, vis, start, waited); ok {
 			*out = append(*out, r)
 		}
 	}
 	return n
 }
 
-func (m *Manager) deliver(ctx context.Context, q *Queue, msg jetstream.Msg, vis int, start time.Time) (Message, bool) {
+func (m *Manager) deliver(ctx context.Context, q *Queue, msg jetstream.Msg, vis int, start time.Time, waited bool) (Message, bool) {
+	now := m.now()
+	if waited {
+		// Taken before the reset below reaches the store, so the
+		// deadline never falls after the real redelivery.
+		start = now
+	}
 	md, err := msg.Metadata()
 	if err != nil {
 		_ = msg.Nak()
@@ -256,10 +264,12 @@ func (m *Manager) deliver(ctx context.Context, q *Queue, msg jetstream.Msg, vis 
 		_ = msg.Nak()
 	case reset:
 		_ = msg.NakWithDelay(time.Duration(vis) * time.Second)
+	case waited:
+		_ = msg.InProgress() // restarts the ack wait: the visibility timeout
 	}
 	m.metrics.received.WithLabelValues(q.Name).Inc()
 	h := handle{Queue: q.Name, Seq: md.Sequence.Stream, Delivery: d, Deadline: deadline.UnixMilli(), Reply: msg.Reply()}
-	first := start.UnixMilli()
+	first := now.UnixMilli()
 	if d > 1 {
 		// Not recorded per delivery; the time it first became visible is
 		// the closest known.
