@@ -92,6 +92,7 @@ type server struct {
 	Endpoint string
 	args     []string
 	env      []string
+	inherit  []*os.File // descriptors passed beyond the standard three
 	out      *lockedBuffer
 	done     chan struct{}
 }
@@ -137,10 +138,17 @@ func startServerEnv(t testing.TB, env []string, args ...string) *server {
 
 func startServerIn(t testing.TB, dataDir string, env []string, args ...string) *server {
 	t.Helper()
+	return startServerInherit(t, dataDir, env, nil, args...)
+}
+
+// startServerInherit starts a server that inherits files open without
+// close-on-exec, as a careless shell or supervisor would leave them.
+func startServerInherit(t testing.TB, dataDir string, env []string, files []*os.File, args ...string) *server {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), args: args, env: env}
+	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), args: args, env: env, inherit: files}
 	s.Endpoint = "http://" + s.addr
 	s.start()
 	t.Cleanup(func() {
@@ -162,6 +170,7 @@ func (s *server) start() {
 	s.out = &lockedBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	s.cmd.Env = append(os.Environ(), s.env...)
+	s.cmd.ExtraFiles = s.inherit
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

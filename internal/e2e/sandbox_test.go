@@ -129,6 +129,53 @@ def handler(event, context):
         out["thread"] = "ok"
         out["subprocess"] = subprocess.run(["/bin/sh", "-c", "echo hi"], capture_output=True, text=True).stdout.strip()
         return out
+    if op == "privileges":
+        import threading
+        stop = threading.Event()
+        workers = [threading.Thread(target=stop.wait) for _ in range(3)]
+        for w in workers:
+            w.start()
+        threads = {}
+        for tid in os.listdir("/proc/self/task"):
+            fields = {}
+            for line in open("/proc/self/task/%s/status" % tid):
+                k, _, v = line.partition(":")
+                if k in ("NoNewPrivs", "Seccomp", "CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"):
+                    fields[k] = v.strip()
+            threads[tid] = fields
+        stop.set()
+        for w in workers:
+            w.join()
+        limits = [l for l in open("/proc/self/limits") if l.startswith("Max open files")]
+        fds = {}
+        for f in os.listdir("/proc/self/fd"):
+            try:
+                fds[f] = os.readlink("/proc/self/fd/" + f)
+            except OSError:
+                pass
+        exe = {}
+        for p in ("/proc/self/exe", "/proc/1/exe", os.path.realpath("/proc/self/exe")):
+            try:
+                open(p, "r+b").close()
+                exe[p] = "opened for writing"
+            except OSError as e:
+                exe[p] = "denied: " + (e.strerror or "")
+        opened = []
+        try:
+            while len(opened) < 100000:
+                opened.append(os.open("/dev/null", os.O_RDONLY))
+            files = "no limit"
+        except OSError as e:
+            files = "%d then %s" % (len(opened), e.strerror)
+        for fd in opened:
+            os.close(fd)
+        return {"threads": threads, "limits": limits, "fds": fds, "cwd": os.getcwd(), "exe": exe, "files": files}
+    if op == "flood":
+        line = b"x" * (1024 * 1024 - 1) + b"\n"
+        for _ in range(event["mb"]):
+            os.write(1, line)
+        os.write(2, b"y" * (4 * 1024 * 1024))
+        return {"ok": True}
     if op == "detach":
         subprocess.Popen(["sleep", "300"], start_new_session=True)
         subprocess.Popen(["sh", "-c", "(setsid sleep 301 &) ; exit 0"])
@@ -209,7 +256,12 @@ func assertServes(t *testing.T, s *server, c *lambda.Client) {
 func TestSandbox(t *testing.T) {
 	requireRoot(t)
 	mountsBefore := hostMounts(t)
-	s := startServerEnv(t, []string{"STRATUS_TEST_SECRET=hunter2"}, "--idle-timeout", "1s")
+	canary, err := os.CreateTemp(t.TempDir(), "inherited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer canary.Close()
+	s := startServerInherit(t, "", []string{"STRATUS_TEST_SECRET=hunter2"}, []*os.File{canary}, "--idle-timeout", "1s")
 	if !strings.Contains(s.out.String(), "instances run sandboxed") {
 		t.Fatalf("server does not sandbox:\n%s", s.out.String())
 	}
@@ -250,6 +302,61 @@ func TestSandbox(t *testing.T) {
 		}
 	})
 
+	t.Run("privileges", func(t *testing.T) {
+		m, _ := call(t, c, "sb-attacker", map[string]any{"op": "privileges"})
+		threads, _ := m["threads"].(map[string]any)
+		if len(threads) < 4 {
+			t.Fatalf("want the main thread and three more: %v", m)
+		}
+		// Every thread, not only the first: no privileges, no way back to them.
+		for tid, f := range threads {
+			st, _ := f.(map[string]any)
+			if st["NoNewPrivs"] != "1" || st["Seccomp"] != "2" {
+				t.Errorf("thread %s: %v, want NoNewPrivs 1 and Seccomp 2 (filter)", tid, st)
+			}
+			for _, k := range []string{"CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"} {
+				if strings.Trim(fmt.Sprint(st[k]), "0") != "" {
+					t.Errorf("thread %s: %s %v, want none", tid, k, st[k])
+				}
+			}
+		}
+		// Only the standard streams and the listing's own descriptor; no
+		// listener, store file or cgroup handle of the server.
+		// The server got a descriptor it did not open (fd 3 here); it
+		// must not pass it on.
+		fds, _ := m["fds"].(map[string]any)
+		sockets := 0
+		for fd, target := range fds {
+			switch ts := fmt.Sprint(target); {
+			case fd == "0" && ts == "/dev/null", (fd == "1" || fd == "2") && strings.HasPrefix(ts, "pipe:"):
+			case strings.HasPrefix(ts, "/proc/"): // the listing itself
+			case strings.HasPrefix(ts, "socket:"): // its Runtime API connection
+				sockets++
+			default:
+				t.Errorf("descriptor %s (%s) reached an instance: %v", fd, ts, fds)
+			}
+		}
+		if sockets > 1 {
+			t.Errorf("sockets beyond the Runtime API connection: %v", fds)
+		}
+		if m["cwd"] != "/var/task" {
+			t.Errorf("cwd %v", m["cwd"])
+		}
+		exe, _ := m["exe"].(map[string]any)
+		for p, r := range exe {
+			if !strings.HasPrefix(fmt.Sprint(r), "denied") {
+				t.Errorf("%s: %v", p, r)
+			}
+		}
+		// Lambda's quota of 1,024 file descriptors.
+		if l := fmt.Sprint(m["limits"]); !strings.Contains(l, "1024                 1024") {
+			t.Errorf("open-file limit: %s", l)
+		}
+		if f := fmt.Sprint(m["files"]); !strings.HasSuffix(f, "Too many open files") || !strings.HasPrefix(f, "10") {
+			t.Errorf("opening files until refused: %s", f)
+		}
+	})
+
 	t.Run("filesystem", func(t *testing.T) {
 		call(t, c, "sb-victim", map[string]any{"op": "tmp_write", "value": "victim-tmp"})
 		got, _ := call(t, c, "sb-victim", map[string]any{"op": "tmp_read"})
@@ -261,8 +368,11 @@ func TestSandbox(t *testing.T) {
 			t.Errorf("attacker reads the victim's /tmp: %v", other)
 		}
 		fnDir := s.dataDir + "/code"
-		probe, _ := call(t, c, "sb-attacker", map[string]any{"op": "probe", "paths": []string{s.dataDir, fnDir, binDir, "/var/task/app.py", "/etc/shadow"}})
-		for _, p := range []string{s.dataDir, fnDir, binDir, "/etc/shadow"} {
+		// Straight, through /proc and climbing out of the code folder.
+		hidden := []string{s.dataDir, fnDir, binDir, "/etc/shadow", "/proc/1/root" + s.dataDir, "/proc/self/root" + s.dataDir,
+			"/proc/self/cwd/../../.." + s.dataDir, "/var/task/../../.." + s.dataDir}
+		probe, _ := call(t, c, "sb-attacker", map[string]any{"op": "probe", "paths": append([]string{"/var/task/app.py"}, hidden...)})
+		for _, p := range hidden {
 			if !strings.HasPrefix(fmt.Sprint(probe[p]), "denied") {
 				t.Errorf("%s reachable from an instance: %v", p, probe[p])
 			}
@@ -346,6 +456,22 @@ func TestSandbox(t *testing.T) {
 		}
 	})
 
+	t.Run("output flood", func(t *testing.T) {
+		before := serverRSS(t, s)
+		m, out := call(t, c, "sb-attacker", map[string]any{"op": "flood", "mb": 200})
+		if m["ok"] != true {
+			t.Fatalf("flood: %s", out.Payload)
+		}
+		// The tail is Lambda's 4 KB, however much was written.
+		if tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult)); len(tail) > 4096 || !strings.Contains(string(tail), "REPORT") {
+			t.Errorf("log tail of %d bytes: %.200q", len(tail), tail)
+		}
+		if after := serverRSS(t, s); after > before+256<<20 {
+			t.Errorf("server memory grew from %d to %d MB with the flood", before>>20, after>>20)
+		}
+		assertServes(t, s, c)
+	})
+
 	t.Run("tmp filler", func(t *testing.T) {
 		createFunction(t, c, "sb-filler", attackerZip(t), fnOpts{runtime: "python3.11", handler: "app.handler", memory: 1024, timeout: 30})
 		m, out := call(t, c, "sb-filler", map[string]any{"op": "fill_tmp", "mb": 700})
@@ -416,6 +542,22 @@ func TestSandbox(t *testing.T) {
 	if n := hostMounts(t); n != mountsBefore {
 		t.Errorf("host mount table changed from %d to %d lines", mountsBefore, n)
 	}
+}
+
+// serverRSS is the server's resident memory in bytes.
+func serverRSS(t *testing.T, s *server) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kb int
+	for line := range strings.Lines(string(b)) {
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &kb); err == nil {
+			break
+		}
+	}
+	return kb << 10
 }
 
 func call1(t *testing.T, c *lambda.Client, fn, key string) any {

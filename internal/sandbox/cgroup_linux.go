@@ -20,6 +20,10 @@ const cpuPerVCPU = 1769
 // maxPids bounds the processes and threads of one instance, as Lambda's 1,024.
 const maxPids = 1024
 
+// maxFiles is an instance's open-file limit, Lambda's quota of 1,024
+// file descriptors.
+const maxFiles = 1024
+
 // cgroups creates one cgroup per instance under the server's own, in v1
 // (one folder per controller) or v2 (one unified folder).
 type cgroups struct {

@@ -104,6 +104,12 @@ func (iso *isolator) spawner(ready chan<- error) {
 		ready <- fmt.Errorf("no_new_privs: %w", err)
 		return
 	}
+	// Nothing an instance executes can gain a capability, whatever its
+	// file capabilities (the set is per thread and inherited).
+	if err := dropBoundingSet(); err != nil {
+		ready <- err
+		return
+	}
 	// Inherited by every instance too (see seccomp_linux.go).
 	if err := installFilter(iso.cg.v2); err != nil {
 		ready <- err
@@ -141,6 +147,11 @@ func (iso *isolator) spawner(ready chan<- error) {
 		next = nil
 		cmd, ic, err := iso.spawn(tid, job.spec, ic, job.root)
 		job.done <- spawnResult{cmd, ic, err}
+		if errors.Is(err, errTainted) {
+			// Returning with the thread locked ends the thread.
+			go iso.spawner(make(chan error, 1))
+			return
+		}
 		if ic == nil || iso.cg.v2 {
 			prepare()
 			continue
@@ -298,10 +309,97 @@ func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string) 
 	if err := cmd.Start(); err != nil {
 		return nil, ic, fmt.Errorf("start instance: %w", err)
 	}
+	if err := limitFiles(cmd.Process.Pid, int(uid)); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, ic, err
+	}
 	// Instances are the first the kernel's OOM killer takes, in their
 	// cgroup and on the host; never the server.
 	_ = os.WriteFile("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/oom_score_adj", []byte("1000"), 0o644)
 	return cmd, ic, nil
+}
+
+// dropBoundingSet empties the calling thread's capability bounding set.
+func dropBoundingSet() error {
+	last := unix.CAP_LAST_CAP
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = n
+		}
+	}
+	for c := 0; c <= last; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// closeOnExecAll marks every descriptor above the standard three
+// close-on-exec.
+func closeOnExecAll() error {
+	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return fmt.Errorf("close-on-exec: %w", err)
+	}
+	// Kernels before 5.11: one by one.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close-on-exec: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	return nil
+}
+
+// errTainted: the spawner thread could not take back its own ids.
+var errTainted = errors.New("spawner thread lost its identity")
+
+// limitFiles sets an instance's open-file limit, microseconds after its
+// exec and before it is sent any work. Limits belong to the whole server
+// process, so they cannot be set on the spawner thread for the clone to
+// inherit; and prlimit on another process needs CAP_SYS_RESOURCE, which
+// root in a container often lacks, or the caller to have the target's
+// ids. So this thread, which runs nothing else, takes the instance's ids
+// for the call (keeping root as its saved uid) and then takes back its own.
+func limitFiles(pid, id int) error {
+	ruid, euid, suid := unix.Getresuid()
+	rgid, egid, sgid := unix.Getresgid()
+	if err := setThreadIDs(unix.SYS_SETRESGID, id, id, sgid); err != nil {
+		return fmt.Errorf("limit instance files: %w", err)
+	}
+	err := setThreadIDs(unix.SYS_SETRESUID, id, id, suid)
+	if err == nil {
+		lim := unix.Rlimit{Cur: maxFiles, Max: maxFiles}
+		err = unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil)
+		// The saved uid lets the thread return, its capabilities with it.
+		if rerr := setThreadIDs(unix.SYS_SETRESUID, ruid, euid, suid); rerr != nil {
+			return fmt.Errorf("%w: %w", errTainted, rerr)
+		}
+	}
+	if rerr := setThreadIDs(unix.SYS_SETRESGID, rgid, egid, sgid); rerr != nil {
+		return fmt.Errorf("%w: %w", errTainted, rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("limit instance files: %w", err)
+	}
+	return nil
+}
+
+// setThreadIDs changes the ids of the calling thread alone; the wrappers
+// in syscall change every thread of the process.
+func setThreadIDs(trap uintptr, r, e, s int) error {
+	if _, _, errno := unix.RawSyscall(trap, uintptr(r), uintptr(e), uintptr(s)); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 func (iso *isolator) buildRoot(root string, spec Spec, hostCode, hostRuntime string) error {

@@ -68,6 +68,11 @@ func New(root string, expose []string, unsandboxed bool) (*Launcher, error) {
 	for _, e := range entries {
 		_ = os.RemoveAll(filepath.Join(root, e.Name()))
 	}
+	// Descriptors the server inherited without close-on-exec (from a shell
+	// or a supervisor) would otherwise pass into every instance.
+	if err := closeOnExecAll(); err != nil {
+		return nil, err
+	}
 	l := &Launcher{root: root}
 	if unsandboxed {
 		l.why = "disabled with --unsandboxed"
