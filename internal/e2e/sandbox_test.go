@@ -57,6 +57,18 @@ def handler(event, context):
         except OSError as e:
             return {"written": written, "error": e.strerror}
         return {"written": written}
+    if op == "fill_inodes":
+        os.makedirs("/tmp/many", exist_ok=True)
+        n = 0
+        try:
+            while n < 10000000:
+                os.close(os.open("/tmp/many/%d" % n, os.O_CREAT | os.O_WRONLY))
+                n += 1
+        except OSError as e:
+            err = e.strerror
+        for i in range(n):
+            os.unlink("/tmp/many/%d" % i)
+        return {"created": n, "error": err}
     if op == "tmp_write":
         with open("/tmp/secret", "w") as f:
             f.write(event["value"])
@@ -478,6 +490,15 @@ func TestSandbox(t *testing.T) {
 		written, _ := m["written"].(float64)
 		if out.FunctionError != nil || written > 512<<20 || written < 500<<20 || m["error"] == nil {
 			t.Errorf("filling /tmp: %s", out.Payload)
+		}
+		assertServes(t, s, c)
+	})
+
+	t.Run("inode filler", func(t *testing.T) {
+		m, out := call(t, c, "sb-filler", map[string]any{"op": "fill_inodes"})
+		created, _ := m["created"].(float64)
+		if out.FunctionError != nil || created < 60000 || created > 512*128 || m["error"] != "No space left on device" {
+			t.Errorf("creating files in /tmp: %s", out.Payload)
 		}
 		assertServes(t, s, c)
 	})

@@ -24,6 +24,10 @@ const maxPids = 1024
 // file descriptors.
 const maxFiles = 1024
 
+// tmpInodes is how many files and folders an instance's /tmp of mb
+// megabytes holds.
+func tmpInodes(mb int) int { return mb * 128 }
+
 // cgroups creates one cgroup per instance under the server's own, in v1
 // (one folder per controller) or v2 (one unified folder).
 type cgroups struct {

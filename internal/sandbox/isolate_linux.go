@@ -438,7 +438,9 @@ func (iso *isolator) buildRoot(root string, spec Spec, hostCode, hostRuntime str
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return err
 	}
-	opts := fmt.Sprintf("size=%dm,mode=0700,uid=%s,gid=%s", spec.TmpMB, uid, uid)
+	// Files as well as bytes are bounded, as on a disk (one inode per
+	// 8 KB): empty files cost the kernel memory too.
+	opts := fmt.Sprintf("size=%dm,nr_inodes=%d,mode=0700,uid=%s,gid=%s", spec.TmpMB, tmpInodes(spec.TmpMB), uid, uid)
 	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
@@ -488,7 +490,7 @@ func buildDev(dev, uid string) error {
 	if err := os.Mkdir(shm, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64m,mode=0700,uid="+uid+",gid="+uid); err != nil {
+	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64m,nr_inodes=8192,mode=0700,uid="+uid+",gid="+uid); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
 	if err := unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
