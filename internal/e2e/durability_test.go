@@ -2,14 +2,20 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -170,5 +176,193 @@ func TestExternalNATS(t *testing.T) {
 	waitFor(t, 5*time.Second, "delete to reach the second node", func() bool {
 		_, err := c2.GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String("ext")})
 		return errorCode(err) == "ResourceNotFoundException"
+	})
+}
+
+// TestNATSOutage: the external NATS goes away and comes back while Stratus
+// runs. Meanwhile nothing is acknowledged that is not stored, the health
+// check says so, and afterwards work resumes without a restart and every
+// acknowledged event runs.
+func TestNATSOutage(t *testing.T) {
+	port, err := strconv.Atoi(strings.Split(freeAddr(t), ":")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeDir := t.TempDir()
+	startNATS := func() *natsserver.Server {
+		ns, err := natsserver.NewServer(&natsserver.Options{
+			Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, SyncAlways: true, NoLog: true, NoSigs: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats not ready")
+		}
+		return ns
+	}
+	ns := startNATS()
+	t.Cleanup(func() { ns.Shutdown() })
+
+	s := startServer(t, "", "--nats-url", ns.ClientURL())
+	ctx := context.Background()
+	// No retries: each call's own answer is what is checked.
+	lc := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	qc := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	createFunction(t, lc, "outage", goZip(t), fnOpts{})
+	okQ := createQueue(t, qc, "outage-ok", nil)
+	okARN := queueAttrs(t, qc, okQ)["QueueArn"]
+	if _, err := lc.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("outage"),
+		DestinationConfig: &ltypes.DestinationConfig{OnSuccess: &ltypes.OnSuccess{Destination: &okARN}}}); err != nil {
+		t.Fatal(err)
+	}
+	accepted := map[string]bool{}
+	event := func(i int) error {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		out, err := lc.Invoke(cctx, &lambda.InvokeInput{FunctionName: aws.String("outage"), InvocationType: ltypes.InvocationTypeEvent,
+			Payload: []byte(fmt.Sprintf(`{"name":"e%d"}`, i))})
+		if err != nil {
+			return err
+		}
+		if out.StatusCode != 202 {
+			return fmt.Errorf("status %d", out.StatusCode)
+		}
+		id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+		accepted[id] = true
+		return nil
+	}
+	for i := range 5 {
+		if err := event(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Synchronous invokes of a warm instance need no store; their usage
+	// records wait for it.
+	createFunction(t, lc, "outage-sync", goZip(t), fnOpts{})
+	ran := 0
+	syncInvoke := func(line string) {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if out, err := lc.Invoke(cctx, &lambda.InvokeInput{FunctionName: aws.String("outage-sync"), Payload: []byte(`{"print":"` + line + `"}`)}); err == nil && out.FunctionError == nil {
+			ran++
+		}
+	}
+	syncInvoke("printed-before")
+	// A queue trigger whose poller is waiting when the store goes.
+	createFunction(t, lc, "outage-esm", goZip(t), fnOpts{})
+	inQ := createQueue(t, qc, "outage-in", nil)
+	inARN := queueAttrs(t, qc, inQ)["QueueArn"]
+	if _, err := lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("outage-esm"), EventSourceArn: &inARN}); err != nil {
+		t.Fatal(err)
+	}
+
+	ns.Shutdown()
+	waitFor(t, 15*time.Second, "the health check to report the store down", func() bool {
+		resp, err := http.Get(s.Endpoint + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 503
+	})
+	refused := 0
+	down := time.Now()
+	for i := 100; i < 103; i++ {
+		if err := event(i); err != nil {
+			refused++
+			if code := httpStatus(err); code != 503 || !strings.Contains(err.Error(), "cannot reach its store") {
+				t.Errorf("event during the outage: %v, want a 503 saying why", err)
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := qc.SendMessage(cctx, &sqs.SendMessageInput{QueueUrl: &okQ, MessageBody: aws.String("during")})
+		cancel()
+		if err == nil {
+			t.Error("a message was accepted while the store was down")
+		} else if errorCode(err) != "ServiceUnavailable" {
+			t.Errorf("message during the outage: %v, want ServiceUnavailable", err)
+		}
+	}
+	if refused == 0 {
+		t.Error("every event was accepted while the store was down")
+	}
+	for range 3 {
+		syncInvoke("printed-while-down")
+	}
+	if ran < 2 {
+		t.Errorf("a warm synchronous invoke failed while the store was down (%d ran)", ran)
+	}
+
+	t.Logf("outage calls took %v", time.Since(down))
+	ns = startNATS()
+	up := time.Now()
+	waitFor(t, 30*time.Second, "events to be accepted again", func() bool { return event(200) == nil })
+	t.Logf("accepting again after %v", time.Since(up))
+	up = time.Now()
+	for i := 300; i < 305; i++ {
+		if err := event(i); err != nil {
+			t.Fatalf("after the outage: %v", err)
+		}
+	}
+	// Every acknowledged event ran once at least: its success record names it.
+	seen := map[string]bool{}
+	waitFor(t, 60*time.Second, "a success record for every accepted event", func() bool {
+		for _, m := range receive(t, qc, okQ, 10, 1) {
+			var rec struct {
+				RequestContext struct {
+					RequestID string `json:"requestId"`
+				} `json:"requestContext"`
+			}
+			if err := json.Unmarshal([]byte(*m.Body), &rec); err == nil {
+				seen[rec.RequestContext.RequestID] = true
+			}
+			_, _ = qc.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &okQ, ReceiptHandle: m.ReceiptHandle})
+		}
+		for id := range accepted {
+			if !seen[id] {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d events accepted, %d refused during the outage; records after %v", len(accepted), refused, time.Since(up))
+	// Every synchronous run is billed, those during the outage included.
+	waitFor(t, 10*time.Second, "usage of every synchronous run", func() bool {
+		var rep struct {
+			Functions []struct {
+				Function string `json:"function"`
+				Requests int    `json:"requests"`
+			} `json:"functions"`
+		}
+		_ = json.Unmarshal([]byte(getBody(t, s.Endpoint+"/stratus/v1/usage")), &rep)
+		for _, f := range rep.Functions {
+			if f.Function == "outage-sync" {
+				return f.Requests == ran
+			}
+		}
+		return false
+	})
+	// The in-memory views follow the store again: a function created now
+	// runs.
+	createFunction(t, lc, "after-outage", goZip(t), fnOpts{})
+	if r := decodeReply(t, invoke(t, lc, "after-outage", `{"name":"again"}`).Payload); r.Message != "hello, again" {
+		t.Errorf("function created after the outage: %+v", r)
+	}
+	// The queue trigger polls again.
+	if _, err := qc.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &inQ, MessageBody: aws.String(`{"after":"outage"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the queue trigger to take a message sent after the outage", func() bool {
+		a := queueAttrs(t, qc, inQ)
+		return a["ApproximateNumberOfMessages"] == "0" && a["ApproximateNumberOfMessagesNotVisible"] == "0" &&
+			strings.Contains(logsOf(t, s, "outage-esm"), "REPORT")
+	})
+	// And their log lines are kept.
+	waitFor(t, 10*time.Second, "log lines written while the store was down", func() bool {
+		return strings.Count(logsOf(t, s, "outage-sync"), "printed-while-down") == ran-1
 	})
 }

@@ -80,6 +80,7 @@ func (s *Sink) Write(fn string, line []byte) {
 
 func (s *Sink) run() {
 	defer close(s.done)
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-s.wake:
@@ -90,15 +91,26 @@ func (s *Sink) run() {
 			case <-s.stop:
 				t.Stop()
 			}
-			s.flush()
+		case <-retry:
 		case <-s.stop:
-			s.flush()
+			if !s.flush() {
+				s.log.Error("log lines lost at shutdown: the store is unreachable")
+			}
 			return
+		}
+		retry = nil
+		if !s.flush() {
+			// The store is unreachable: the lines wait for it (up to maxPending).
+			retry = time.After(retryDelay)
 		}
 	}
 }
 
-func (s *Sink) flush() {
+const retryDelay = time.Second
+
+// flush stores what is queued; it reports whether all of it was stored.
+// Lines that could not be are queued again, ahead of newer ones.
+func (s *Sink) flush() bool {
 	s.mu.Lock()
 	batch := s.pending
 	s.pending = make(map[string]*bytes.Buffer)
@@ -106,11 +118,30 @@ func (s *Sink) flush() {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	failed := map[string]*bytes.Buffer{}
+	kept := 0
 	for fn, b := range batch {
 		if _, err := s.js.Publish(ctx, store.LogsSubject+fn, b.Bytes()); err != nil {
-			s.log.Warn("could not store log lines", "function", fn, "err", err)
+			s.log.Warn("could not store log lines yet", "function", fn, "err", err)
+			failed[fn] = b
+			kept += b.Len()
 		}
 	}
+	if len(failed) == 0 {
+		return true
+	}
+	s.mu.Lock()
+	for fn, b := range s.pending {
+		if old := failed[fn]; old != nil {
+			old.Write(b.Bytes())
+		} else {
+			failed[fn] = b
+		}
+	}
+	s.pending = failed
+	s.size += kept
+	s.mu.Unlock()
+	return false
 }
 
 // Close flushes what is queued and stops.

@@ -89,6 +89,7 @@ func (w *Writer) Add(r Record) {
 
 func (w *Writer) run() {
 	defer close(w.done)
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-w.wake:
@@ -98,21 +99,35 @@ func (w *Writer) run() {
 			case <-w.stop:
 				t.Stop()
 			}
-			w.flush()
+		case <-retry:
 		case <-w.stop:
-			w.flush()
+			if !w.flush() {
+				w.log.Error("usage records lost at shutdown: the store is unreachable")
+			}
 			return
+		}
+		retry = nil
+		if !w.flush() {
+			// The store is unreachable: the records wait for it.
+			retry = time.After(retryDelay)
 		}
 	}
 }
 
-func (w *Writer) flush() {
+const (
+	retryDelay = time.Second
+	maxPending = 1 << 20 // records held while the store is unreachable
+)
+
+// flush stores what is queued; it reports whether all of it was stored.
+// What could not be is queued again.
+func (w *Writer) flush() bool {
 	w.mu.Lock()
 	batch := w.pending
 	w.pending = nil
 	w.mu.Unlock()
 	if len(batch) == 0 {
-		return
+		return true
 	}
 	byFn := map[string][]Record{}
 	for _, r := range batch {
@@ -120,15 +135,28 @@ func (w *Writer) flush() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var failed []Record
 	for fn, recs := range byFn {
 		data, err := json.Marshal(recs)
 		if err != nil {
 			continue
 		}
 		if _, err := w.js.Publish(ctx, store.UsageSubject+fn, data); err != nil {
-			w.log.Error("could not store usage records", "function", fn, "records", len(recs), "err", err)
+			w.log.Warn("could not store usage records yet", "function", fn, "records", len(recs), "err", err)
+			failed = append(failed, recs...)
 		}
 	}
+	if len(failed) == 0 {
+		return true
+	}
+	w.mu.Lock()
+	w.pending = append(failed, w.pending...)
+	if n := len(w.pending) - maxPending; n > 0 {
+		w.log.Error("usage records dropped: the store has been unreachable too long", "records", n)
+		w.pending = w.pending[n:]
+	}
+	w.mu.Unlock()
+	return false
 }
 
 // Close flushes queued records and stops.

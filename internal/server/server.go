@@ -176,6 +176,12 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 			http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
 			return
 		}
+		// Without its store a node can run warm synchronous invokes but
+		// accepts no durable work: a balancer should look elsewhere.
+		if !st.NC.IsConnected() {
+			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

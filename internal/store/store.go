@@ -51,6 +51,13 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
+// Unavailable reports whether err means the store could not be reached,
+// so that nothing was written: the caller may simply retry.
+func Unavailable(err error) bool {
+	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrNoResponders)
+}
+
 // Store is an open connection with its buckets and streams.
 type Store struct {
 	NC        *nats.Conn
@@ -81,7 +88,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		}
 		s.NC, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("stratus"), nats.MaxReconnects(-1))
 	} else {
-		s.NC, err = nats.Connect(o.URL, nats.Name("stratus"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+		// No reconnect buffer: while NATS is away a write fails at once
+		// (the API answers 503) instead of waiting out its timeout in a
+		// buffer that may or may not reach the store.
+		s.NC, err = nats.Connect(o.URL, nats.Name("stratus"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false), nats.ReconnectBufSize(-1))
 	}
 	if err != nil {
 		s.Close()

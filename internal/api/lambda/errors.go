@@ -11,6 +11,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/registry"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // awsError is an error in the shape Lambda's clients decode: the type in
@@ -64,6 +65,8 @@ func (a *API) toAWS(err error, ref string) awsError {
 		return awsError{Status: 412, Code: "PreconditionFailedException", Message: "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"}
 	case errors.Is(err, invoke.ErrShuttingDown):
 		return awsError{Status: 500, Code: "ServiceException", Message: "Stratus is shutting down; retry on another node or after restart"}
+	case store.Unavailable(err):
+		return awsError{Status: 503, Code: "ServiceException", Message: "Stratus cannot reach its store (NATS); nothing was accepted, retry"}
 	}
 	a.log.Error("internal error", "function", ref, "err", err)
 	return awsError{Status: 500, Code: "ServiceException", Message: "internal error: " + err.Error()}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stratus-faas/stratus/internal/queue"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // maxRequest bounds a request body: ten messages of 256 KB with attributes,
@@ -136,6 +137,10 @@ func (a *API) toWire(err error) *wireError {
 		return clientErr("MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight", msg)
 	case errors.Is(err, queue.ErrUnsupported):
 		return clientErr("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", msg)
+	}
+	if store.Unavailable(err) {
+		return &wireError{Status: 503, Type: "ServiceUnavailable", Code: "ServiceUnavailable", Receiver: true,
+			Message: "Stratus cannot reach its store (NATS); nothing was accepted, retry"}
 	}
 	a.log.Error("sqs: internal error", "err", err)
 	return &wireError{Status: 500, Type: "InternalError", Code: "InternalError", Message: "internal error: " + err.Error(), Receiver: true}

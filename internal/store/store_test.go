@@ -1,0 +1,28 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("store event: %w", nats.ErrReconnectBufExceeded), true},
+		{fmt.Errorf("publish: %w", nats.ErrConnectionClosed), true},
+		{nats.ErrNoResponders, true},
+		{context.DeadlineExceeded, false}, // may have been written
+		{errors.New("wrong last sequence"), false},
+		{nil, false},
+	} {
+		if got := Unavailable(tc.err); got != tc.want {
+			t.Errorf("Unavailable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
