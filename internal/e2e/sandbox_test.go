@@ -141,6 +141,20 @@ def handler(event, context):
         out["thread"] = "ok"
         out["subprocess"] = subprocess.run(["/bin/sh", "-c", "echo hi"], capture_output=True, text=True).stdout.strip()
         return out
+    if op == "killall":
+        out = {}
+        try:
+            os.kill(-1, 9)
+            out["all"] = "sent"
+        except OSError as e:
+            out["all"] = e.strerror
+        for pid in event["pids"]:
+            try:
+                os.kill(pid, 9)
+                out[str(pid)] = "killed"
+            except OSError as e:
+                out[str(pid)] = e.strerror
+        return out
     if op == "privileges":
         import threading
         stop = threading.Event()
@@ -419,6 +433,25 @@ func TestSandbox(t *testing.T) {
 		}
 		if len(pids) == 0 {
 			t.Error("instance sees no process at all")
+		}
+		// Signals reach no one outside: not every process (-1), not the
+		// server or the victim by their host numbers.
+		v, _ := call(t, c, "sb-victim", map[string]any{"op": "whoami"})
+		var victim int
+		for pid, u := range sandboxProcs() {
+			if float64(u) == v["uid"] {
+				victim = pid
+			}
+		}
+		k, _ := call(t, c, "sb-attacker", map[string]any{"op": "killall", "pids": []int{s.cmd.Process.Pid, victim}})
+		t.Logf("signals from an instance: %v", k)
+		for _, pid := range []int{s.cmd.Process.Pid, victim} {
+			if k[fmt.Sprint(pid)] == "killed" {
+				t.Errorf("attacker killed pid %d: %v", pid, k)
+			}
+		}
+		if again, _ := call(t, c, "sb-victim", map[string]any{"op": "whoami"}); again["uid"] != v["uid"] {
+			t.Errorf("victim after kill(-1): %v, before %v", again, v)
 		}
 	})
 
