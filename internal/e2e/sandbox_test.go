@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 )
@@ -511,10 +512,25 @@ func TestSandbox(t *testing.T) {
 		if tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult)); len(tail) > 4096 || !strings.Contains(string(tail), "REPORT") {
 			t.Errorf("log tail of %d bytes: %.200q", len(tail), tail)
 		}
-		if after := serverRSS(t, s); after > before+256<<20 {
+		after := serverRSS(t, s)
+		t.Logf("server memory %d MB before the flood, %d MB after", before>>20, after>>20)
+		if after > before+128<<20 {
 			t.Errorf("server memory grew from %d to %d MB with the flood", before>>20, after>>20)
 		}
 		assertServes(t, s, c)
+		// The function's log is stored still: the lines of the next
+		// invocation arrive after the flood's.
+		_, next := call(t, c, "sb-attacker", map[string]any{"op": "whoami"})
+		id, _ := awsmiddleware.GetRequestIDMetadata(next.ResultMetadata)
+		var log string
+		waitFor(t, 30*time.Second, "the log lines of an invocation after the flood", func() bool {
+			log = logsOf(t, s, "sb-attacker")
+			return strings.Contains(log, "REPORT RequestId: "+id)
+		})
+		// What could not be kept is marked where it went missing.
+		if !strings.Contains(log, "log lines dropped: the function wrote faster than they could be stored") {
+			t.Error("no mark of the dropped lines in the log")
+		}
 	})
 
 	t.Run("tmp filler", func(t *testing.T) {

@@ -2,25 +2,50 @@ package logs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 type memPublisher struct {
-	mu   sync.Mutex
-	msgs map[string][]string
+	mu       sync.Mutex
+	msgs     map[string][]string
+	fail     error         // returned by every publish while set
+	block    chan struct{} // publishes wait for it to close while set
+	attempts int
 }
 
 func (m *memPublisher) Publish(_ context.Context, subject string, data []byte, _ ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	m.mu.Lock()
+	block := m.block
+	m.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.attempts++
+	if m.fail != nil {
+		return nil, m.fail
+	}
+	if len(data) > 1<<20 { // NATS's default payload limit
+		return nil, nats.ErrMaxPayload
+	}
 	m.msgs[subject] = append(m.msgs[subject], string(data))
 	return &jetstream.PubAck{}, nil
+}
+
+func (m *memPublisher) set(f func(m *memPublisher)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(m)
 }
 
 func newTestSink() (*Sink, *memPublisher) {
@@ -39,6 +64,114 @@ func TestSinkBatchesPerFunction(t *testing.T) {
 	}
 	if got := strings.Join(p.msgs["stratus.logs.b"], ""); got != "2\n" {
 		t.Errorf("b: %q", got)
+	}
+}
+
+func TestSinkSplitsLargeBatches(t *testing.T) {
+	s, p := newTestSink()
+	var want strings.Builder
+	for i := range 3000 {
+		line := fmt.Sprintf("%04d %s", i, strings.Repeat("x", 995))
+		s.Write("big", []byte(line))
+		want.WriteString(line + "\n")
+	}
+	s.Close()
+	msgs := p.msgs["stratus.logs.big"]
+	for _, m := range msgs {
+		if len(m) > maxPublish || !strings.HasSuffix(m, "\n") {
+			t.Fatalf("stored message of %d bytes, ending %q", len(m), m[len(m)-5:])
+		}
+	}
+	if got := strings.Join(msgs, ""); got != want.String() {
+		t.Errorf("stored %d bytes in %d messages, want %d bytes", len(got), len(msgs), want.Len())
+	}
+}
+
+func TestSinkWaitsForTheStore(t *testing.T) {
+	s, p := newTestSink()
+	p.set(func(m *memPublisher) { m.fail = nats.ErrReconnectBufExceeded })
+	s.Write("f", []byte("1"))
+	waitUntil(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.attempts > 0
+	})
+	s.Write("f", []byte("2"))
+	p.set(func(m *memPublisher) { m.fail = nil })
+	waitUntil(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return strings.Join(p.msgs["stratus.logs.f"], "") == "1\n2\n"
+	})
+	s.Close()
+}
+
+func TestSinkDropsWhatTheStoreRefuses(t *testing.T) {
+	s, p := newTestSink()
+	p.set(func(m *memPublisher) { m.fail = errors.New("refused") })
+	s.Write("f", []byte("1"))
+	s.Write("f", []byte("2"))
+	s.Close()
+	if s.Dropped.Load() != 2 || len(p.msgs) != 0 {
+		t.Errorf("dropped %d, stored %v", s.Dropped.Load(), p.msgs)
+	}
+}
+
+func TestSinkMarksDroppedLines(t *testing.T) {
+	s, p := newTestSink()
+	release := make(chan struct{})
+	p.set(func(m *memPublisher) { m.block = release }) // a slow store
+	// Twice what one function may hold, queued and in flight together.
+	line := []byte(strings.Repeat("x", 1023))
+	for range 2*maxPendingPerFn/1024 + 10 {
+		s.Write("flood", line)
+	}
+	s.Write("quiet", []byte("still heard"))
+	close(release)
+	waitUntil(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.msgs["stratus.logs.quiet"]) > 0
+	})
+	s.Write("flood", []byte("after"))
+	s.Close()
+	dropped := s.Dropped.Load()
+	got := strings.Join(p.msgs["stratus.logs.flood"], "")
+	want := fmt.Sprintf("[stratus] %d log lines dropped: the function wrote faster than they could be stored\nafter\n", dropped)
+	if dropped < 10 || !strings.HasSuffix(got, want) {
+		t.Errorf("dropped %d; flood log ends %q", dropped, got[max(0, len(got)-120):])
+	}
+	if q := strings.Join(p.msgs["stratus.logs.quiet"], ""); q != "still heard\n" {
+		t.Errorf("quiet: %q", q)
+	}
+}
+
+func TestChunkEnd(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		max  int
+		want int
+	}{
+		{"ab\n", 10, 3},
+		{"ab\ncd\nef\n", 7, 6},
+		{"ab\ncd\nef\n", 6, 6},
+		{"abcdef\n", 4, 4}, // no whole line fits
+		{"", 4, 0},
+	} {
+		if got := chunkEnd([]byte(tc.data), tc.max); got != tc.want {
+			t.Errorf("chunkEnd(%q, %d) = %d, want %d", tc.data, tc.max, got, tc.want)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -6,6 +6,7 @@ package logs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,11 @@ import (
 
 const (
 	flushDelay = 20 * time.Millisecond
-	maxPending = 64 << 20 // bytes held before lines are dropped
+	// Bytes held before lines are dropped: in all, and of one function, so
+	// that one flooding function neither grows the server nor silences the
+	// others. Any sane log rate fits in them many times over.
+	maxPending      = 32 << 20
+	maxPendingPerFn = 4 << 20
 )
 
 // Publisher is the part of JetStream the sink uses.
@@ -34,6 +39,7 @@ type Sink struct {
 	mu      sync.Mutex
 	pending map[string]*bytes.Buffer
 	size    int
+	dropped map[string]int // lines dropped since the function's last stored one
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -47,6 +53,7 @@ func NewSink(js Publisher, log *slog.Logger) *Sink {
 		js:      js,
 		log:     log,
 		pending: make(map[string]*bytes.Buffer),
+		dropped: make(map[string]int),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -58,15 +65,23 @@ func NewSink(js Publisher, log *slog.Logger) *Sink {
 // Write queues one line (without its newline) of function fn's log.
 func (s *Sink) Write(fn string, line []byte) {
 	s.mu.Lock()
-	if s.size+len(line) > maxPending {
+	b := s.pending[fn]
+	if s.size+len(line) > maxPending || (b != nil && b.Len()+len(line) > maxPendingPerFn) {
+		s.dropped[fn]++
 		s.mu.Unlock()
 		s.Dropped.Add(1)
 		return
 	}
-	b := s.pending[fn]
 	if b == nil {
 		b = new(bytes.Buffer)
 		s.pending[fn] = b
+	}
+	if n := s.dropped[fn]; n > 0 {
+		// The reader of the log learns that lines are missing here.
+		m := fmt.Appendf(nil, "[stratus] %d log lines dropped: the function wrote faster than they could be stored\n", n)
+		b.Write(m)
+		s.size += len(m)
+		delete(s.dropped, fn)
 	}
 	b.Write(line)
 	b.WriteByte('\n')
@@ -109,7 +124,8 @@ func (s *Sink) run() {
 const retryDelay = time.Second
 
 // flush stores what is queued; it reports whether all of it was stored.
-// Lines that could not be are queued again, ahead of newer ones.
+// Lines the store could not be reached for are queued again, ahead of
+// newer ones; lines it refused are dropped (and said so).
 func (s *Sink) flush() bool {
 	s.mu.Lock()
 	batch := s.pending
@@ -121,10 +137,21 @@ func (s *Sink) flush() bool {
 	failed := map[string]*bytes.Buffer{}
 	kept := 0
 	for fn, b := range batch {
-		if _, err := s.js.Publish(ctx, store.LogsSubject+fn, b.Bytes()); err != nil {
-			s.log.Warn("could not store log lines yet", "function", fn, "err", err)
-			failed[fn] = b
-			kept += b.Len()
+		data := b.Bytes()
+		for len(data) > 0 {
+			n := chunkEnd(data, maxPublish)
+			_, err := s.js.Publish(ctx, store.LogsSubject+fn, data[:n])
+			if err != nil && store.Unavailable(err) {
+				s.log.Warn("could not store log lines yet", "function", fn, "err", err)
+				failed[fn] = bytes.NewBuffer(data)
+				kept += len(data)
+				break
+			}
+			if err != nil {
+				s.Dropped.Add(int64(bytes.Count(data[:n], []byte{'\n'})))
+				s.log.Error("log lines dropped", "function", fn, "bytes", n, "err", err)
+			}
+			data = data[n:]
 		}
 	}
 	if len(failed) == 0 {
@@ -142,6 +169,22 @@ func (s *Sink) flush() bool {
 	s.size += kept
 	s.mu.Unlock()
 	return false
+}
+
+// maxPublish bounds one stored message of log lines, well under NATS's
+// default 1 MB payload limit and above the longest line (maxLine).
+const maxPublish = 512 << 10
+
+// chunkEnd is where the first chunk of data of at most max bytes ends: after
+// its last whole line, or at max if no line ends before.
+func chunkEnd(data []byte, max int) int {
+	if len(data) <= max {
+		return len(data)
+	}
+	if i := bytes.LastIndexByte(data[:max], '\n'); i >= 0 {
+		return i + 1
+	}
+	return max
 }
 
 // Close flushes what is queued and stops.

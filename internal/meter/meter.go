@@ -115,8 +115,9 @@ func (w *Writer) run() {
 }
 
 const (
-	retryDelay = time.Second
-	maxPending = 1 << 20 // records held while the store is unreachable
+	retryDelay    = time.Second
+	maxPending    = 1 << 20 // records held while the store is unreachable
+	maxPerPublish = 2000    // records of one stored message, about 300 KB
 )
 
 // flush stores what is queued; it reports whether all of it was stored.
@@ -137,13 +138,24 @@ func (w *Writer) flush() bool {
 	defer cancel()
 	var failed []Record
 	for fn, recs := range byFn {
-		data, err := json.Marshal(recs)
-		if err != nil {
-			continue
-		}
-		if _, err := w.js.Publish(ctx, store.UsageSubject+fn, data); err != nil {
-			w.log.Warn("could not store usage records yet", "function", fn, "records", len(recs), "err", err)
-			failed = append(failed, recs...)
+		for len(recs) > 0 {
+			// Chunks stay well under NATS's 1 MB payload limit.
+			chunk := recs[:min(len(recs), maxPerPublish)]
+			recs = recs[len(chunk):]
+			data, err := json.Marshal(chunk)
+			if err != nil {
+				continue
+			}
+			_, err = w.js.Publish(ctx, store.UsageSubject+fn, data)
+			if err != nil && store.Unavailable(err) {
+				w.log.Warn("could not store usage records yet", "function", fn, "records", len(chunk)+len(recs), "err", err)
+				failed = append(failed, chunk...)
+				failed = append(failed, recs...)
+				break
+			}
+			if err != nil {
+				w.log.Error("usage records dropped", "function", fn, "records", len(chunk), "err", err)
+			}
 		}
 	}
 	if len(failed) == 0 {
