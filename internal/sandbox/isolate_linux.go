@@ -33,6 +33,8 @@ import (
 // its own uid, which are its own processes.
 
 const (
+	taskRoot    = "/var/task"    // the function's code, as on Lambda
+	runtimeRoot = "/var/runtime" // Stratus's runtime clients
 	uidBase     = 900000
 	maxSlots    = 65536
 	spawners    = 4
@@ -140,12 +142,22 @@ func (iso *isolator) spawner(ready chan<- error) {
 		next = ic
 		return true
 	}
+	// The part of a root that every instance shares is built ahead too.
+	var skel string
+	prepareRoot := func() {
+		if skel == "" {
+			skel, _ = iso.skeleton() // on failure, built (and reported) at the next start
+		}
+	}
 	prepare()
+	prepareRoot()
 	for job := range iso.work {
 		iso.pending.Add(-1)
 		ic := next
 		next = nil
-		cmd, ic, err := iso.spawn(tid, job.spec, ic, job.root)
+		root := skel
+		skel = ""
+		cmd, ic, err := iso.spawn(tid, job.spec, ic, root)
 		job.done <- spawnResult{cmd, ic, err}
 		if errors.Is(err, errTainted) {
 			// Returning with the thread locked ends the thread.
@@ -154,6 +166,7 @@ func (iso *isolator) spawner(ready chan<- error) {
 		}
 		if ic == nil || iso.cg.v2 {
 			prepare()
+			prepareRoot()
 			continue
 		}
 		// Moving a thread between v1 cgroups stalls thread and process
@@ -167,6 +180,7 @@ func (iso *isolator) spawner(ready chan<- error) {
 			ic.leave(tid)
 		}
 		close(ic.settled)
+		prepareRoot()
 	}
 }
 
@@ -192,7 +206,6 @@ func (iso *isolator) quiet(ic *instanceCgroup) {
 
 type spawnJob struct {
 	spec Spec
-	root string
 	done chan spawnResult
 }
 
@@ -228,31 +241,26 @@ func (iso *isolator) releaseUID(uid int) {
 
 // start builds the instance and starts its runtime on a spawner thread.
 func (iso *isolator) start(spec Spec) (*exec.Cmd, *instanceCgroup, error) {
-	dir := filepath.Join(iso.base, spec.ID)
-	root := filepath.Join(dir, "root")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, nil, err
-	}
 	done := make(chan spawnResult, 1)
 	iso.pending.Add(1)
 	iso.wakeMu.Lock()
 	close(iso.wake)
 	iso.wake = make(chan struct{})
 	iso.wakeMu.Unlock()
-	iso.work <- spawnJob{spec: spec, root: root, done: done}
+	iso.work <- spawnJob{spec: spec, done: done}
 	r := <-done
 	if r.err != nil {
 		if r.ic != nil {
 			r.ic.remove()
 		}
-		_ = os.RemoveAll(dir)
 		return nil, nil, r.err
 	}
 	return r.cmd, r.ic, nil
 }
 
 // spawn runs on a spawner thread. ic, when not nil, is a cgroup the thread
-// is already in (v1); otherwise one is made now.
+// is already in (v1); otherwise one is made now. root, when not empty, is
+// a skeleton built ahead; otherwise one is built now.
 func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string) (*exec.Cmd, *instanceCgroup, error) {
 	if ic != nil {
 		// The limit is in force from the start: should the instance hit it
@@ -283,13 +291,15 @@ func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string) 
 			return nil, ic, err
 		}
 	}
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,mode=0755"); err != nil {
-		return nil, ic, fmt.Errorf("mount instance root: %w", err)
+	if root == "" {
+		var err error
+		if root, err = iso.skeleton(); err != nil {
+			return nil, ic, err
+		}
 	}
 	// The clone below copies the mounts; this thread's copy goes at once.
-	defer unix.Unmount(root, unix.MNT_DETACH)
-
-	if err := iso.buildRoot(root, spec, spec.CodeDir, spec.RuntimeDir); err != nil {
+	defer dropRoot(root)
+	if err := finishRoot(root, spec); err != nil {
 		return nil, ic, err
 	}
 	uid := uint32(spec.Layout.UID)
@@ -402,7 +412,34 @@ func setThreadIDs(trap uintptr, r, e, s int) error {
 	return nil
 }
 
-func (iso *isolator) buildRoot(root string, spec Spec, hostCode, hostRuntime string) error {
+// skeleton builds, in this thread's mount namespace, the part of an
+// instance's root that every instance shares: a read-only tmpfs with the
+// host's system folders bound read-only, /proc, /dev, and the mount points
+// finishRoot fills. It is built ahead of each start, off the cold path.
+func (iso *isolator) skeleton() (string, error) {
+	root, err := os.MkdirTemp(iso.base, ".root-")
+	if err != nil {
+		return "", fmt.Errorf("instance root: %w", err)
+	}
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,mode=0755"); err != nil {
+		_ = os.Remove(root)
+		return "", fmt.Errorf("mount instance root: %w", err)
+	}
+	if err := iso.buildSkeleton(root); err != nil {
+		dropRoot(root)
+		return "", err
+	}
+	return root, nil
+}
+
+// dropRoot removes a root from this thread's mount namespace; an instance
+// cloned from it keeps its own copy.
+func dropRoot(root string) {
+	_ = unix.Unmount(root, unix.MNT_DETACH)
+	_ = os.Remove(root)
+}
+
+func (iso *isolator) buildSkeleton(root string) error {
 	for _, d := range systemDirs {
 		fi, err := os.Lstat(d)
 		if err != nil {
@@ -427,22 +464,12 @@ func (iso *isolator) buildRoot(root string, spec Spec, hostCode, hostRuntime str
 			return err
 		}
 	}
-	if err := bindRO(hostCode, filepath.Join(root, spec.Layout.TaskRoot)); err != nil {
-		return err
-	}
-	if err := bindRO(hostRuntime, filepath.Join(root, spec.Layout.RuntimeDir)); err != nil {
-		return err
-	}
-	uid := strconv.Itoa(spec.Layout.UID)
-	tmp := filepath.Join(root, "tmp")
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		return err
-	}
-	// Files as well as bytes are bounded, as on a disk (one inode per
-	// 8 KB): empty files cost the kernel memory too.
-	opts := fmt.Sprintf("size=%dm,nr_inodes=%d,mode=0700,uid=%s,gid=%s", spec.TmpMB, tmpInodes(spec.TmpMB), uid, uid)
-	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount /tmp: %w", err)
+	// Mount points of what differs per instance: a read-only root cannot
+	// grow them later.
+	for _, d := range []string{taskRoot, runtimeRoot, "/tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
 	}
 	proc := filepath.Join(root, "proc")
 	if err := os.Mkdir(proc, 0o555); err != nil {
@@ -451,7 +478,7 @@ func (iso *isolator) buildRoot(root string, spec Spec, hostCode, hostRuntime str
 	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "hidepid=2"); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
-	if err := buildDev(filepath.Join(root, "dev"), uid); err != nil {
+	if err := buildDev(filepath.Join(root, "dev")); err != nil {
 		return err
 	}
 	if err := unix.Mount("", root, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
@@ -460,7 +487,29 @@ func (iso *isolator) buildRoot(root string, spec Spec, hostCode, hostRuntime str
 	return nil
 }
 
-func buildDev(dev, uid string) error {
+// finishRoot adds to a skeleton what is the instance's own: its code, the
+// runtime, a private /tmp and /dev/shm owned by its uid.
+func finishRoot(root string, spec Spec) error {
+	if err := bindRO(spec.CodeDir, filepath.Join(root, taskRoot)); err != nil {
+		return err
+	}
+	if err := bindRO(spec.RuntimeDir, filepath.Join(root, runtimeRoot)); err != nil {
+		return err
+	}
+	uid := strconv.Itoa(spec.Layout.UID)
+	// Files as well as bytes are bounded, as on a disk (one inode per
+	// 8 KB): empty files cost the kernel memory too.
+	opts := fmt.Sprintf("size=%dm,nr_inodes=%d,mode=0700,uid=%s,gid=%s", spec.TmpMB, tmpInodes(spec.TmpMB), uid, uid)
+	if err := unix.Mount("tmpfs", filepath.Join(root, "tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount /tmp: %w", err)
+	}
+	if err := unix.Mount("tmpfs", filepath.Join(root, "dev", "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64m,nr_inodes=8192,mode=0700,uid="+uid+",gid="+uid); err != nil {
+		return fmt.Errorf("mount /dev/shm: %w", err)
+	}
+	return nil
+}
+
+func buildDev(dev string) error {
 	if err := os.Mkdir(dev, 0o755); err != nil {
 		return err
 	}
@@ -486,12 +535,8 @@ func buildDev(dev, uid string) error {
 			return err
 		}
 	}
-	shm := filepath.Join(dev, "shm")
-	if err := os.Mkdir(shm, 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(dev, "shm"), 0o755); err != nil { // mounted by finishRoot
 		return err
-	}
-	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64m,nr_inodes=8192,mode=0700,uid="+uid+",gid="+uid); err != nil {
-		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
 	if err := unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("read-only /dev: %w", err)

@@ -106,7 +106,7 @@ func (l *Launcher) Layout(id, codeDir, runtimeDir string) (Layout, error) {
 	if err != nil {
 		return Layout{}, err
 	}
-	return Layout{TaskRoot: "/var/task", RuntimeDir: "/var/runtime", TmpDir: "/tmp", UID: uid}, nil
+	return Layout{TaskRoot: taskRoot, RuntimeDir: runtimeRoot, TmpDir: "/tmp", UID: uid}, nil
 }
 
 // Release returns the uid of a layout that was never started.
