@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -373,4 +375,22 @@ func TestNATSOutage(t *testing.T) {
 	waitFor(t, 10*time.Second, "log lines written while the store was down", func() bool {
 		return strings.Count(logsOf(t, s, "outage-sync"), "printed-while-down") == during
 	})
+}
+
+// TestDataInMemoryWarns: a data folder on tmpfs, where fsync keeps nothing
+// across a reboot, is named at start.
+func TestDataInMemoryWarns(t *testing.T) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != 0x01021994 { // TMPFS_MAGIC
+		t.Skip("no tmpfs at /dev/shm on this host")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "stratus-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	s := startServerIn(t, dir, nil)
+	if !strings.Contains(s.out.String(), "the data folder is in memory") {
+		t.Errorf("no warning:\n%s", s.out.String())
+	}
 }

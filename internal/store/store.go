@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sys/unix"
 )
 
 // Names of the buckets and streams.
@@ -51,6 +52,16 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
+// inMemory reports whether dir is on a file system kept in memory, where
+// fsync protects against nothing.
+func inMemory(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
+}
+
 // Unavailable reports whether err means the store could not be reached,
 // so that nothing was written: the caller may simply retry.
 func Unavailable(err error) bool {
@@ -85,6 +96,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.URL == "" {
 		if s.srv, err = startEmbedded(o.DataDir); err != nil {
 			return nil, err
+		}
+		if inMemory(o.DataDir) && o.Logger != nil {
+			o.Logger.Warn("the data folder is in memory (tmpfs): accepted work and function code will not survive a reboot", "data", o.DataDir)
 		}
 		s.NC, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("stratus"), nats.MaxReconnects(-1))
 	} else {
