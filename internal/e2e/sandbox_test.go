@@ -142,6 +142,13 @@ def handler(event, context):
         out["thread"] = "ok"
         out["subprocess"] = subprocess.run(["/bin/sh", "-c", "echo hi"], capture_output=True, text=True).stdout.strip()
         return out
+    if op == "spin":
+        hogs = [subprocess.Popen(["python3", "-c", "while True: pass"]) for _ in range(event["procs"])]
+        time.sleep(event["seconds"])
+        for h in hogs:
+            h.kill()
+            h.wait()
+        return {"spun": len(hogs)}
     if op == "killall":
         out = {}
         try:
@@ -573,6 +580,29 @@ func TestSandbox(t *testing.T) {
 		}
 		// The bomb's instance goes with its idle timeout (1 s), and every child with it.
 		waitFor(t, 10*time.Second, "fork bomb processes to go", func() bool { return len(sandboxProcs()) <= 3 })
+	})
+
+	t.Run("cpu hog", func(t *testing.T) {
+		// Four busy processes of a 128 MB function on a small machine: the
+		// innocent function (same weight) and the server keep their share.
+		var wg sync.WaitGroup
+		var hog map[string]any
+		wg.Go(func() { hog, _ = call(t, c, "sb-attacker", map[string]any{"op": "spin", "procs": 4, "seconds": 4}) })
+		time.Sleep(time.Second)
+		var worst time.Duration
+		for range 10 {
+			start := time.Now()
+			assertServes(t, s, c)
+			worst = max(worst, time.Since(start))
+		}
+		wg.Wait()
+		t.Logf("slowest answer of the innocent function beside the hog: %v", worst)
+		if worst > 2*time.Second {
+			t.Errorf("innocent function took %v beside a CPU hog", worst)
+		}
+		if hog["spun"] != 4.0 {
+			t.Errorf("hog: %v", hog)
+		}
 	})
 
 	t.Run("detached children die with the instance", func(t *testing.T) {
