@@ -342,19 +342,7 @@ func TestNATSOutage(t *testing.T) {
 	t.Logf("%d events accepted, %d refused during the outage; records after %v", len(accepted), refused, time.Since(up))
 	// Every synchronous run is billed, those during the outage included.
 	waitFor(t, 10*time.Second, "usage of every synchronous run", func() bool {
-		var rep struct {
-			Functions []struct {
-				Function string `json:"function"`
-				Requests int    `json:"requests"`
-			} `json:"functions"`
-		}
-		_ = json.Unmarshal([]byte(getBody(t, s.Endpoint+"/stratus/v1/usage")), &rep)
-		for _, f := range rep.Functions {
-			if f.Function == "outage-sync" {
-				return f.Requests == ran
-			}
-		}
-		return false
+		return s.usage(t, "outage-sync").Requests == ran
 	})
 	// The in-memory views follow the store again: a function created now
 	// runs.

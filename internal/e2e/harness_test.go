@@ -7,6 +7,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -380,6 +381,28 @@ func httpStatus(err error) int {
 		return re.HTTPStatusCode()
 	}
 	return 0
+}
+
+// usageTotals is one function's line of GET /stratus/v1/usage.
+type usageTotals struct {
+	Function             string  `json:"function"`
+	Requests             int     `json:"requests"`
+	ProvisionedGBSeconds float64 `json:"provisionedGBSeconds"`
+}
+
+// usage is fn's usage so far (zero when it has none).
+func (s *server) usage(t testing.TB, fn string) usageTotals {
+	t.Helper()
+	var rep struct {
+		Functions []usageTotals `json:"functions"`
+	}
+	_ = json.Unmarshal([]byte(getBody(t, s.Endpoint+"/stratus/v1/usage")), &rep)
+	for _, f := range rep.Functions {
+		if f.Function == fn {
+			return f
+		}
+	}
+	return usageTotals{}
 }
 
 func getBody(t testing.TB, url string) string {

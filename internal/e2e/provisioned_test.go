@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,19 +119,7 @@ func TestProvisionedConcurrency(t *testing.T) {
 
 	// Provisioned time is billed.
 	waitFor(t, 5*time.Second, "provisioned GB-seconds in usage", func() bool {
-		var rep struct {
-			Functions []struct {
-				Function             string  `json:"function"`
-				ProvisionedGBSeconds float64 `json:"provisionedGBSeconds"`
-			} `json:"functions"`
-		}
-		_ = json.Unmarshal([]byte(getBody(t, s.Endpoint+"/stratus/v1/usage")), &rep)
-		for _, f := range rep.Functions {
-			if f.Function == "pc" && f.ProvisionedGBSeconds > 0 {
-				return true
-			}
-		}
-		return false
+		return s.usage(t, "pc").ProvisionedGBSeconds > 0
 	})
 
 	// The configuration survives a restart and is provisioned again.
