@@ -99,6 +99,9 @@ func (s *Sink) run() {
 	for {
 		select {
 		case <-s.wake:
+			if retry != nil {
+				continue // the store is away; the retry takes these too
+			}
 			// Wait a moment so one publish (one fsync) carries many lines.
 			t := time.NewTimer(flushDelay)
 			select {

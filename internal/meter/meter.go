@@ -93,6 +93,9 @@ func (w *Writer) run() {
 	for {
 		select {
 		case <-w.wake:
+			if retry != nil {
+				continue // the store is away; the retry takes these too
+			}
 			t := time.NewTimer(20 * time.Millisecond)
 			select {
 			case <-t.C:
