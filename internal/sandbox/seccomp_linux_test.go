@@ -52,14 +52,15 @@ func TestFilterProgram(t *testing.T) {
 	eperm := uint32(unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM))
 	enosys := uint32(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
 	allow := uint32(unix.SECCOMP_RET_ALLOW)
-	cases := []struct {
+	type filterCase struct {
 		name   string
 		clone3 bool
 		arch   uint32
 		nr     int
 		arg0   uint64
 		want   uint32
-	}{
+	}
+	cases := []filterCase{
 		{"read", false, nativeArch, unix.SYS_READ, 0, allow},
 		{"execve", false, nativeArch, unix.SYS_EXECVE, 0, allow},
 		{"mount (the spawner's)", false, nativeArch, unix.SYS_MOUNT, 0, allow},
@@ -76,14 +77,7 @@ func TestFilterProgram(t *testing.T) {
 		{"another ABI", false, nativeArch + 1, unix.SYS_READ, 0, eperm},
 	}
 	if abiBit != 0 {
-		cases = append(cases, struct {
-			name   string
-			clone3 bool
-			arch   uint32
-			nr     int
-			arg0   uint64
-			want   uint32
-		}{"x32 call", false, nativeArch, abiBit | unix.SYS_READ, 0, eperm})
+		cases = append(cases, filterCase{"x32 call", false, nativeArch, abiBit | unix.SYS_READ, 0, eperm})
 	}
 	for _, c := range cases {
 		prog := filterProgram(c.clone3)
