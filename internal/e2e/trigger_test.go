@@ -440,3 +440,132 @@ func TestSQSTriggerScales(t *testing.T) {
 	waitFor(t, 45*time.Second, "pollers back to one", func() bool { return pollers() == 1 })
 	t.Logf("backlog of %d: peak %d pollers, %d instances", n, peak, len(instances))
 }
+
+// TestSQSTriggerBatchSizes: every batch size Lambda allows delivers each
+// message exactly once, at its edges too (a long poll that fills a batch
+// of one used to ask the store for zero more, and lost the message).
+func TestSQSTriggerBatchSizes(t *testing.T) {
+	sink := newJSONSink(t)
+	s := startServer(t, "")
+	c, lc := s.sqs(), s.lambda()
+	ctx := context.Background()
+	createFunction(t, lc, "sizes", makeZip(t, map[string][]byte{"app.py": []byte(sqsConsumer)}),
+		fnOpts{runtime: "python3.11", handler: "app.handler", timeout: 5, env: map[string]string{"SINK": sink.URL}})
+
+	// A plain long poll for one message that arrives during the wait: a
+	// delayed message becomes visible a second into the poll.
+	plain := createQueue(t, c, "plain-one", nil)
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &plain, MessageBody: aws.String("late"), DelaySeconds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &plain, MaxNumberOfMessages: 1, WaitTimeSeconds: 10})
+	if err != nil || len(out.Messages) != 1 || *out.Messages[0].Body != "late" {
+		t.Fatalf("long poll of one: %v %+v", err, out)
+	}
+
+	cases := []struct {
+		name   string
+		batch  int32
+		window int32
+	}{
+		{"b1", 1, 0},
+		{"b2", 2, 0},
+		{"b10", 10, 0},
+		{"b11", 11, 1},
+		{"b10000", 10000, 1},
+	}
+	const n = 30
+	urls := map[string]string{}
+	for _, tc := range cases {
+		u := createQueue(t, c, "size-"+tc.name, map[string]string{"VisibilityTimeout": "10"})
+		urls[tc.name] = u
+		in := &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("sizes"), EventSourceArn: aws.String(queueAttrs(t, c, u)["QueueArn"]), BatchSize: aws.Int32(tc.batch)}
+		if tc.window > 0 {
+			in.MaximumBatchingWindowInSeconds = aws.Int32(tc.window)
+		}
+		if _, err := lc.CreateEventSourceMapping(ctx, in); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		// A lone message first, arriving while the poller waits in a long poll.
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &u, MessageBody: aws.String(tc.name + "-lone"), DelaySeconds: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "every lone message delivered", func() bool {
+		b := sink.bodies()
+		for _, tc := range cases {
+			if b[tc.name+"-lone"] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, tc := range cases {
+		for k := range n / 10 {
+			var entries []types.SendMessageBatchRequestEntry
+			for i := range 10 {
+				entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(fmt.Sprintf("%s-%d", tc.name, k*10+i))})
+			}
+			if _, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(urls[tc.name]), Entries: entries}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drained := func(u string) bool {
+		a := queueAttrs(t, c, u)
+		return a["ApproximateNumberOfMessages"] == "0" && a["ApproximateNumberOfMessagesNotVisible"] == "0"
+	}
+	waitFor(t, 60*time.Second, "every message delivered and deleted", func() bool {
+		b := sink.bodies()
+		for _, tc := range cases {
+			for i := range n {
+				if b[fmt.Sprintf("%s-%d", tc.name, i)] == 0 {
+					return false
+				}
+			}
+			if !drained(urls[tc.name]) {
+				return false
+			}
+		}
+		return true
+	})
+	b := sink.bodies()
+	for body, k := range b {
+		if k != 1 {
+			t.Errorf("%s delivered %d times", body, k)
+		}
+	}
+	if len(b) != len(cases)*(n+1) {
+		t.Errorf("%d distinct bodies, want %d", len(b), len(cases)*(n+1))
+	}
+	list, err := lc.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{FunctionName: aws.String("sizes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mp := range list.EventSourceMappings {
+		if *mp.State != "Enabled" || *mp.StateTransitionReason != "USER_INITIATED" || *mp.LastProcessingResult != "OK" {
+			t.Errorf("mapping of batch %d: state %s (%s), last result %s", *mp.BatchSize, *mp.State, *mp.StateTransitionReason, *mp.LastProcessingResult)
+		}
+	}
+
+	// A mapping whose queue is gone cannot poll, and says so.
+	if _, err := c.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(urls["b2"])}); err != nil {
+		t.Fatal(err)
+	}
+	var reason string
+	waitFor(t, 30*time.Second, "the mapping to report its problem", func() bool {
+		for _, mp := range list.EventSourceMappings {
+			if *mp.BatchSize != 2 {
+				continue
+			}
+			got, err := lc.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: mp.UUID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reason = *got.StateTransitionReason
+			return *got.State == "Enabled" && strings.HasPrefix(reason, "PROBLEM: ") && strings.HasPrefix(*got.LastProcessingResult, "PROBLEM: ")
+		}
+		return false
+	})
+	t.Logf("mapping of a deleted queue: %s", reason)
+}

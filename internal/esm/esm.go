@@ -93,6 +93,8 @@ type Manager struct {
 	maps    map[string]*entry
 	runners map[string]*runner
 	results map[string]string // LastProcessingResult, this node's view
+	// problems says why polling fails, while it does (this node's view).
+	problems map[string]string
 	closed  bool
 	// stopping holds runners replaced or removed, until they have stopped.
 	stopping sync.WaitGroup
@@ -107,7 +109,7 @@ type entry struct {
 // changes made on any node.
 func Open(ctx context.Context, kv jetstream.KeyValue, queues *queue.Manager, inv *invoke.Invoker, log *slog.Logger) (*Manager, error) {
 	m := &Manager{kv: kv, queues: queues, inv: inv, log: log, now: time.Now,
-		maps: map[string]*entry{}, runners: map[string]*runner{}, results: map[string]string{}}
+		maps: map[string]*entry{}, runners: map[string]*runner{}, results: map[string]string{}, problems: map[string]string{}}
 	var err error
 	if m.stopWatch, err = store.FollowJSON(ctx, kv, log, m.set); err != nil {
 		return nil, err
@@ -156,6 +158,26 @@ func (m *Manager) setResult(id, result string) {
 	m.mu.Lock()
 	m.results[id] = result
 	m.mu.Unlock()
+}
+
+// setProblem records why a mapping cannot poll its queue, or clears it
+// ("") once a poll succeeds again.
+func (m *Manager) setProblem(id, problem string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if problem == "" {
+		delete(m.problems, id)
+		return
+	}
+	m.problems[id] = problem
+	m.results[id] = problem
+}
+
+// Problem is why this node cannot poll a mapping's queue now, or "".
+func (m *Manager) Problem(id string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.problems[id]
 }
 
 // Result is the last processing result this node saw for a mapping.

@@ -98,10 +98,15 @@ func (r *runner) poll() {
 	for r.pollCtx.Err() == nil {
 		msgs, err := r.collect()
 		if err != nil {
-			r.m.setResult(r.mp.UUID, "PROBLEM: "+err.Error())
+			r.m.setProblem(r.mp.UUID, "PROBLEM: "+err.Error())
+			// What was taken before the failure is still ours to deliver.
+			if len(msgs) > 0 {
+				r.process(msgs)
+			}
 			r.pause(5 * time.Second)
 			continue
 		}
+		r.m.setProblem(r.mp.UUID, "")
 		if len(msgs) == 0 {
 			if r.retire() {
 				return

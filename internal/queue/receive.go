@@ -174,9 +174,15 @@ func (m *Manager) Receive(ctx context.Context, name string, opt ReceiveOptions) 
 	until := time.Now().Add(max(opt.Wait, shortPoll))
 	var out []Message
 	for {
+		// A long poll's message may have filled the batch: a pull of zero
+		// is refused by the store, and what was taken would be lost with it.
+		n := pullSize(opt.Max, len(out))
+		if n == 0 {
+			return out, nil
+		}
 		// Taken before fetching: the store's redelivery clock starts later.
 		start := m.now()
-		batch, err := c.FetchNoWait(opt.Max - len(out))
+		batch, err := c.FetchNoWait(n)
 		if err != nil {
 			return out, fmt.Errorf("receive: %w", err)
 		}
@@ -205,6 +211,12 @@ func (m *Manager) Receive(ctx context.Context, name string, opt ReceiveOptions) 
 		m.take(ctx, q, batch, vis, time.Time{}, true, &out)
 		cancel()
 	}
+}
+
+// pullSize is how many messages the next pull asks for: what the batch
+// still lacks, and zero once it is full (never a pull of zero or less).
+func pullSize(want, have int) int {
+	return max(want-have, 0)
 }
 
 // take turns fetched deliveries into messages, moving those received too

@@ -62,6 +62,10 @@ func (a *API) mappingOut(m *esm.Mapping, state string) mappingWire {
 		State:                          state,
 		StateTransitionReason:          "USER_INITIATED",
 	}
+	// An enabled mapping that cannot poll keeps retrying and says why.
+	if p := a.opts.Mappings.Problem(m.UUID); p != "" && state == "Enabled" {
+		out.StateTransitionReason = p
+	}
 	if m.ReportItemFailures {
 		out.FunctionResponseTypes = []string{"ReportBatchItemFailures"}
 	}
