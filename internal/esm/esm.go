@@ -95,7 +95,7 @@ type Manager struct {
 	results map[string]string // LastProcessingResult, this node's view
 	// problems says why polling fails, while it does (this node's view).
 	problems map[string]string
-	closed  bool
+	closed   bool
 	// stopping holds runners replaced or removed, until they have stopped.
 	stopping sync.WaitGroup
 }
