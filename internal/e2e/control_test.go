@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash/crc32"
+	"os"
 	"strings"
 	"testing"
 
@@ -191,6 +195,29 @@ func TestValidationErrors(t *testing.T) {
 		{"env over 4 KB", func(in *lambda.CreateFunctionInput) {
 			in.Environment = &types.Environment{Variables: map[string]string{"BIG": strings.Repeat("x", 5000)}}
 		}, "InvalidParameterValueException", 400},
+		{"env value with NUL", func(in *lambda.CreateFunctionInput) {
+			in.Environment = &types.Environment{Variables: map[string]string{"SECRET": "a\x00b"}}
+		}, "InvalidParameterValueException", 400},
+		{"bootstrap links outside", func(in *lambda.CreateFunctionInput) {
+			in.Code.ZipFile = linkZip(t, nil, map[string]string{"bootstrap": "/bin/sh"})
+		}, "InvalidParameterValueException", 400},
+		{"bootstrap links nowhere", func(in *lambda.CreateFunctionInput) {
+			in.Code.ZipFile = linkZip(t, nil, map[string]string{"bootstrap": "bin/missing"})
+		}, "InvalidParameterValueException", 400},
+		{"python handler links outside", func(in *lambda.CreateFunctionInput) {
+			in.Runtime, in.Handler = types.RuntimePython311, aws.String("app.handler")
+			in.Code.ZipFile = linkZip(t, nil, map[string]string{"app.py": "../../../usr/lib/python3/os.py"})
+		}, "InvalidParameterValueException", 400},
+		{"file and folder", func(in *lambda.CreateFunctionInput) {
+			in.Code.ZipFile = makeZip(t, map[string][]byte{"bootstrap": goBootstrap, "lib": []byte("x"), "lib/a.so": []byte("y")})
+		}, "InvalidParameterValueException", 400},
+		{"name too long", func(in *lambda.CreateFunctionInput) {
+			in.Code.ZipFile = makeZip(t, map[string][]byte{"bootstrap": goBootstrap, strings.Repeat("n", 300): []byte("x")})
+		}, "InvalidParameterValueException", 400},
+		{"entry below a link", func(in *lambda.CreateFunctionInput) {
+			in.Code.ZipFile = linkZip(t, map[string][]byte{"bootstrap": goBootstrap, "d/passwd": []byte("x")}, map[string]string{"d": "/etc"})
+		}, "InvalidParameterValueException", 400},
+		{"headers lie about sizes", func(in *lambda.CreateFunctionInput) { in.Code.ZipFile = lyingZip(t) }, "InvalidParameterValueException", 400},
 		{"duplicate", func(in *lambda.CreateFunctionInput) { in.FunctionName = aws.String("exists") }, "ResourceConflictException", 409},
 		{"zip over 50 MB", func(in *lambda.CreateFunctionInput) {
 			in.Code.ZipFile = make([]byte, 50*1024*1024+1)
@@ -206,6 +233,25 @@ func TestValidationErrors(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("links inside the package work", func(t *testing.T) {
+		// As on Lambda, a bootstrap that links to a file of the package runs.
+		in := base()
+		in.FunctionName = aws.String("linked")
+		in.Code.ZipFile = linkZip(t, map[string][]byte{"bin/app": goBootstrap}, map[string]string{"bootstrap": "bin/app", "etc-link": "/etc/hostname"})
+		if _, err := c.CreateFunction(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		out := invoke(t, c, "linked", `{"name":"link"}`)
+		if out.FunctionError != nil || !strings.Contains(string(out.Payload), "link") {
+			t.Fatalf("invoke through a link: %s", out.Payload)
+		}
+		// The same refusal on a code update.
+		_, err := c.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("linked"), ZipFile: linkZip(t, nil, map[string]string{"bootstrap": "/usr/bin/env"})})
+		if errorCode(err) != "InvalidParameterValueException" || !strings.Contains(err.Error(), "outside the package") {
+			t.Fatalf("update to a bootstrap outside: %v", err)
+		}
+	})
 
 	t.Run("unzipped over 250 MB", func(t *testing.T) {
 		// A zip bomb: 260 MB of zeros compresses to a few hundred KB.
@@ -262,4 +308,53 @@ func TestValidationErrors(t *testing.T) {
 			t.Errorf("corrupt code update: %v", err)
 		}
 	})
+}
+
+// linkZip is a package of files and symbolic links (name to target).
+func linkZip(t testing.TB, files map[string][]byte, links map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	add := func(name string, mode os.FileMode, data []byte) {
+		h := &zip.FileHeader{Name: name, Method: zip.Deflate}
+		h.SetMode(mode)
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, data := range files {
+		add(name, 0o755, data)
+	}
+	for name, target := range links {
+		add(name, os.ModeSymlink|0o777, []byte(target))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// lyingZip holds a bootstrap whose header claims fewer bytes than it has.
+func lyingZip(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Store, CRC32: crc32.ChecksumIEEE(goBootstrap),
+		CompressedSize64: uint64(len(goBootstrap)), UncompressedSize64: uint64(len(goBootstrap) / 2)}
+	h.SetMode(0o755)
+	w, err := zw.CreateRaw(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(goBootstrap); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -127,7 +127,7 @@ func (m *Manager) set(id string, mp *Mapping, rev uint64) {
 	m.maps[id] = &entry{m: mp, rev: rev}
 	if old := m.runners[id]; old != nil {
 		delete(m.runners, id)
-		m.stopping.Go(old.stop) // waits for a running batch: not under the lock
+		m.stopping.Go(old.stopWithGrace) // waits for a running batch: not under the lock
 	}
 	if mp != nil && mp.Enabled && !m.closed {
 		r := newRunner(m, *mp)
@@ -136,9 +136,10 @@ func (m *Manager) set(id string, mp *Mapping, rev uint64) {
 	}
 }
 
-// Close stops following changes and stops every poller; a batch cut short
-// returns to its queue after the visibility timeout.
-func (m *Manager) Close() {
+// Close stops following changes and stops every poller, letting running
+// batches finish until ctx ends; a batch cut short returns to its queue
+// after the visibility timeout. Safe to call more than once.
+func (m *Manager) Close(ctx context.Context) {
 	m.stopWatch()
 	m.mu.Lock()
 	m.closed = true
@@ -149,7 +150,7 @@ func (m *Manager) Close() {
 	}
 	m.mu.Unlock()
 	for _, r := range rs {
-		m.stopping.Go(r.stop)
+		m.stopping.Go(func() { r.stop(ctx) })
 	}
 	m.stopping.Wait()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/queue"
 	"github.com/stratus-faas/stratus/internal/registry"
 )
@@ -54,17 +55,27 @@ func newRunner(m *Manager, mp Mapping) *runner {
 
 func (r *runner) start() { r.spawn() }
 
-func (r *runner) stop() {
+// stop ends polling and lets a running batch finish until ctx ends; then
+// its invocation is cancelled and the batch returns to the queue after its
+// visibility timeout.
+func (r *runner) stop(ctx context.Context) {
 	r.stopPoll()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(grace):
+	case <-ctx.Done():
 		r.stopInvoke()
 		<-done
 	}
 	r.stopInvoke()
+}
+
+// stopWithGrace stops a runner replaced or removed by a change.
+func (r *runner) stopWithGrace() {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	r.stop(ctx)
 }
 
 // spawn adds a poller unless at the limit.
@@ -263,7 +274,9 @@ func (r *runner) process(msgs []queue.Message) {
 		r.m.setResult(r.mp.UUID, "PROBLEM: Function call failed")
 		r.pause(time.Second)
 		return
-	case resp.FunctionError != "":
+	case resp.Outcome == outcome.Cancelled:
+		return // cut off by shutdown: the batch returns after its visibility timeout
+	case resp.Outcome.Failed():
 		r.m.setResult(r.mp.UUID, "PROBLEM: Function call failed")
 		return
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/queue"
 	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/store"
@@ -205,14 +206,22 @@ func (a *Async) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops taking events and waits for those running; an event cut
-// short is redelivered later (at least once).
-func (a *Async) Stop() {
+// Stop stops taking events and lets those running finish until ctx
+// ends; then they are cancelled and go back to the store, to run again
+// later (at least once). Safe to call more than once.
+func (a *Async) Stop(ctx context.Context) {
 	if a.cc != nil {
 		a.cc.Stop()
 	}
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.cancel()
+		<-done
+	}
 	a.cancel()
-	a.wg.Wait()
 }
 
 func (a *Async) handle(msg jetstream.Msg) {
@@ -251,7 +260,8 @@ func (a *Async) handle(msg jetstream.Msg) {
 	resp, err := a.inv.Invoke(a.ctx, invoke.Request{FunctionName: ev.Function, Qualifier: ev.Qualifier, Payload: ev.Payload})
 	var thr *invoke.ThrottleError
 	switch {
-	case errors.As(err, &thr), errors.Is(err, invoke.ErrShuttingDown), a.ctx.Err() != nil:
+	case errors.As(err, &thr), errors.Is(err, invoke.ErrShuttingDown), a.ctx.Err() != nil,
+		err == nil && resp.Outcome == outcome.Cancelled:
 		// Not the function's fault: wait and try again, up to the maximum age.
 		a.counts.WithLabelValues(outcomeThrottled).Inc()
 		_ = msg.NakWithDelay(throttleDelay)
@@ -261,7 +271,7 @@ func (a *Async) handle(msg jetstream.Msg) {
 	case err != nil:
 		a.log.Warn("async invocation failed", "function", ev.Function, "err", err)
 		_ = msg.NakWithDelay(throttleDelay)
-	case resp.FunctionError != "":
+	case resp.Outcome.Failed():
 		if attempt <= cfg.Retries() {
 			a.counts.WithLabelValues(outcomeRetried).Inc()
 			_ = msg.NakWithDelay(a.opts.RetryDelay * time.Duration(attempt))
@@ -392,8 +402,8 @@ func (a *Async) record(ev event, condition string, invokes int, resp *invoke.Res
 	}
 	if resp != nil {
 		respCtx := map[string]any{"statusCode": resp.Status, "executedVersion": resp.ExecutedVersion}
-		if resp.FunctionError != "" {
-			respCtx["functionError"] = resp.FunctionError
+		if fe := resp.FunctionError(); fe != "" {
+			respCtx["functionError"] = fe
 		}
 		out["responseContext"] = respCtx
 		if json.Valid(resp.Payload) {

@@ -202,6 +202,9 @@ func validateEnv(env map[string]string) error {
 		if reservedEnv[k] {
 			return invalidf("Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: %s", k)
 		}
+		if strings.IndexByte(env[k], 0) >= 0 {
+			return invalidf("Environment variable %s contains a NUL character, which no process environment can hold", k)
+		}
 		size += len(k) + len(env[k])
 	}
 	if size > MaxEnvBytes {

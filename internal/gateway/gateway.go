@@ -24,6 +24,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/httpapi"
 	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/registry"
 )
 
@@ -211,8 +212,8 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *invoke.Response, err erro
 		writeMessage(w, http.StatusInternalServerError, st, "Internal Server Error")
 		return
 	}
-	if resp.FunctionError != "" {
-		if bytes.Contains(resp.Payload, []byte(`"Sandbox.Timedout"`)) {
+	if resp.Outcome != outcome.Success {
+		if resp.Outcome == outcome.Timeout {
 			writeMessage(w, http.StatusGatewayTimeout, st, "Endpoint request timed out")
 			return
 		}

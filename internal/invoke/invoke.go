@@ -19,12 +19,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/time/rate"
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/meter"
+	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/pool"
-	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/runtimeapi"
 )
 
@@ -39,7 +38,7 @@ const (
 var (
 	ErrInvalidContent = errors.New("could not parse request body into json")
 	ErrUnsupported    = errors.New("unsupported invocation")
-	ErrShuttingDown   = errors.New("server is shutting down")
+	ErrShuttingDown   = pool.ErrShuttingDown
 )
 
 // ThrottleError is a request refused over a concurrency limit.
@@ -76,173 +75,68 @@ func (r Request) invokedQualifier() string {
 type Response struct {
 	Status          int
 	Payload         []byte
-	FunctionError   string // "Unhandled" when the function failed
+	Outcome         outcome.Outcome
+	ErrorType       string // Lambda's error type, when Outcome is not Success
 	ExecutedVersion string
 	LogResult       string // base64 tail of the log, with LogTail
 	RequestID       string
 }
 
+// FunctionError is X-Amz-Function-Error: "Unhandled" when the function
+// failed, as Lambda reports every runtime-reported error.
+func (r *Response) FunctionError() string {
+	if r.Outcome.Failed() || r.Outcome == outcome.Cancelled {
+		return outcome.TypeUnhandled
+	}
+	return ""
+}
+
+// Functions is what the invoker reads of the function registry;
+// *registry.Registry is the real one.
+type Functions interface {
+	Resolve(name, qualifier string) (*function.Function, error)
+	Concurrency(name string) *function.Concurrency
+	ReservedTotal() int
+}
+
+// Recorder takes usage records; *meter.Writer is the real one.
+type Recorder interface{ Add(meter.Record) }
+
 // Options configure the invoker.
 type Options struct {
 	Region         string
-	IdleTimeout    time.Duration
 	MaxConcurrency int64
-	ScaleRate      int // new instances per function per 10 s
 }
 
-// Invoker runs invocations.
+// Invoker runs invocations on the node's pools.
 type Invoker struct {
-	reg     *registry.Registry
-	deps    *pool.Deps
-	meter   *meter.Writer
+	fns     Functions
+	pools   *pool.Set
+	clock   pool.Clock
+	meter   Recorder
 	metrics *Metrics
 	log     *slog.Logger
 	opts    Options
 
-	mu    sync.RWMutex
-	pools map[string]*pool.Pool // by "name:version"
-
 	inflight   atomic.Int64 // all invocations running
 	unreserved atomic.Int64 // those of functions without reserved concurrency
 	perFn      sync.Map     // function name -> *atomic.Int64, for reserved concurrency
-	scaling    sync.Map     // function name -> *rate.Limiter of new instances
 	closing    atomic.Bool
-	retiring   sync.WaitGroup
 }
 
-// New builds an invoker and subscribes it to registry changes.
-func New(reg *registry.Registry, deps *pool.Deps, mw *meter.Writer, metrics *Metrics, log *slog.Logger, opts Options) *Invoker {
-	iv := &Invoker{reg: reg, deps: deps, meter: mw, metrics: metrics, log: log, opts: opts, pools: make(map[string]*pool.Pool)}
-	deps.Bill = func(spec pool.Spec, n int, d time.Duration) {
+// New builds an invoker running on pools.
+func New(fns Functions, pools *pool.Set, clock pool.Clock, rec Recorder, metrics *Metrics, log *slog.Logger, opts Options) *Invoker {
+	return &Invoker{fns: fns, pools: pools, clock: clock, meter: rec, metrics: metrics, log: log, opts: opts}
+}
+
+// BillProvisioned is the pools' Bill hook: provisioned instances kept for
+// a duration become a usage record.
+func BillProvisioned(rec Recorder, clock pool.Clock) func(spec pool.Spec, n int, d time.Duration) {
+	return func(spec pool.Spec, n int, d time.Duration) {
 		ms := float64(n) * float64(d) / float64(time.Millisecond)
-		mw.Add(meter.Record{Function: spec.Function.Name, Version: spec.Version, Start: deps.Clock.Now().Add(-d),
-			DurationMs: ms, BilledMs: int64(ms), MemoryMB: spec.Function.MemorySize, Outcome: meter.Provisioned})
+		rec.Add(meter.Record{Function: spec.Function.Name, Version: spec.Version, Start: clock.Now().Add(-d),
+			DurationMs: ms, BilledMs: int64(ms), MemoryMB: spec.Function.MemorySize, Outcome: outcome.Provisioned})
 	}
-	reg.OnChange(iv.functionChanged)
-	return iv
-}
-
-// functionChanged retires the pools of a function's versions whose code
-// or configuration changed or which are gone, so the next request starts
-// the current revision.
-func (iv *Invoker) functionChanged(name string) {
-	var retire []*pool.Pool
-	iv.mu.Lock()
-	for key, p := range iv.pools {
-		spec := p.Spec()
-		if spec.Function.Name != name {
-			continue
-		}
-		cur, err := iv.reg.Resolve(name, spec.Version)
-		if err != nil || cur.RevisionID != spec.Function.RevisionID {
-			delete(iv.pools, key)
-			retire = append(retire, p)
-		}
-	}
-	iv.mu.Unlock()
-	for _, p := range retire {
-		iv.retiring.Go(p.Close)
-	}
-	iv.reconcileProvisioned(name)
-}
-
-// reconcileProvisioned sets every pool of a function to the provisioned
-// concurrency its configuration asks for.
-func (iv *Invoker) reconcileProvisioned(name string) {
-	if iv.closing.Load() {
-		return
-	}
-	conc := iv.reg.Concurrency(name)
-	want := map[string]int{}
-	fns := map[string]*function.Function{}
-	for q, pc := range conc.Provisioned {
-		fn, err := iv.reg.ResolvePrimary(name, q)
-		if err != nil {
-			continue
-		}
-		want[fn.VersionLabel()] += pc.Requested
-		fns[fn.VersionLabel()] = fn
-	}
-	for v, n := range want {
-		p, err := iv.poolFor(context.Background(), fns[v])
-		if err != nil {
-			iv.log.Warn("provisioned concurrency", "function", name, "version", v, "err", err)
-			continue
-		}
-		p.SetProvisioned(n)
-	}
-	iv.mu.RLock()
-	var off []*pool.Pool
-	for _, p := range iv.pools {
-		spec := p.Spec()
-		if spec.Function.Name == name && want[spec.Version] == 0 && p.Provisioned().Requested > 0 {
-			off = append(off, p)
-		}
-	}
-	iv.mu.RUnlock()
-	for _, p := range off {
-		p.SetProvisioned(0)
-	}
-}
-
-// ReconcileAll applies the provisioned concurrency of every function, at start.
-func (iv *Invoker) ReconcileAll() {
-	for _, name := range iv.reg.WithConcurrency() {
-		iv.reconcileProvisioned(name)
-	}
-}
-
-// ProvisionedStatus reports the provisioned instances of the version a
-// qualifier names, on this node.
-func (iv *Invoker) ProvisionedStatus(name, qualifier string) (pool.ProvisionedStatus, error) {
-	fn, err := iv.reg.ResolvePrimary(name, qualifier)
-	if err != nil {
-		return pool.ProvisionedStatus{}, err
-	}
-	iv.mu.RLock()
-	p := iv.pools[poolKey(fn)]
-	iv.mu.RUnlock()
-	if p == nil {
-		return pool.ProvisionedStatus{}, nil
-	}
-	return p.Provisioned(), nil
-}
-
-func poolKey(fn *function.Function) string { return fn.Name + ":" + fn.VersionLabel() }
-
-func (iv *Invoker) poolFor(ctx context.Context, fn *function.Function) (*pool.Pool, error) {
-	key := poolKey(fn)
-	iv.mu.RLock()
-	p := iv.pools[key]
-	iv.mu.RUnlock()
-	if p != nil && p.Spec().Function.RevisionID == fn.RevisionID {
-		return p, nil
-	}
-	dir, err := iv.reg.CodeDir(ctx, fn)
-	if err != nil {
-		return nil, err
-	}
-	iv.mu.Lock()
-	defer iv.mu.Unlock()
-	if iv.closing.Load() {
-		return nil, ErrShuttingDown
-	}
-	old := iv.pools[key]
-	if old != nil && old.Spec().Function.RevisionID == fn.RevisionID {
-		return old, nil
-	}
-	if old != nil {
-		iv.retiring.Go(old.Close)
-	}
-	p = pool.New(pool.Spec{
-		Function:    fn,
-		Version:     fn.VersionLabel(),
-		CodeDir:     dir,
-		IdleTimeout: fn.IdleTimeout(iv.opts.IdleTimeout),
-		ScaleLimit:  iv.scaleLimit(fn.Name),
-	}, iv.deps)
-	iv.pools[key] = p
-	return p, nil
 }
 
 // Resolve finds the function a request names.
@@ -257,7 +151,7 @@ func (iv *Invoker) Resolve(ref, qualifier string) (*function.Function, error) {
 		}
 		q = qualifier
 	}
-	return iv.reg.Resolve(name, q)
+	return iv.fns.Resolve(name, q)
 }
 
 // Invoke runs one request.
@@ -302,27 +196,31 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 	}
 	defer release()
 
-	p, err := iv.poolFor(ctx, fn)
-	if err != nil {
-		return nil, err
-	}
 	reqID := uuid.NewString()
 	// An idle instance may die (its runtime exited after answering) before
-	// it takes the next event; such an event runs on another instance.
+	// it takes the next event; such an event runs on another instance. A
+	// pool retired by a deploy while acquiring sends the request to the
+	// function's current pool.
 	for attempt := 0; ; attempt++ {
-		inst, cold, err := p.Acquire()
-		var initErr *pool.InitError
-		if errors.As(err, &initErr) {
-			return iv.initFailed(fn, reqID, initErr, req.LogTail), nil
-		}
-		if errors.Is(err, pool.ErrScaleLimit) {
-			iv.metrics.throttle(fn.Name)
-			return nil, &ThrottleError{Reason: "FunctionInvocationRateLimitExceeded", RetryAfter: time.Second}
-		}
+		p, err := iv.pools.For(ctx, fn)
 		if err != nil {
 			return nil, err
 		}
-		if resp := iv.run(p, inst, cold, fn, reqID, payload, clientContext, req, attempt < 3); resp != nil {
+		fn = p.Spec().Function
+		inst, cold, err := p.Acquire(ctx)
+		if ie, ok := errors.AsType[*pool.InitError](err); ok {
+			return iv.initFailed(fn, reqID, ie, req.LogTail), nil
+		}
+		switch {
+		case errors.Is(err, pool.ErrScaleLimit):
+			iv.metrics.throttle(fn.Name)
+			return nil, &ThrottleError{Reason: "FunctionInvocationRateLimitExceeded", RetryAfter: time.Second}
+		case errors.Is(err, pool.ErrClosed) && attempt < 3:
+			continue
+		case err != nil:
+			return nil, err
+		}
+		if resp := iv.run(ctx, p, inst, cold, fn, reqID, payload, clientContext, req, attempt < 3); resp != nil {
 			return resp, nil
 		}
 	}
@@ -330,18 +228,18 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 
 // run invokes on inst. It returns nil when the instance died before taking
 // the event and retry allows running it elsewhere.
-func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *function.Function, reqID string, payload []byte, clientContext string, req Request, retry bool) *Response {
+func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, cold bool, fn *function.Function, reqID string, payload []byte, clientContext string, req Request, retry bool) *Response {
 	logs := inst.Logs
 	logs.Begin()
 	version := fn.VersionLabel()
 	logs.Platform("START RequestId: " + reqID + " Version: " + version)
-	start := iv.deps.Clock.Now()
+	start := iv.clock.Now()
 	timeout := time.Duration(fn.Timeout) * time.Second
 	traceID := req.TraceID
 	if traceID == "" {
 		traceID = newTraceID(start)
 	}
-	res, outcome := inst.Invoke(&runtimeapi.Invocation{
+	res, err := inst.Invoke(ctx, &runtimeapi.Invocation{
 		RequestID:     reqID,
 		Payload:       payload,
 		Deadline:      start.Add(timeout),
@@ -349,36 +247,35 @@ func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *functio
 		TraceID:       traceID,
 		ClientContext: clientContext,
 	})
-	dur := iv.deps.Clock.Now().Sub(start)
-	if outcome == pool.NotStarted {
+	dur := iv.clock.Now().Sub(start)
+	if errors.Is(err, pool.ErrNotStarted) {
 		if retry {
 			p.Discard(inst)
 			return nil
 		}
-		outcome = pool.Crashed
-		res = runtimeapi.Result{ErrorType: "Runtime.ExitError", Payload: runtimeapi.ErrorDoc("Runtime.ExitError", "RequestId: "+reqID+" Error: Runtime exited before taking the invocation")}
+		res = pool.Result{Outcome: outcome.Error, ErrorType: outcome.TypeExit,
+			Payload: outcome.ErrorDoc(outcome.TypeExit, "RequestId: "+reqID+" Error: Runtime exited before taking the invocation")}
 	}
 	maxMem := inst.MaxMemoryMB()
 	logs.Settle()
 
-	resp := &Response{Status: 200, ExecutedVersion: version, RequestID: reqID, Payload: res.Payload}
-	rec := meter.Record{Function: fn.Name, Version: version, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: "success"}
+	resp := &Response{Status: 200, ExecutedVersion: version, RequestID: reqID, Payload: res.Payload, Outcome: res.Outcome, ErrorType: res.ErrorType}
+	rec := meter.Record{Function: fn.Name, Version: version, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: res.Outcome}
 	if cold {
 		rec.InitMs = ms(inst.InitDuration)
 	}
-	switch outcome {
-	case pool.FunctionError, pool.Crashed:
-		resp.FunctionError = "Unhandled"
-		rec.Outcome = "error"
-		if outcome == pool.Crashed {
-			logs.Platform(reqID + " " + errorMessage(res.Payload))
+	dead := !inst.Alive()
+	switch res.Outcome {
+	case outcome.Error:
+		if dead {
+			logs.Platform(reqID + " " + outcome.ParseDoc(res.Payload).Message)
 		}
-	case pool.TimedOut:
-		resp.FunctionError = "Unhandled"
-		rec.Outcome = "timeout"
+	case outcome.Timeout:
 		msg := "Task timed out after " + strconv.FormatFloat(dur.Seconds(), 'f', 2, 64) + " seconds"
-		resp.Payload = runtimeapi.ErrorDoc("Sandbox.Timedout", "RequestId: "+reqID+" Error: "+msg)
+		resp.Payload = outcome.ErrorDoc(outcome.TypeTimedOut, "RequestId: "+reqID+" Error: "+msg)
 		logs.Platform(start.UTC().Format("2006-01-02T15:04:05.000Z") + " " + reqID + " " + msg)
+	case outcome.Cancelled:
+		logs.Platform(reqID + " invocation cancelled: the caller went away or the server is stopping")
 	}
 	rec.DurationMs = ms(dur)
 	rec.BilledMs = meter.BilledMs(dur)
@@ -387,7 +284,7 @@ func (iv *Invoker) run(p *pool.Pool, inst *pool.Instance, cold bool, fn *functio
 	if req.LogTail {
 		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail())
 	}
-	if outcome == pool.TimedOut || outcome == pool.Crashed {
+	if dead {
 		p.Discard(inst)
 	} else {
 		p.Release(inst)
@@ -406,10 +303,10 @@ func (iv *Invoker) initFailed(fn *function.Function, reqID string, ie *pool.Init
 	logs.Platform("START RequestId: " + reqID + " Version: " + fn.VersionLabel())
 	logs.Platform("END RequestId: " + reqID)
 	logs.Platform(report(reqID, 0, 0, fn.MemorySize, 0, initMs, true))
-	rec := meter.Record{Function: fn.Name, Version: fn.VersionLabel(), RequestID: reqID, Start: iv.deps.Clock.Now(), MemoryMB: fn.MemorySize, Cold: true, InitMs: initMs, Outcome: "error"}
+	rec := meter.Record{Function: fn.Name, Version: fn.VersionLabel(), RequestID: reqID, Start: iv.clock.Now(), MemoryMB: fn.MemorySize, Cold: true, InitMs: initMs, Outcome: outcome.Error}
 	iv.meter.Add(rec)
 	iv.metrics.observe(rec)
-	resp := &Response{Status: 200, Payload: ie.Result.Payload, FunctionError: "Unhandled", ExecutedVersion: fn.VersionLabel(), RequestID: reqID}
+	resp := &Response{Status: 200, Payload: ie.Result.Payload, Outcome: outcome.Error, ErrorType: ie.Result.ErrorType, ExecutedVersion: fn.VersionLabel(), RequestID: reqID}
 	if tail {
 		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail())
 	}
@@ -439,14 +336,6 @@ func report(reqID string, dur time.Duration, billed int64, memMB, maxMemMB int, 
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func errorMessage(doc []byte) string {
-	var e struct {
-		ErrorMessage string `json:"errorMessage"`
-	}
-	_ = json.Unmarshal(doc, &e)
-	return e.ErrorMessage
-}
-
 // newTraceID makes an X-Ray style trace header.
 func newTraceID(t time.Time) string {
 	var r [20]byte
@@ -462,18 +351,10 @@ func newTraceID(t time.Time) string {
 	return string(b)
 }
 
-// scaleLimit is the function's allowance of new instances: ScaleRate per
-// 10 seconds, refilled continuously and shared by its versions.
-func (iv *Invoker) scaleLimit(name string) func() bool {
-	n := max(iv.opts.ScaleRate, 1)
-	l, _ := iv.scaling.LoadOrStore(name, rate.NewLimiter(rate.Limit(float64(n)/10), n))
-	return l.(*rate.Limiter).Allow
-}
-
 // admit counts the invocation against the function's reserved
 // concurrency, or else against what the account leaves unreserved.
 func (iv *Invoker) admit(fn *function.Function) (release func(), err error) {
-	conc := iv.reg.Concurrency(fn.Name)
+	conc := iv.fns.Concurrency(fn.Name)
 	var counter *atomic.Int64
 	var limit int64
 	reason := "ConcurrentInvocationLimitExceeded"
@@ -482,12 +363,12 @@ func (iv *Invoker) admit(fn *function.Function) (release func(), err error) {
 		counter, limit = c.(*atomic.Int64), int64(*conc.Reserved)
 		reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
 	} else {
-		counter, limit = &iv.unreserved, iv.opts.MaxConcurrency-int64(iv.reg.ReservedTotal())
+		counter, limit = &iv.unreserved, iv.opts.MaxConcurrency-int64(iv.fns.ReservedTotal())
 	}
 	if counter.Add(1) > limit {
 		counter.Add(-1)
 		iv.metrics.throttle(fn.Name)
-		iv.meter.Add(meter.Record{Function: fn.Name, Version: fn.VersionLabel(), Start: iv.deps.Clock.Now(), Outcome: "throttle"})
+		iv.meter.Add(meter.Record{Function: fn.Name, Version: fn.VersionLabel(), Start: iv.clock.Now(), Outcome: outcome.Throttle})
 		return nil, &ThrottleError{Reason: reason, RetryAfter: time.Second}
 	}
 	iv.inflight.Add(1)
@@ -497,18 +378,13 @@ func (iv *Invoker) admit(fn *function.Function) (release func(), err error) {
 // InFlight is the number of invocations running now.
 func (iv *Invoker) InFlight() int64 { return iv.inflight.Load() }
 
-// Close stops admitting work, then retires every pool, tearing down all
-// instances. Callers drain in-flight requests first.
-func (iv *Invoker) Close() {
-	iv.closing.Store(true)
-	iv.mu.Lock()
-	pools := iv.pools
-	iv.pools = map[string]*pool.Pool{}
-	iv.mu.Unlock()
-	for _, p := range pools {
-		iv.retiring.Go(p.Close)
-	}
-	iv.retiring.Wait()
+// Close stops admitting work. In-flight invocations end as their contexts do.
+func (iv *Invoker) Close() { iv.closing.Store(true) }
+
+// ProvisionedStatus reports the provisioned instances of the version a
+// qualifier names, on this node.
+func (iv *Invoker) ProvisionedStatus(fn *function.Function) pool.ProvisionedStatus {
+	return iv.pools.Provisioned(fn)
 }
 
 // MaxConcurrency is the account-wide concurrency limit.

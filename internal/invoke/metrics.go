@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer, live func() float64, inflight func() 
 }
 
 func (m *Metrics) observe(r meter.Record) {
-	m.invocations.WithLabelValues(r.Function, r.Outcome).Inc()
+	m.invocations.WithLabelValues(r.Function, string(r.Outcome)).Inc()
 	m.duration.WithLabelValues(r.Function).Observe(r.DurationMs / 1000)
 	m.gbSeconds.WithLabelValues(r.Function).Add(r.GBSeconds())
 	if r.Cold {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -29,12 +30,10 @@ type Record struct {
 	MaxMemMB   int       `json:"mm,omitempty"`
 	InitMs     float64   `json:"i,omitempty"`
 	Cold       bool      `json:"c,omitempty"`
-	Outcome    string    `json:"o"` // success, error, timeout, throttle, provisioned
+	// Outcome.Provisioned records provisioned instances kept ready:
+	// BilledMs is then instance-milliseconds, billed at the provisioned rate.
+	Outcome outcome.Outcome `json:"o"`
 }
-
-// Provisioned is the outcome of a record of provisioned instances kept
-// ready: BilledMs is instance-milliseconds, billed at the provisioned rate.
-const Provisioned = "provisioned"
 
 // BilledMs rounds a duration up to whole milliseconds, as Lambda bills.
 func BilledMs(d time.Duration) int64 {
@@ -251,13 +250,14 @@ func Aggregate(ctx context.Context, st *store.Store, since time.Time, fn string,
 
 func (t *Totals) add(r Record) {
 	switch r.Outcome {
-	case "throttle":
+	case outcome.Throttle:
 		t.Throttles++
 		return // a throttled request is neither run nor billed
-	case Provisioned:
+	case outcome.Provisioned:
 		t.ProvisionedGBSeconds += r.GBSeconds()
 		return
-	case "error", "timeout":
+	}
+	if r.Outcome.Failed() {
 		t.Errors++
 	}
 	t.Requests++

@@ -1,7 +1,7 @@
 package pool
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/logs"
+	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/runtimeapi"
 	"github.com/stratus-faas/stratus/internal/sandbox"
 )
@@ -23,41 +24,54 @@ type Instance struct {
 	Logs         *logs.Capture
 	InitDuration time.Duration
 
-	proc        *sandbox.Process
+	proc        Process
 	ep          *runtimeapi.Endpoint
 	lastUsed    time.Time
 	dead        atomic.Bool
 	provisioned bool // started ahead of requests; never reaped for idleness
 }
 
-// Outcome of one invocation on an instance.
-type Outcome int
-
-// Outcomes.
-const (
-	Succeeded Outcome = iota
-	FunctionError
-	TimedOut
-	Crashed
-	// NotStarted: the instance died before taking the invocation, which
-	// can therefore run on another instance.
-	NotStarted
-)
+// Result is how one invocation on an instance ended.
+type Result struct {
+	Outcome   outcome.Outcome
+	Payload   []byte // the function's answer, or the error document
+	ErrorType string // set unless Outcome is Success
+}
 
 // InitError is returned by Acquire when a new instance failed to start
 // its runtime; Result is the error document for the caller.
 type InitError struct {
-	Result   runtimeapi.Result
+	Result   Result
 	Duration time.Duration
 	Logs     *logs.Capture
 }
 
 func (e *InitError) Error() string { return "init failed: " + e.Result.ErrorType }
 
-// ErrClosed is returned when the pool was retired while acquiring.
-var ErrClosed = errors.New("pool closed")
+// Errors of Acquire and Invoke.
+var (
+	// ErrClosed: the pool was retired (a deploy, a deletion) while
+	// acquiring; the invocation belongs on the function's current pool.
+	ErrClosed = errors.New("pool closed")
+	// ErrNotStarted: the instance exited before taking the invocation,
+	// which can therefore run on another instance.
+	ErrNotStarted = errors.New("instance exited before taking the invocation")
+)
 
-func (p *Pool) startInstance(provisioned bool) (*Instance, error) {
+// Timing of a late deadline timer: a server that was paused (SIGSTOP, a
+// stalled host) wakes to timers that fired late, while answers that came
+// in during the pause still wait to be read. A timer that fires more than
+// pauseSlack late gives such an answer up to pauseGrace to arrive.
+const (
+	pauseSlack = 100 * time.Millisecond
+	pauseGrace = 500 * time.Millisecond
+)
+
+func initFailure(typ, msg string, d time.Duration, capture *logs.Capture) *InitError {
+	return &InitError{Result: Result{Outcome: outcome.Error, ErrorType: typ, Payload: outcome.ErrorDoc(typ, msg)}, Duration: d, Logs: capture}
+}
+
+func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, error) {
 	id := uuid.New()
 	hexID := fmt.Sprintf("%x", id[:])
 	lay, err := p.deps.Launcher.Layout(hexID, p.spec.CodeDir, p.deps.Runtimes.Dir)
@@ -109,31 +123,34 @@ func (p *Pool) startInstance(provisioned bool) (*Instance, error) {
 		return inst, nil
 	case r := <-ep.InitError():
 		inst.destroy()
-		return nil, &InitError{Result: r, Duration: p.deps.Clock.Now().Sub(start), Logs: capture}
+		return nil, &InitError{Result: fromRuntime(r), Duration: p.deps.Clock.Now().Sub(start), Logs: capture}
 	case <-proc.Done():
 		// The runtime may have reported an init error just before exiting.
 		select {
 		case r := <-ep.InitError():
 			inst.destroy()
-			return nil, &InitError{Result: r, Duration: p.deps.Clock.Now().Sub(start), Logs: capture}
+			return nil, &InitError{Result: fromRuntime(r), Duration: p.deps.Clock.Now().Sub(start), Logs: capture}
 		default:
 		}
-		msg := "Runtime exited with error: " + exitText(proc.Err())
 		inst.destroy()
-		return nil, &InitError{
-			Result:   runtimeapi.Result{ErrorType: "Runtime.ExitError", Payload: runtimeapi.ErrorDoc("Runtime.ExitError", msg)},
-			Duration: p.deps.Clock.Now().Sub(start),
-			Logs:     capture,
-		}
+		return nil, initFailure(outcome.TypeExit, "Runtime exited with error: "+exitText(proc.Err()), p.deps.Clock.Now().Sub(start), capture)
 	case <-timer.C:
 		inst.destroy()
 		msg := "INIT phase timed out after " + strconv.FormatFloat(function.InitTimeout.Seconds(), 'f', 2, 64) + " seconds"
-		return nil, &InitError{
-			Result:   runtimeapi.Result{ErrorType: "Sandbox.Timedout", Payload: runtimeapi.ErrorDoc("Sandbox.Timedout", msg)},
-			Duration: function.InitTimeout,
-			Logs:     capture,
-		}
+		return nil, initFailure(outcome.TypeTimedOut, msg, function.InitTimeout, capture)
+	case <-ctx.Done():
+		inst.destroy()
+		capture.Close()
+		return nil, ctx.Err()
 	}
+}
+
+// fromRuntime is the result a runtime reported.
+func fromRuntime(r runtimeapi.Result) Result {
+	if r.ErrorType == "" {
+		return Result{Outcome: outcome.Success, Payload: r.Payload}
+	}
+	return Result{Outcome: outcome.Error, Payload: r.Payload, ErrorType: r.ErrorType}
 }
 
 func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisioned bool) []string {
@@ -188,40 +205,48 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 const cpuPerVCPU = 1769
 
 // Invoke runs one invocation and waits for its result, the instance's
-// exit, or the deadline, whichever comes first.
-func (i *Instance) Invoke(inv *runtimeapi.Invocation) (runtimeapi.Result, Outcome) {
+// exit, the deadline or the end of ctx, whichever comes first. After a
+// timeout, a crash or a cancellation the instance is dead.
+func (i *Instance) Invoke(ctx context.Context, inv *runtimeapi.Invocation) (Result, error) {
 	res := i.ep.Dispatch(inv)
 	timer := time.NewTimer(time.Until(inv.Deadline))
 	defer timer.Stop()
 	select {
 	case r := <-res:
-		if r.ErrorType != "" {
-			return r, FunctionError
-		}
-		return r, Succeeded
+		return fromRuntime(r), nil
 	case <-i.proc.Done():
 		// An answer posted just before exiting still counts.
 		select {
 		case r := <-res:
-			if r.ErrorType != "" {
-				return r, FunctionError
-			}
-			return r, Succeeded
+			return fromRuntime(r), nil
 		default:
 		}
 		i.dead.Store(true)
 		if !inv.Picked() {
-			return runtimeapi.Result{}, NotStarted
+			return Result{}, ErrNotStarted
+		}
+		typ := outcome.TypeExit
+		if i.proc.OOMKilled() {
+			typ = outcome.TypeOutOfMemory
 		}
 		msg := "RequestId: " + inv.RequestID + " Error: Runtime exited with error: " + exitText(i.proc.Err())
-		typ := "Runtime.ExitError"
-		if i.proc.OOMKilled() {
-			typ = "Runtime.OutOfMemory"
-		}
-		return runtimeapi.Result{ErrorType: typ, Payload: runtimeapi.ErrorDoc(typ, msg)}, Crashed
+		return Result{Outcome: outcome.Error, ErrorType: typ, Payload: outcome.ErrorDoc(typ, msg)}, nil
 	case <-timer.C:
+		if time.Since(inv.Deadline) > pauseSlack {
+			grace := time.NewTimer(pauseGrace)
+			defer grace.Stop()
+			select {
+			case r := <-res:
+				return fromRuntime(r), nil
+			case <-grace.C:
+			}
+		}
 		i.dead.Store(true)
-		return runtimeapi.Result{ErrorType: "Sandbox.Timedout"}, TimedOut
+		return Result{Outcome: outcome.Timeout, ErrorType: outcome.TypeTimedOut}, nil
+	case <-ctx.Done():
+		i.dead.Store(true)
+		return Result{Outcome: outcome.Cancelled, ErrorType: outcome.TypeShuttingDown,
+			Payload: outcome.ErrorDoc(outcome.TypeShuttingDown, "RequestId: "+inv.RequestID+" Error: invocation cancelled: "+context.Cause(ctx).Error())}, nil
 	}
 }
 
@@ -258,16 +283,3 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-func asInitError(err error, target **InitError) bool { return errors.As(err, target) }
-
-func errorMessage(doc []byte) string {
-	var e struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
-	}
-	_ = json.Unmarshal(doc, &e)
-	if e.ErrorMessage == "" {
-		return e.ErrorType
-	}
-	return e.ErrorType + ": " + e.ErrorMessage
-}

@@ -5,6 +5,7 @@
 package pool
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -34,9 +35,47 @@ func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 // RealClock is the wall clock.
 var RealClock Clock = realClock{}
 
+// Launcher starts instance processes; *sandbox.Launcher is the real one
+// (see Sandbox), and tests use a fake whose instances are goroutines.
+type Launcher interface {
+	// Layout returns the paths an instance will see and reserves its uid;
+	// Start takes it over, or Release gives it back.
+	Layout(id, codeDir, runtimeDir string) (sandbox.Layout, error)
+	Release(sandbox.Layout)
+	Start(sandbox.Spec) (Process, error)
+}
+
+// Process is one running instance process.
+type Process interface {
+	// Done is closed when the instance's main process has exited.
+	Done() <-chan struct{}
+	// Err is the exit status, valid once Done is closed.
+	Err() error
+	// Kill stops every process of the instance and frees what it held;
+	// safe to call more than once.
+	Kill()
+	// MaxMemoryMB is the instance's peak memory so far.
+	MaxMemoryMB() int
+	// OOMKilled reports a kill for exceeding the memory limit, once Done.
+	OOMKilled() bool
+}
+
+// Sandbox adapts the sandbox's launcher to Launcher.
+func Sandbox(l *sandbox.Launcher) Launcher { return sandboxLauncher{l} }
+
+type sandboxLauncher struct{ *sandbox.Launcher }
+
+func (l sandboxLauncher) Start(spec sandbox.Spec) (Process, error) {
+	p, err := l.Launcher.Start(spec)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // Deps are the parts every pool shares.
 type Deps struct {
-	Launcher    *sandbox.Launcher
+	Launcher    Launcher
 	Runtimes    *runtimes.Set
 	Logs        *logs.Sink
 	Region      string
@@ -84,21 +123,28 @@ type Pool struct {
 	provBilledAt time.Time
 	provTimer    Timer
 
-	bg   sync.WaitGroup // background starts and watchers
-	stop chan struct{}  // closed by Close
+	bg     sync.WaitGroup  // background starts and watchers
+	ctx    context.Context // ends at Close: provisioned starts give up
+	cancel context.CancelFunc
 }
 
 // New returns an empty pool.
 func New(spec Spec, deps *Deps) *Pool {
-	return &Pool{spec: spec, deps: deps, stop: make(chan struct{})}
+	p := &Pool{spec: spec, deps: deps}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return p
 }
 
 // Spec is what the pool runs.
 func (p *Pool) Spec() Spec { return p.spec }
 
-// Acquire returns an idle instance (warm) or starts a new one (cold).
-func (p *Pool) Acquire() (inst *Instance, cold bool, err error) {
+// Acquire returns an idle instance (warm) or starts a new one (cold). A
+// cold start gives up when ctx ends.
+func (p *Pool) Acquire(ctx context.Context) (inst *Instance, cold bool, err error) {
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -138,7 +184,7 @@ func (p *Pool) Acquire() (inst *Instance, cold bool, err error) {
 		p.drop(inst)
 	}
 	// Start outside the lock: cold starts of one function run in parallel.
-	inst, err = p.startInstance(false)
+	inst, err = p.startInstance(ctx, false)
 	if err != nil {
 		p.mu.Lock()
 		p.total--
@@ -231,14 +277,12 @@ func expiry(n int, lastUsed func(int) time.Time, now time.Time, timeout time.Dur
 	return expired, next
 }
 
-// Stats is a snapshot of the pool.
-type Stats struct{ Idle, Total, Provisioned int }
-
-// Stats returns the current counts.
-func (p *Pool) Stats() Stats {
+// Counts are how many instances the pool holds: idle (provisioned
+// included) and in all.
+func (p *Pool) Counts() (idle, total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{Idle: len(p.idle) + len(p.provIdle), Total: p.total, Provisioned: p.provLive}
+	return len(p.idle) + len(p.provIdle), p.total
 }
 
 // Close retires the pool: idle instances are torn down now, busy ones
@@ -257,7 +301,7 @@ func (p *Pool) Close() {
 		p.provTimer.Stop()
 		p.provTimer = nil
 	}
-	close(p.stop)
+	p.cancel()
 	p.mu.Unlock()
 	defer p.bg.Wait()
 	var wg sync.WaitGroup

@@ -1,7 +1,10 @@
 package pool
 
 import (
+	"errors"
 	"time"
+
+	"github.com/stratus-faas/stratus/internal/outcome"
 )
 
 // Provisioned concurrency: instances started ahead of any request, kept
@@ -57,15 +60,14 @@ func (p *Pool) fill() {
 }
 
 func (p *Pool) provision() {
-	inst, err := p.startInstance(true)
+	inst, err := p.startInstance(p.ctx, true)
 	p.mu.Lock()
 	p.provStarting--
 	if err != nil {
 		p.total--
 		p.provFailed = err.Error()
-		var ie *InitError
-		if asInitError(err, &ie) {
-			p.provFailed = "FUNCTION_ERROR_INIT_FAILURE: " + errorMessage(ie.Result.Payload)
+		if ie, ok := errors.AsType[*InitError](err); ok {
+			p.provFailed = "FUNCTION_ERROR_INIT_FAILURE: " + outcome.ParseDoc(ie.Result.Payload).Summary()
 		}
 		p.mu.Unlock()
 		return // no retry loop: a function that cannot start would spin
@@ -85,7 +87,7 @@ func (p *Pool) provision() {
 		select {
 		case <-inst.proc.Done():
 			p.provisionedDied(inst)
-		case <-p.stop:
+		case <-p.ctx.Done():
 		}
 	})
 }

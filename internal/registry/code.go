@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -117,6 +118,10 @@ func extract(data []byte, dst string) error {
 	if err := os.Chmod(dst, 0o755); err != nil {
 		return err
 	}
+	// Links come last, once every file and folder is written, so that no
+	// write can pass through one (the package was checked for entries
+	// below links; this holds for packages stored before that check too).
+	var links []*zip.File
 	for _, f := range zr.File {
 		name, err := function.CleanEntry(f.Name)
 		if err != nil {
@@ -134,7 +139,8 @@ func extract(data []byte, dst string) error {
 			}
 			continue
 		case mode&os.ModeSymlink != 0:
-			continue // symlinks could point outside the package; Lambda packages rarely need them
+			links = append(links, f)
+			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
@@ -149,7 +155,48 @@ func extract(data []byte, dst string) error {
 			return err
 		}
 	}
+	root, err := filepath.EvalSymlinks(dst)
+	if err != nil {
+		return err
+	}
+	for _, f := range links {
+		name, _ := function.CleanEntry(f.Name)
+		p := filepath.Join(dst, filepath.FromSlash(name))
+		target, err := linkTarget(f)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		// The folder must be the package's own, not one reached through
+		// an earlier link.
+		if parent, err := filepath.EvalSymlinks(filepath.Dir(p)); err != nil || !within(parent, root) {
+			return fmt.Errorf("unzip %s: the link lies below another link", f.Name)
+		}
+		// Symlink fails on an existing name: nothing is replaced.
+		if err := os.Symlink(target, p); err != nil {
+			return fmt.Errorf("unzip %s: %w", f.Name, err)
+		}
+	}
 	return nil
+}
+
+func within(p, root string) bool {
+	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
+}
+
+func linkTarget(f *zip.File) (string, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return "", fmt.Errorf("unzip %s: %w", f.Name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 4096))
+	if err != nil {
+		return "", fmt.Errorf("unzip %s: %w", f.Name, err)
+	}
+	return string(b), nil
 }
 
 func writeEntry(f *zip.File, p string, perm os.FileMode) error {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/peercred"
 )
 
@@ -127,7 +128,7 @@ func (e *Endpoint) handleNext(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	case <-e.closed:
-		writeError(w, http.StatusGone, "Runtime.Shutdown", "instance is shutting down")
+		writeError(w, http.StatusGone, outcome.TypeShuttingDown, "instance is shutting down")
 		return
 	}
 	inv.picked.Store(true)
@@ -175,7 +176,7 @@ func (e *Endpoint) handleResponse(w http.ResponseWriter, r *http.Request) {
 	}
 	if tooLarge {
 		msg := "Response payload size exceeded maximum allowed payload size (" + strconv.Itoa(function.MaxResponsePayload) + " bytes)."
-		res <- Result{ErrorType: "Function.ResponseSizeTooLarge", Payload: ErrorDoc("Function.ResponseSizeTooLarge", msg)}
+		res <- Result{ErrorType: outcome.TypeTooLarge, Payload: outcome.ErrorDoc(outcome.TypeTooLarge, msg)}
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", msg)
 		return
 	}
@@ -216,23 +217,14 @@ func errorResult(r *http.Request, body []byte) Result {
 	typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
 	if len(bytes.TrimSpace(body)) == 0 || !json.Valid(body) {
 		if typ == "" {
-			typ = "Runtime.Unknown"
+			typ = outcome.TypeUnknown
 		}
-		body = ErrorDoc(typ, string(body))
+		body = outcome.ErrorDoc(typ, string(body))
 	}
 	if typ == "" {
-		typ = "Unhandled"
+		typ = outcome.TypeUnhandled
 	}
 	return Result{Payload: body, ErrorType: typ}
-}
-
-// ErrorDoc renders Lambda's error document.
-func ErrorDoc(typ, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
-	}{msg, typ})
-	return b
 }
 
 var errTruncated = errors.New("request body was truncated")
@@ -272,7 +264,7 @@ func accepted(w http.ResponseWriter) {
 func writeError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header()["Content-Type"] = []string{"application/json"}
 	w.WriteHeader(status)
-	_, _ = w.Write(ErrorDoc(typ, msg))
+	_, _ = w.Write(outcome.ErrorDoc(typ, msg))
 }
 
 // peerListener drops connections whose peer socket belongs to another uid:

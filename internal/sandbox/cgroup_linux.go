@@ -371,3 +371,15 @@ func (c *cgroups) sweep() {
 		}
 	}
 }
+
+// removeParents removes the folders holding this server's instance
+// cgroups, once they are empty.
+func (c *cgroups) removeParents() {
+	if c.v2 {
+		_ = os.Remove(c.parent)
+		return
+	}
+	for _, ctrl := range v1Controllers {
+		_ = os.Remove(c.parents[ctrl])
+	}
+}

@@ -62,6 +62,9 @@ type isolator struct {
 	mu   sync.Mutex
 	free []int // free uid slots
 	next int
+
+	spawning  sync.WaitGroup // spawner threads
+	closeOnce sync.Once
 }
 
 func newIsolator(base string, expose []string) (*isolator, error) {
@@ -77,21 +80,36 @@ func newIsolator(base string, expose []string) (*isolator, error) {
 	}
 	cg.sweep()
 	iso := &isolator{cg: cg, base: base, expose: expose, work: make(chan spawnJob), wake: make(chan struct{})}
-	ready := make(chan error)
+	ready := make(chan error, spawners)
 	for range spawners {
+		iso.spawning.Add(1)
 		go iso.spawner(ready)
 	}
 	for range spawners {
 		if err := <-ready; err != nil {
+			iso.close()
 			return nil, err
 		}
 	}
 	return iso, nil
 }
 
+// close stops the spawner threads, once every instance has been torn
+// down, and removes the server's cgroups: a clean stop or a failed start
+// leaves none behind.
+func (iso *isolator) close() {
+	iso.closeOnce.Do(func() {
+		close(iso.work)
+		iso.spawning.Wait()
+		iso.cg.sweep()
+		iso.cg.removeParents()
+	})
+}
+
 // spawner runs on a thread it never gives back: the thread's mount
 // namespace and no_new_privs bit must not leak to other goroutines.
 func (iso *isolator) spawner(ready chan<- error) {
+	defer iso.spawning.Done()
 	runtime.LockOSThread()
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		ready <- fmt.Errorf("unshare mount namespace: %w", err)
@@ -161,6 +179,7 @@ func (iso *isolator) spawner(ready chan<- error) {
 		job.done <- spawnResult{cmd, ic, err}
 		if errors.Is(err, errTainted) {
 			// Returning with the thread locked ends the thread.
+			iso.spawning.Add(1)
 			go iso.spawner(make(chan error, 1))
 			return
 		}
@@ -181,6 +200,15 @@ func (iso *isolator) spawner(ready chan<- error) {
 		}
 		close(ic.settled)
 		prepareRoot()
+	}
+	// Closing: leave and remove the cgroup made ahead, and the root.
+	if next != nil {
+		next.leave(tid)
+		close(next.settled)
+		next.remove()
+	}
+	if skel != "" {
+		dropRoot(skel)
 	}
 }
 

@@ -93,6 +93,14 @@ func New(root string, expose []string, unsandboxed bool) (*Launcher, error) {
 	return l, nil
 }
 
+// Close stops the launcher once every instance is gone, removing the
+// server's cgroups. Safe to call more than once.
+func (l *Launcher) Close() {
+	if l.iso != nil {
+		l.iso.close()
+	}
+}
+
 // Isolated reports whether instances are sandboxed, and if not, why.
 func (l *Launcher) Isolated() (bool, string) { return l.iso != nil, l.why }
 
@@ -178,9 +186,6 @@ func (l *Launcher) Start(spec Spec) (*Process, error) {
 	return p, nil
 }
 
-// Pid is the instance's main process id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
-
 // Done is closed when the main process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
@@ -261,9 +266,6 @@ var pageSize = os.Getpagesize()
 // OOMKilled reports whether the kernel killed the instance for exceeding
 // its memory limit. Valid once Done is closed.
 func (p *Process) OOMKilled() bool { return p.cg != nil && p.cg.oomKilled() }
-
-// UID is the uid the instance runs as, or -1 when not isolated.
-func (p *Process) UID() int { return p.uid }
 
 func (p *Process) readHWM() int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")

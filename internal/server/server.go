@@ -110,28 +110,29 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	defer usage.Close()
 
 	deps := &pool.Deps{
-		Launcher:    launcher,
+		Launcher:    pool.Sandbox(launcher),
 		Runtimes:    rts,
 		Logs:        sink,
 		Region:      cfg.Region,
 		APIEndpoint: endpoint,
 		Clock:       pool.RealClock,
 		Log:         log,
+		Bill:        invoke.BillProvisioned(usage, pool.RealClock),
 	}
+	pools := pool.NewSet(reg, deps, pool.SetOptions{IdleTimeout: cfg.IdleTimeout, ScaleRate: cfg.ScaleRate})
+	defer pools.Close()
+	reg.OnChange(pools.Changed)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var inv *invoke.Invoker
 	metrics := invoke.NewMetrics(promReg,
 		func() float64 { return float64(deps.Live.Load()) },
 		func() float64 { return float64(inv.InFlight()) })
-	inv = invoke.New(reg, deps, usage, metrics, log, invoke.Options{
+	inv = invoke.New(reg, pools, pool.RealClock, usage, metrics, log, invoke.Options{
 		Region:         cfg.Region,
-		IdleTimeout:    cfg.IdleTimeout,
 		MaxConcurrency: int64(cfg.MaxConcurrency),
-		ScaleRate:      cfg.ScaleRate,
 	})
-	defer inv.Close()
-	inv.ReconcileAll()
+	pools.ReconcileAll()
 	queues, err := queue.Open(openCtx, st, queue.NewMetrics(promReg), queue.Options{Region: cfg.Region, Log: log})
 	if err != nil {
 		return err
@@ -142,13 +143,13 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer mappings.Close()
+	defer mappings.Close(context.Background())
 	promReg.MustRegister(mappings.Collector())
 	async := events.New(st, reg, inv, log, events.Options{Region: cfg.Region, RetryDelay: cfg.AsyncRetryDelay, Queues: queues, Metrics: promReg})
 	if err := async.Start(openCtx); err != nil {
 		return err
 	}
-	defer async.Stop()
+	defer async.Stop(context.Background())
 	sched, err := schedule.Open(openCtx, st.Schedules, log, async.EnqueueOnce)
 	if err != nil {
 		return err
@@ -190,16 +191,22 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = w.Write([]byte(`{"Type":"User","message":"Unknown operation ` + r.Method + ` ` + jsonSafe(r.URL.Path) + `"}`))
 	})
+	// Requests of both listeners run under work: cancelled once the drain
+	// timeout has passed, so no invocation outlives the shutdown.
+	work, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return work },
 	}
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
 	gw := gateway.New(reg, apis, inv, log).Server()
 	gw.ErrorLog = srv.ErrorLog
+	gw.BaseContext = srv.BaseContext
 	go func() { served <- gw.Serve(httpLn) }()
 	ready.Store(true)
 	mode := "embedded NATS"
@@ -217,6 +224,12 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	log.Info("shutting down: draining in-flight invocations", "inflight", inv.InFlight(), "timeout", cfg.DrainTimeout)
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancelDrain()
+	// Every source of work stops taking more and lets what runs finish
+	// until the drain timeout; then what still runs is cancelled (its
+	// instance torn down) and async events and queue batches go back to
+	// the store for later, so the whole shutdown is bounded.
+	stop := context.AfterFunc(drainCtx, cancelWork)
+	defer stop()
 	var drain sync.WaitGroup
 	for _, s := range []*http.Server{srv, gw} {
 		drain.Go(func() {
@@ -226,7 +239,16 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 			_ = s.Close()
 		})
 	}
+	drain.Go(func() { sched.Close() })
+	drain.Go(func() { async.Stop(drainCtx) })
+	drain.Go(func() { mappings.Close(drainCtx) })
 	drain.Wait()
+	inv.Close()
+	// Handlers cut off at the deadline return once their invocations see
+	// the cancellation; wait for them briefly so none runs past the store.
+	for wait := time.Now().Add(2 * time.Second); inv.InFlight() > 0 && time.Now().Before(wait); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	// Deferred calls now stop instances, flush logs and usage, and close the store.
 	return nil
 }

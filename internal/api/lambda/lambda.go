@@ -546,8 +546,8 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 	if resp.RequestID != "" {
 		out["X-Amzn-Requestid"] = []string{resp.RequestID}
 	}
-	if resp.FunctionError != "" {
-		out["X-Amz-Function-Error"] = []string{resp.FunctionError}
+	if fe := resp.FunctionError(); fe != "" {
+		out["X-Amz-Function-Error"] = []string{fe}
 	}
 	if resp.LogResult != "" {
 		out["X-Amz-Log-Result"] = []string{resp.LogResult}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/pool"
 	"github.com/stratus-faas/stratus/internal/registry"
 )
 
@@ -345,7 +346,10 @@ type provisionedOut struct {
 }
 
 func (a *API) provisionedOf(name, q string, pc *function.Provisioned) provisionedOut {
-	st, _ := a.inv.ProvisionedStatus(name, q)
+	var st pool.ProvisionedStatus
+	if fn, err := a.reg.ResolvePrimary(name, q); err == nil {
+		st = a.inv.ProvisionedStatus(fn)
+	}
 	ready := min(st.Ready, pc.Requested)
 	out := provisionedOut{
 		RequestedProvisionedConcurrentExecutions: pc.Requested,
