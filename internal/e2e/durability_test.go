@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -380,5 +384,200 @@ func TestDataInMemoryWarns(t *testing.T) {
 	s := startServerIn(t, dir, nil)
 	if !strings.Contains(s.out.String(), "the data folder is in memory") {
 		t.Errorf("no warning:\n%s", s.out.String())
+	}
+}
+
+// slowReporter tells the sink when an event starts and ends, and sleeps
+// in between: as long as the event says, or a minute while SLOW is set.
+const slowReporter = `
+import json, os, time, urllib.request
+
+def post(obj):
+    urllib.request.urlopen(urllib.request.Request(os.environ["SINK"], data=json.dumps(obj).encode(), method="POST"), timeout=5)
+
+def handler(event, context):
+    name = event["name"] if "name" in event else event["Records"][0]["body"]
+    post({"start": name})
+    if "sleep" in event:
+        time.sleep(event["sleep"])
+    elif os.environ.get("SLOW") == "1":
+        time.sleep(60)
+    post({"done": name})
+    return {"ok": name}
+`
+
+// TestBoundedShutdown: with a synchronous invocation, an async event and a
+// queue batch each running for a minute, SIGTERM and a 2 s drain timeout
+// end the server within 5 s; the async event cut off comes back after a
+// restart and runs, and the cut is not counted as a function error. No
+// cgroup is left behind.
+func TestBoundedShutdown(t *testing.T) {
+	sink := newJSONSink(t)
+	dir := t.TempDir()
+	s := startServer(t, dir, "--drain-timeout", "2s")
+	c, qc := s.lambda(), s.sqs()
+	ctx := context.Background()
+	createFunction(t, c, "slow", makeZip(t, map[string][]byte{"app.py": []byte(slowReporter)}),
+		fnOpts{runtime: "python3.11", handler: "app.handler", timeout: 90, env: map[string]string{"SINK": sink.URL, "SLOW": "1"}})
+	// A queue batch cut off returns after its visibility timeout (here
+	// stretched to the function's 90 s), as on SQS; only its bounded
+	// stop is checked here.
+	u := createQueue(t, qc, "slow-q", nil)
+	if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("slow"), EventSourceArn: aws.String(queueAttrs(t, qc, u)["QueueArn"]), BatchSize: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("slow"), InvocationType: ltypes.InvocationTypeEvent, Payload: []byte(`{"name":"async"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qc.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &u, MessageBody: aws.String("queued")}); err != nil {
+		t.Fatal(err)
+	}
+	syncDone := make(chan error, 1)
+	go func() {
+		_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("slow"), Payload: []byte(`{"name":"sync"}`)})
+		syncDone <- err
+	}()
+	started := func(name string) int {
+		n := 0
+		for _, m := range sink.snapshot() {
+			if m["start"] == name {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 30*time.Second, "the three invocations to be running", func() bool {
+		return started("async") == 1 && started("sync") == 1 && started("queued") == 1
+	})
+	cgroups := stratusCgroups(t, dir)
+	if len(cgroups) == 0 {
+		requireRoot(t)
+		t.Fatal("no cgroup of the server found while instances run")
+	}
+
+	begin := time.Now()
+	if err := s.stop(5 * time.Second); err != nil {
+		t.Fatalf("stop with a 2 s drain timeout: %v (after %v)\n%s", err, time.Since(begin), s.out.String())
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(begin).Round(time.Millisecond))
+	if err := <-syncDone; err == nil {
+		t.Error("the synchronous invocation cut off by shutdown reported success")
+	}
+	if left := stratusCgroups(t, dir); len(left) != 0 {
+		t.Errorf("cgroups left after a clean stop: %v", left)
+	}
+
+	first := s.out.String()
+	defer func() {
+		if t.Failed() {
+			t.Logf("output before the restart:\n%s", first)
+		}
+	}()
+	// After a restart the async event runs again, and finishes now.
+	s.restart()
+
+	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("slow"),
+		Environment: &ltypes.Environment{Variables: map[string]string{"SINK": sink.URL, "SLOW": "0"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the async event to be redelivered and finish", func() bool {
+		for _, m := range sink.snapshot() {
+			if m["done"] == "async" {
+				return true
+			}
+		}
+		return false
+	})
+	if u := s.usage(t, "slow"); u.Errors != 0 {
+		t.Errorf("usage counts %d errors; the cut-off invocations are not function errors", u.Errors)
+	}
+}
+
+// stratusCgroups lists the cgroup folders of the server whose data folder
+// is dir (named for a hash of its instances folder).
+func stratusCgroups(t *testing.T, dir string) []string {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Join(dir, "instances"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	name := "stratus-" + hex.EncodeToString(sum[:6])
+	var found []string
+	_ = filepath.WalkDir("/sys/fs/cgroup", func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if d.Name() == name {
+			found = append(found, p)
+			return filepath.SkipDir
+		}
+		if strings.Count(strings.TrimPrefix(p, "/sys/fs/cgroup"), "/") > 6 {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return found
+}
+
+// TestPausedServer: a server stopped (SIGSTOP) past an invocation's
+// deadline, while its function answered in time, reports the answer, not
+// a timeout: the function's time counts, not the pause.
+func TestPausedServer(t *testing.T) {
+	sink := newJSONSink(t)
+	s := startServer(t, "")
+	c := s.lambda()
+	createFunction(t, c, "paused", makeZip(t, map[string][]byte{"app.py": []byte(slowReporter)}),
+		fnOpts{runtime: "python3.11", handler: "app.handler", timeout: 3, env: map[string]string{"SINK": sink.URL}})
+	invoke(t, c, "paused", `{"name":"warm"}`)
+	type result struct {
+		out *lambda.InvokeOutput
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("paused"), Payload: []byte(`{"name":"p","sleep":0.5}`)})
+		done <- result{out, err}
+	}()
+	waitFor(t, 10*time.Second, "the invocation to start", func() bool {
+		for _, m := range sink.snapshot() {
+			if m["start"] == "p" {
+				return true
+			}
+		}
+		return false
+	})
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// The pause itself is the fault: longer than the function's timeout.
+	time.Sleep(4 * time.Second)
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.out.FunctionError != nil || !strings.Contains(string(r.out.Payload), `"ok": "p"`) {
+		t.Fatalf("after a pause: %v %s", r.err, r.out.Payload)
+	}
+}
+
+// TestDescriptorLimitNamedAtStart: a server whose hard limit on open
+// files is below the 1,024 every instance gets says so and does not start,
+// rather than failing every invocation.
+func TestDescriptorLimitNamedAtStart(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is needed to drop CAP_SYS_RESOURCE")
+	}
+	dir := t.TempDir()
+	// Without CAP_SYS_RESOURCE even root cannot raise its hard limit again.
+	cmd := exec.Command("setpriv", "--bounding-set=-sys_resource", "--inh-caps=-sys_resource", "prlimit", "--nofile=512:512", stratusBin,
+		"server", "--listen", freeAddr(t), "--http-listen", freeAddr(t), "--data-dir", dir)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "hard limit on open files is 512") {
+		t.Fatalf("start with 512 open files: %v\n%s", err, out)
+	}
+	if left := stratusCgroups(t, dir); len(left) != 0 {
+		t.Errorf("cgroups left after a failed start: %v", left)
 	}
 }

@@ -387,6 +387,7 @@ func httpStatus(err error) int {
 type usageTotals struct {
 	Function             string  `json:"function"`
 	Requests             int     `json:"requests"`
+	Errors               int     `json:"errors"`
 	ProvisionedGBSeconds float64 `json:"provisionedGBSeconds"`
 }
 

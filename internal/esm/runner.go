@@ -275,7 +275,11 @@ func (r *runner) process(msgs []queue.Message) {
 		r.pause(time.Second)
 		return
 	case resp.Outcome == outcome.Cancelled:
-		return // cut off by shutdown: the batch returns after its visibility timeout
+		// Cut off by shutdown: the batch returns after its visibility
+		// timeout, as any batch whose poller went away. (Making it visible
+		// at once would not survive a restart of the embedded store, which
+		// keeps the delivery's first deadline.)
+		return
 	case resp.Outcome.Failed():
 		r.m.setResult(r.mp.UUID, "PROBLEM: Function call failed")
 		return

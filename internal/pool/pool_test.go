@@ -364,3 +364,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestLateDeadlineTimer: a deadline timer that fires long after the
+// deadline (the server was paused) lets an answer already on its way
+// count, instead of reporting a timeout; a function that really runs on
+// still times out.
+func TestLateDeadlineTimer(t *testing.T) {
+	f := newFixture(t, nil)
+	f.l.Behave = func(sandbox.Spec) pooltest.Behaviour {
+		return pooltest.Behaviour{Handle: func(ctx context.Context, ev []byte) pooltest.Reply {
+			if string(ev) == `"hang"` {
+				<-ctx.Done()
+			}
+			time.Sleep(50 * time.Millisecond)
+			return pooltest.Reply{Body: ev}
+		}}
+	}
+	p := f.pool(t, pool.Spec{})
+	inst, _ := mustAcquire(t, p)
+	late := &runtimeapi.Invocation{RequestID: "late", Payload: []byte(`"ok"`), Deadline: time.Now().Add(-time.Second)}
+	if res, err := inst.Invoke(context.Background(), late); err != nil || res.Outcome != outcome.Success {
+		t.Fatalf("answer after a late timer: %v %+v", err, res)
+	}
+	p.Release(inst)
+	inst, _ = mustAcquire(t, p)
+	hang := &runtimeapi.Invocation{RequestID: "hang", Payload: []byte(`"hang"`), Deadline: time.Now().Add(-time.Second)}
+	if res, err := inst.Invoke(context.Background(), hang); err != nil || res.Outcome != outcome.Timeout {
+		t.Fatalf("no answer after a late timer: %v %+v", err, res)
+	}
+	p.Discard(inst)
+}

@@ -84,6 +84,13 @@ func New(root string, expose []string, unsandboxed bool) (*Launcher, error) {
 			extra = append(extra, p)
 		}
 	}
+	// Each instance gets Lambda's 1,024 open files; it cannot be given
+	// more than the server's own hard limit allows.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Max < maxFiles && os.Geteuid() == 0 &&
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: maxFiles, Max: maxFiles}) != nil {
+		return nil, fmt.Errorf("the hard limit on open files is %d, below the %d every instance gets as on Lambda: raise it (ulimit -Hn, or LimitNOFILE= for a systemd unit) or run with --unsandboxed", lim.Max, maxFiles)
+	}
 	iso, err := newIsolator(root, extra)
 	if err != nil {
 		l.why = err.Error()
@@ -99,6 +106,21 @@ func (l *Launcher) Close() {
 	if l.iso != nil {
 		l.iso.close()
 	}
+}
+
+// FilesPerInstance is about how many of the server's own descriptors an
+// instance holds: its log pipe, Runtime API listener and connection, and
+// the files its memory is read from.
+const FilesPerInstance = 6
+
+// MaxInstancesByFiles is how many instances the server's open-file limit
+// leaves room for, beside a reserve for clients and the store.
+func MaxInstancesByFiles() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 1 << 30
+	}
+	return max(int(lim.Cur)-1024, 0) / FilesPerInstance
 }
 
 // Isolated reports whether instances are sandboxed, and if not, why.

@@ -92,6 +92,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer launcher.Close() // after every pool is closed: deferred first
+	if n := sandbox.MaxInstancesByFiles(); n < cfg.MaxConcurrency {
+		log.Warn("the open-file limit leaves room for fewer instances than --max-concurrency: raise it (ulimit -n, or LimitNOFILE= for a systemd unit)",
+			"instances", n, "max_concurrency", cfg.MaxConcurrency, "files_per_instance", sandbox.FilesPerInstance)
+	}
 	if ok, why := launcher.Isolated(); !ok {
 		log.Warn("instances run UNSANDBOXED: no namespaces, cgroups or separate users; do not run untrusted code", "reason", why)
 	} else {
