@@ -233,7 +233,9 @@ func TestOutcomesAndRecords(t *testing.T) {
 func TestInitFailure(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	f.cat.put(fn("broken", "r1", 3))
-	f.l.Behave = func(sandbox.Spec) pooltest.Behaviour { return pooltest.Behaviour{InitError: "Runtime.ImportModuleError"} }
+	f.l.Behave = func(sandbox.Spec) pooltest.Behaviour {
+		return pooltest.Behaviour{InitError: "Runtime.ImportModuleError"}
+	}
 	resp, err := f.invoke(t, context.Background(), "broken", `{}`)
 	if err != nil || resp.Outcome != outcome.Error || resp.ErrorType != "Runtime.ImportModuleError" || resp.FunctionError() != "Unhandled" {
 		t.Fatalf("init failure: %v %+v", err, resp)

@@ -282,4 +282,3 @@ func exitText(err error) string {
 	}
 	return err.Error()
 }
-
