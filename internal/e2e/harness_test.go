@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -42,6 +43,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		// -short runs the unit tests of the other packages alone.
+		fmt.Println("e2e: not run with -short")
+		return 0
+	}
 	_, file, _, _ := runtime.Caller(0)
 	repoRoot = filepath.Join(filepath.Dir(file), "..", "..")
 	var err error
@@ -68,14 +75,19 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// raceServer: the server is built with the race detector when the tests
+// run under it (go test -race, as .ci/run does) or STRATUS_E2E_RACE is set.
+func raceServer() bool { return raceBuild || os.Getenv("STRATUS_E2E_RACE") != "" }
+
 func goBuild(out, pkg string) error {
 	args := []string{"build", "-o", out}
-	if os.Getenv("STRATUS_E2E_RACE") != "" && strings.HasSuffix(pkg, "cmd/stratus") {
+	race := raceServer() && strings.HasSuffix(pkg, "cmd/stratus")
+	if race {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = repoRoot
-	if os.Getenv("STRATUS_E2E_RACE") == "" || !strings.HasSuffix(pkg, "cmd/stratus") {
+	if !race {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	}
 	if b, err := cmd.CombinedOutput(); err != nil {
