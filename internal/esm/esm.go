@@ -65,16 +65,16 @@ type Patch struct {
 
 func (m *Mapping) validate() error {
 	if m.BatchSize < 1 || m.BatchSize > MaxBatchSize {
-		return fmt.Errorf("%w: BatchSize must be between 1 and %d for SQS", function.ErrInvalid, MaxBatchSize)
+		return function.Errorf(function.ErrInvalid, "BatchSize must be between 1 and %d for SQS", MaxBatchSize)
 	}
 	if m.Window < 0 || m.Window > MaxWindow {
-		return fmt.Errorf("%w: MaximumBatchingWindowInSeconds must be between 0 and %d", function.ErrInvalid, MaxWindow)
+		return function.Errorf(function.ErrInvalid, "MaximumBatchingWindowInSeconds must be between 0 and %d", MaxWindow)
 	}
 	if m.BatchSize > 10 && m.Window < 1 {
-		return fmt.Errorf("%w: Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10", function.ErrInvalid)
+		return function.Errorf(function.ErrInvalid, "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10")
 	}
 	if m.MaximumConcurrency != 0 && (m.MaximumConcurrency < 2 || m.MaximumConcurrency > 1000) {
-		return fmt.Errorf("%w: ScalingConfig.MaximumConcurrency must be between 2 and 1000", function.ErrInvalid)
+		return function.Errorf(function.ErrInvalid, "ScalingConfig.MaximumConcurrency must be between 2 and 1000")
 	}
 	return nil
 }
@@ -194,14 +194,14 @@ func (m *Manager) Result(id string) string {
 // Create adds a mapping from an SQS queue to a function.
 func (m *Manager) Create(ctx context.Context, mp Mapping) (*Mapping, error) {
 	if !queue.IsARN(mp.EventSourceArn) {
-		return nil, fmt.Errorf("%w: Unsupported event source: %s (Stratus maps SQS queues)", function.ErrInvalid, mp.EventSourceArn)
+		return nil, function.Errorf(function.ErrInvalid, "Unsupported event source: %s (Stratus maps SQS queues)", mp.EventSourceArn)
 	}
 	qname, err := queue.NameFromARN(mp.EventSourceArn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", function.ErrInvalid, err)
+		return nil, function.Errorf(function.ErrInvalid, "%v", err)
 	}
 	if _, err := m.queues.Get(qname); err != nil {
-		return nil, fmt.Errorf("%w: Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist.", function.ErrInvalid)
+		return nil, function.Errorf(function.ErrInvalid, "Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist.")
 	}
 	if mp.BatchSize == 0 {
 		mp.BatchSize = DefaultBatchSize
@@ -214,7 +214,7 @@ func (m *Manager) Create(ctx context.Context, mp Mapping) (*Mapping, error) {
 	}
 	for _, other := range m.List(mp.EventSourceArn, "") {
 		if other.Function == mp.Function && other.Qualifier == mp.Qualifier {
-			return nil, fmt.Errorf("%w: An event source mapping with SQS arn (\" %s \") and function (\" %s \") already exists. Please update or delete the existing mapping with UUID %s", ErrExists, mp.EventSourceArn, mp.Function, other.UUID)
+			return nil, function.Errorf(ErrExists, "An event source mapping with SQS arn (\" %s \") and function (\" %s \") already exists. Please update or delete the existing mapping with UUID %s", mp.EventSourceArn, mp.Function, other.UUID)
 		}
 	}
 	mp.UUID = uuid.NewString()
@@ -234,7 +234,7 @@ func (m *Manager) Get(id string) (*Mapping, error) {
 	defer m.mu.Unlock()
 	e := m.maps[id]
 	if e == nil || e.m == nil {
-		return nil, fmt.Errorf("%w: The resource you requested does not exist.", ErrNotFound)
+		return nil, function.Errorf(ErrNotFound, "The resource you requested does not exist.")
 	}
 	cp := *e.m
 	return &cp, nil
@@ -261,7 +261,7 @@ func (m *Manager) Update(ctx context.Context, id string, p Patch) (*Mapping, err
 	for range 5 {
 		e, err := m.kv.Get(ctx, id)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, fmt.Errorf("%w: The resource you requested does not exist.", ErrNotFound)
+			return nil, function.Errorf(ErrNotFound, "The resource you requested does not exist.")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read event source mapping: %w", err)

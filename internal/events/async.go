@@ -123,7 +123,7 @@ func (a *Async) enqueue(ctx context.Context, ref, qualifier string, payload []by
 		return "", false, err
 	}
 	if len(payload) > function.MaxAsyncPayload {
-		return "", false, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxAsyncPayload)
+		return "", false, function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the InvokeFunction operation", function.MaxAsyncPayload)
 	}
 	if len(payload) == 0 {
 		payload = []byte("{}")

@@ -57,7 +57,7 @@ var ErrTooLarge = errors.New("too large")
 func Invalidf(format string, args ...any) error { return invalidf(format, args...) }
 
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return Errorf(ErrInvalid, "%s", fmt.Sprintf(format, args...))
 }
 
 // Config is everything a user configures on a function, as stored.

@@ -40,7 +40,7 @@ const (
 // invocation.
 func InspectZip(data []byte) (*Package, error) {
 	if len(data) > MaxZipBytes {
-		return nil, fmt.Errorf("%w: Zipped size must be smaller than %d bytes", ErrTooLarge, MaxZipBytes)
+		return nil, Errorf(ErrTooLarge, "Zipped size must be smaller than %d bytes", MaxZipBytes)
 	}
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -125,7 +126,7 @@ func (s *Store) Get(id string) (*API, error) {
 	e := s.apis[id]
 	s.mu.RUnlock()
 	if e == nil || e.api == nil {
-		return nil, fmt.Errorf("%w: Invalid API identifier specified %s", ErrNotFound, id)
+		return nil, function.Errorf(ErrNotFound, "Invalid API identifier specified %s", id)
 	}
 	return e.api, nil
 }
@@ -162,7 +163,7 @@ func (s *Store) Update(ctx context.Context, id string, change func(*API) error) 
 		e := s.apis[id]
 		s.mu.RUnlock()
 		if e == nil || e.api == nil {
-			return nil, fmt.Errorf("%w: Invalid API identifier specified %s", ErrNotFound, id)
+			return nil, function.Errorf(ErrNotFound, "Invalid API identifier specified %s", id)
 		}
 		next := clone(e.api)
 		if err := change(next); err != nil {
@@ -187,7 +188,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	e := s.apis[id]
 	s.mu.RUnlock()
 	if e == nil || e.api == nil {
-		return fmt.Errorf("%w: Invalid API identifier specified %s", ErrNotFound, id)
+		return function.Errorf(ErrNotFound, "Invalid API identifier specified %s", id)
 	}
 	if err := s.kv.Delete(ctx, id, jetstream.LastRevision(e.rev)); err != nil {
 		return fmt.Errorf("delete api: %w", err)
@@ -220,21 +221,21 @@ func ValidateRouteKey(key string) error {
 	}
 	method, path, ok := strings.Cut(key, " ")
 	if !ok || !strings.HasPrefix(path, "/") {
-		return fmt.Errorf("%w: Invalid route key: %s", ErrInvalid, key)
+		return function.Errorf(ErrInvalid, "Invalid route key: %s", key)
 	}
 	switch method {
 	case "ANY", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS":
 	default:
-		return fmt.Errorf("%w: Invalid route key method: %s", ErrInvalid, method)
+		return function.Errorf(ErrInvalid, "Invalid route key method: %s", method)
 	}
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	for i, seg := range segs {
 		if strings.HasPrefix(seg, "{") {
 			if !strings.HasSuffix(seg, "}") || len(seg) < 3 {
-				return fmt.Errorf("%w: Invalid path parameter in route key: %s", ErrInvalid, key)
+				return function.Errorf(ErrInvalid, "Invalid path parameter in route key: %s", key)
 			}
 			if strings.HasSuffix(seg, "+}") && i != len(segs)-1 {
-				return fmt.Errorf("%w: a greedy path variable must be the last segment: %s", ErrInvalid, key)
+				return function.Errorf(ErrInvalid, "a greedy path variable must be the last segment: %s", key)
 			}
 		}
 	}

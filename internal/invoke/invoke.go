@@ -147,7 +147,7 @@ func (iv *Invoker) Resolve(ref, qualifier string) (*function.Function, error) {
 	}
 	if qualifier != "" {
 		if q != "" && q != qualifier {
-			return nil, fmt.Errorf("%w: The derived qualifier from the function name does not match the specified qualifier.", function.ErrInvalid)
+			return nil, function.Errorf(function.ErrInvalid, "The derived qualifier from the function name does not match the specified qualifier.")
 		}
 		q = qualifier
 	}
@@ -161,7 +161,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	if len(req.Payload) > function.MaxSyncPayload {
-		return nil, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxSyncPayload)
+		return nil, function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the InvokeFunction operation", function.MaxSyncPayload)
 	}
 	payload := req.Payload
 	if len(payload) == 0 {
@@ -175,15 +175,15 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 		return &Response{Status: 204, ExecutedVersion: fn.VersionLabel()}, nil
 	case Event:
 		// The API layer queues these (package events); here is no queue.
-		return nil, fmt.Errorf("%w: InvocationType Event goes through the asynchronous queue", ErrUnsupported)
+		return nil, function.Errorf(ErrUnsupported, "InvocationType Event goes through the asynchronous queue")
 	default:
-		return nil, fmt.Errorf("%w: InvocationType must be RequestResponse, Event or DryRun", function.ErrInvalid)
+		return nil, function.Errorf(function.ErrInvalid, "InvocationType must be RequestResponse, Event or DryRun")
 	}
 	var clientContext string
 	if req.ClientContext != "" {
 		b, err := base64.StdEncoding.DecodeString(req.ClientContext)
 		if err != nil || len(req.ClientContext) > 3583 {
-			return nil, fmt.Errorf("%w: Client context must be a valid Base64-encoded JSON object of at most 3583 bytes", function.ErrInvalid)
+			return nil, function.Errorf(function.ErrInvalid, "Client context must be a valid Base64-encoded JSON object of at most 3583 bytes")
 		}
 		clientContext = string(b)
 	}

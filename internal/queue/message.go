@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -96,32 +97,32 @@ func attrsSize(attrs map[string]Attribute) int {
 
 func validAttributes(attrs map[string]Attribute) error {
 	if len(attrs) > MaxAttributes {
-		return fmt.Errorf("%w: Number of message attributes [%d] exceeds the allowed maximum [%d].", ErrInvalidParameter, len(attrs), MaxAttributes)
+		return function.Errorf(ErrInvalidParameter, "Number of message attributes [%d] exceeds the allowed maximum [%d].", len(attrs), MaxAttributes)
 	}
 	for name, a := range attrs {
 		if name == "" || len(name) > 256 || strings.HasPrefix(strings.ToLower(name), "aws.") || strings.HasPrefix(strings.ToLower(name), "amazon.") {
-			return fmt.Errorf("%w: Message attribute name '%s' is invalid.", ErrInvalidParameter, name)
+			return function.Errorf(ErrInvalidParameter, "Message attribute name '%s' is invalid.", name)
 		}
 		base, _, _ := strings.Cut(a.DataType, ".")
 		switch base {
 		case "String", "Number":
 			if a.StringValue == nil {
-				return fmt.Errorf("%w: Message (user) attribute '%s' must contain a non-empty value of type '%s'.", ErrInvalidParameter, name, base)
+				return function.Errorf(ErrInvalidParameter, "Message (user) attribute '%s' must contain a non-empty value of type '%s'.", name, base)
 			}
 			if base == "Number" {
 				if _, err := strconv.ParseFloat(*a.StringValue, 64); err != nil {
-					return fmt.Errorf("%w: Could not cast message attribute '%s' value to number.", ErrInvalidParameter, name)
+					return function.Errorf(ErrInvalidParameter, "Could not cast message attribute '%s' value to number.", name)
 				}
 			}
 			if !validBody(*a.StringValue) {
-				return fmt.Errorf("%w: Message (user) attribute '%s' contains invalid characters.", ErrInvalidContents, name)
+				return function.Errorf(ErrInvalidContents, "Message (user) attribute '%s' contains invalid characters.", name)
 			}
 		case "Binary":
 			if a.BinaryValue == nil {
-				return fmt.Errorf("%w: Message (user) attribute '%s' must contain a non-empty value of type 'Binary'.", ErrInvalidParameter, name)
+				return function.Errorf(ErrInvalidParameter, "Message (user) attribute '%s' must contain a non-empty value of type 'Binary'.", name)
 			}
 		default:
-			return fmt.Errorf("%w: The type of message (user) attribute '%s' is invalid. You must use only the following supported type prefixes: Binary, Number, String.", ErrInvalidParameter, name)
+			return function.Errorf(ErrInvalidParameter, "The type of message (user) attribute '%s' is invalid. You must use only the following supported type prefixes: Binary, Number, String.", name)
 		}
 	}
 	return nil
@@ -168,22 +169,22 @@ func bodyMD5(s string) string {
 // prepare validates an entry and builds what is stored.
 func (m *Manager) prepare(q *Queue, e *SendEntry, now time.Time) (*stored, error) {
 	if e.Body == "" {
-		return nil, fmt.Errorf("%w: The request must contain the parameter MessageBody.", ErrInvalidParameter)
+		return nil, function.Errorf(ErrInvalidParameter, "The request must contain the parameter MessageBody.")
 	}
 	if !validBody(e.Body) {
-		return nil, fmt.Errorf("%w: Invalid binary character in the message body. Only characters #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF are allowed.", ErrInvalidContents)
+		return nil, function.Errorf(ErrInvalidContents, "Invalid binary character in the message body. Only characters #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF are allowed.")
 	}
 	if err := validAttributes(e.Attributes); err != nil {
 		return nil, err
 	}
 	if size := len(e.Body) + attrsSize(e.Attributes); size > q.Attrs.MaximumMessageSize {
-		return nil, fmt.Errorf("%w: One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", ErrInvalidParameter, q.Attrs.MaximumMessageSize)
+		return nil, function.Errorf(ErrInvalidParameter, "One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", q.Attrs.MaximumMessageSize)
 	}
 	delay := q.Attrs.DelaySeconds
 	if e.DelaySeconds != nil {
 		delay = *e.DelaySeconds
 		if delay < 0 || delay > MaxDelaySeconds {
-			return nil, fmt.Errorf("%w: Value %d for parameter DelaySeconds is invalid. Reason: must be between 0 and 900, if provided.", ErrInvalidParameter, delay)
+			return nil, function.Errorf(ErrInvalidParameter, "Value %d for parameter DelaySeconds is invalid. Reason: must be between 0 and 900, if provided.", delay)
 		}
 	}
 	s := &stored{

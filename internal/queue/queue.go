@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -102,7 +103,7 @@ func (a *Attributes) apply(in map[string]string, region string) error {
 		intIn := func(lo, hi int) (int, error) {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
 			if err != nil || n < lo || n > hi {
-				return 0, fmt.Errorf("%w: Invalid value for the parameter %s.", ErrInvalidAttrValue, name)
+				return 0, function.Errorf(ErrInvalidAttrValue, "Invalid value for the parameter %s.", name)
 			}
 			return n, nil
 		}
@@ -128,21 +129,21 @@ func (a *Attributes) apply(in map[string]string, region string) error {
 				Max    json.RawMessage `json:"maxReceiveCount"`
 			}
 			if json.Unmarshal([]byte(v), &rp) != nil || rp.Target == "" || len(rp.Max) == 0 {
-				return fmt.Errorf("%w: Value %s for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid JSON map with deadLetterTargetArn and maxReceiveCount.", ErrInvalidParameter, v)
+				return function.Errorf(ErrInvalidParameter, "Value %s for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid JSON map with deadLetterTargetArn and maxReceiveCount.", v)
 			}
 			n, convErr := strconv.Atoi(strings.Trim(string(rp.Max), `"`))
 			if convErr != nil || n < 1 || n > 1000 {
-				return fmt.Errorf("%w: Value %s for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: %s, valid values are from 1 to 1000 both inclusive.", ErrInvalidParameter, v, rp.Max)
+				return function.Errorf(ErrInvalidParameter, "Value %s for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: %s, valid values are from 1 to 1000 both inclusive.", v, rp.Max)
 			}
 			if _, err := NameFromARN(rp.Target); err != nil {
-				return fmt.Errorf("%w: Value %s for parameter RedrivePolicy is invalid. Reason: Invalid value for deadLetterTargetArn.", ErrInvalidParameter, v)
+				return function.Errorf(ErrInvalidParameter, "Value %s for parameter RedrivePolicy is invalid. Reason: Invalid value for deadLetterTargetArn.", v)
 			}
 			a.Redrive = &RedrivePolicy{DeadLetterTargetArn: rp.Target, MaxReceiveCount: n}
 		case "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit":
-			return fmt.Errorf("%w: FIFO queues are not supported by Stratus; attribute %s", ErrInvalidAttrName, name)
+			return function.Errorf(ErrInvalidAttrName, "FIFO queues are not supported by Stratus; attribute %s", name)
 		default:
 			if !opaqueAttrs[name] {
-				return fmt.Errorf("%w: Unknown Attribute %s.", ErrInvalidAttrName, name)
+				return function.Errorf(ErrInvalidAttrName, "Unknown Attribute %s.", name)
 			}
 			if a.Opaque == nil {
 				a.Opaque = map[string]string{}
@@ -161,10 +162,10 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
 // ValidName reports whether name is a valid standard queue name.
 func ValidName(name string) error {
 	if strings.HasSuffix(name, ".fifo") {
-		return fmt.Errorf("%w: FIFO queues are not supported by Stratus", ErrInvalidParameter)
+		return function.Errorf(ErrInvalidParameter, "FIFO queues are not supported by Stratus")
 	}
 	if !nameRE.MatchString(name) {
-		return fmt.Errorf("%w: Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length", ErrInvalidParameter)
+		return function.Errorf(ErrInvalidParameter, "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
 	}
 	return nil
 }
@@ -178,7 +179,7 @@ func ARN(region, name string) string {
 func NameFromARN(arn string) (string, error) {
 	parts := strings.Split(arn, ":")
 	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sqs" {
-		return "", fmt.Errorf("%w: not an SQS queue ARN: %s", ErrInvalidParameter, arn)
+		return "", function.Errorf(ErrInvalidParameter, "not an SQS queue ARN: %s", arn)
 	}
 	if err := ValidName(parts[5]); err != nil {
 		return "", err
@@ -272,7 +273,7 @@ func (m *Manager) Get(name string) (*Queue, error) {
 	e := m.queues[name]
 	m.mu.RUnlock()
 	if e == nil || e.q == nil {
-		return nil, fmt.Errorf("%w: The specified queue does not exist.", ErrNoQueue)
+		return nil, function.Errorf(ErrNoQueue, "The specified queue does not exist.")
 	}
 	return e.q, nil
 }
@@ -346,7 +347,7 @@ func (m *Manager) Create(ctx context.Context, name string, attrs, tags map[strin
 	}
 	if cur, err := m.Get(name); err == nil {
 		if !sameAttrs(cur.Attrs, a, attrs) {
-			return nil, fmt.Errorf("%w: A queue already exists with the same name and a different value for attribute(s) %s", ErrExists, strings.Join(keys(attrs), ", "))
+			return nil, function.Errorf(ErrExists, "A queue already exists with the same name and a different value for attribute(s) %s", strings.Join(keys(attrs), ", "))
 		}
 		return cur, nil
 	}
@@ -406,10 +407,10 @@ func (m *Manager) checkRedrive(name string, rp *RedrivePolicy) error {
 	}
 	dlq, _ := NameFromARN(rp.DeadLetterTargetArn)
 	if dlq == name {
-		return fmt.Errorf("%w: Value for parameter RedrivePolicy is invalid. Reason: Dead-letter target can not be the queue itself.", ErrInvalidParameter)
+		return function.Errorf(ErrInvalidParameter, "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter target can not be the queue itself.")
 	}
 	if _, err := m.Get(dlq); err != nil {
-		return fmt.Errorf("%w: Value %s for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist.", ErrInvalidParameter, rp.DeadLetterTargetArn)
+		return function.Errorf(ErrInvalidParameter, "Value %s for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist.", rp.DeadLetterTargetArn)
 	}
 	return nil
 }
@@ -456,7 +457,7 @@ func (m *Manager) update(ctx context.Context, name string, change func(*Queue) e
 	for range 5 {
 		e, err := m.st.Queues.Get(ctx, name)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("%w: The specified queue does not exist.", ErrNoQueue)
+			return function.Errorf(ErrNoQueue, "The specified queue does not exist.")
 		}
 		if err != nil {
 			return fmt.Errorf("read queue: %w", err)
@@ -573,7 +574,7 @@ func (m *Manager) consumer(ctx context.Context, name string) (jetstream.Consumer
 	}
 	c, err := m.st.JS.Consumer(ctx, streamName(name), consumerName)
 	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("%w: The specified queue does not exist.", ErrNoQueue)
+		return nil, function.Errorf(ErrNoQueue, "The specified queue does not exist.")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue consumer: %w", err)

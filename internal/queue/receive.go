@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -58,7 +59,7 @@ func (h *handle) encode() string {
 }
 
 func decodeHandle(queue, s string) (*handle, error) {
-	bad := fmt.Errorf("%w: The input receipt handle \"%s\" is not a valid receipt handle.", ErrBadHandle, s)
+	bad := function.Errorf(ErrBadHandle, "The input receipt handle \"%s\" is not a valid receipt handle.", s)
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return nil, bad
@@ -387,14 +388,14 @@ func (m *Manager) ChangeVisibility(ctx context.Context, name, receipt string, se
 		return err
 	}
 	if seconds < 0 || seconds > MaxVisibility {
-		return fmt.Errorf("%w: Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.", ErrInvalidParameter, seconds)
+		return function.Errorf(ErrInvalidParameter, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.", seconds)
 	}
 	h, err := decodeHandle(name, receipt)
 	if err != nil {
 		return err
 	}
 	key := leaseKey(name, h.Seq)
-	notInflight := fmt.Errorf("%w: Value %s for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.", ErrNotInflight, receipt)
+	notInflight := function.Errorf(ErrNotInflight, "Value %s for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.", receipt)
 	for range 5 {
 		now := m.now()
 		l, rev, err := m.readLease(ctx, key)

@@ -159,7 +159,7 @@ func (r *Registry) Close() {
 func (r *Registry) Get(name string) (*function.Function, error) {
 	fn, _ := r.get(name)
 	if fn == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return nil, function.Errorf(ErrNotFound, "%s", name)
 	}
 	return fn, nil
 }
@@ -211,7 +211,7 @@ func (r *Registry) Create(ctx context.Context, cfg function.Config, zip []byte) 
 	}
 	rev, err := r.st.Functions.Create(ctx, cfg.Name, data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return nil, fmt.Errorf("%w: %s", ErrExists, cfg.Name)
+		return nil, function.Errorf(ErrExists, "%s", cfg.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store function: %w", err)
@@ -256,7 +256,7 @@ func (r *Registry) UpdateConfig(ctx context.Context, name, revisionID string, ch
 func (r *Registry) update(ctx context.Context, name, revisionID string, change func(*function.Function) error) (*function.Function, error) {
 	cur, rev := r.get(name)
 	if cur == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return nil, function.Errorf(ErrNotFound, "%s", name)
 	}
 	if revisionID != "" && revisionID != cur.RevisionID {
 		return nil, ErrPrecondition
@@ -289,7 +289,7 @@ func (r *Registry) update(ctx context.Context, name, revisionID string, change f
 func (r *Registry) Delete(ctx context.Context, name string) error {
 	cur, rev := r.get(name)
 	if cur == nil {
-		return fmt.Errorf("%w: %s", ErrNotFound, name)
+		return function.Errorf(ErrNotFound, "%s", name)
 	}
 	if err := r.st.Functions.Delete(ctx, name, jetstream.LastRevision(rev)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {

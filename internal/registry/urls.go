@@ -59,10 +59,10 @@ func (r *Registry) PutURL(ctx context.Context, u function.URLConfig, create bool
 	}
 	if u.Qualifier != "" && u.Qualifier != function.Latest {
 		if function.IsVersion(u.Qualifier) {
-			return nil, fmt.Errorf("%w: a function URL takes an alias or $LATEST as Qualifier, not a version", function.ErrInvalid)
+			return nil, function.Errorf(function.ErrInvalid, "a function URL takes an alias or $LATEST as Qualifier, not a version")
 		}
 		if e := r.entryOf(aliasKey(u.Function, u.Qualifier)); e == nil {
-			return nil, fmt.Errorf("%w: %s:%s", ErrNotFound, u.Function, u.Qualifier)
+			return nil, function.Errorf(ErrNotFound, "%s:%s", u.Function, u.Qualifier)
 		}
 	}
 	key := urlKey(u.Function, u.Qualifier)

@@ -66,11 +66,10 @@ func nameOf(key string) string {
 
 // Errors of versions and aliases.
 var (
-	ErrAliasNotFound   = errors.New("alias not found")
-	ErrAliasExists     = errors.New("alias already exists")
-	ErrVersionInUse    = errors.New("version in use by an alias")
-	ErrNoProvisioned   = errors.New("no provisioned concurrency config")
-	ErrConcurrencyOver = errors.New("reservation over the account's limit")
+	ErrAliasNotFound = errors.New("alias not found")
+	ErrAliasExists   = errors.New("alias already exists")
+	ErrVersionInUse  = errors.New("version in use by an alias")
+	ErrNoProvisioned = errors.New("no provisioned concurrency config")
 )
 
 // children returns the live records of a function other than $LATEST.
@@ -117,7 +116,7 @@ func (r *Registry) Resolve(name, qualifier string) (*function.Function, error) {
 			return r.Resolve(name, v)
 		}
 	}
-	return nil, fmt.Errorf("%w: %s:%s", ErrNotFound, name, qualifier)
+	return nil, function.Errorf(ErrNotFound, "%s:%s", name, qualifier)
 }
 
 // ResolvePrimary is Resolve without weighted routing: an alias names its
@@ -127,7 +126,7 @@ func (r *Registry) ResolvePrimary(name, qualifier string) (*function.Function, e
 		if e := r.entryOf(aliasKey(name, qualifier)); e != nil {
 			return r.Resolve(name, e.alias.FunctionVersion)
 		}
-		return nil, fmt.Errorf("%w: %s:%s", ErrNotFound, name, qualifier)
+		return nil, function.Errorf(ErrNotFound, "%s:%s", name, qualifier)
 	}
 	return r.Resolve(name, qualifier)
 }
@@ -151,13 +150,13 @@ func (r *Registry) PublishVersion(ctx context.Context, name, codeSha, descriptio
 	for {
 		cur, rev := r.get(name)
 		if cur == nil {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+			return nil, function.Errorf(ErrNotFound, "%s", name)
 		}
 		if revisionID != "" && revisionID != cur.RevisionID {
 			return nil, ErrPrecondition
 		}
 		if codeSha != "" && codeSha != cur.CodeSha256 {
-			return nil, fmt.Errorf("%w: CodeSha256 (%s) is different from the current code (%s)", function.ErrInvalid, codeSha, cur.CodeSha256)
+			return nil, function.Errorf(function.ErrInvalid, "CodeSha256 (%s) is different from the current code (%s)", codeSha, cur.CodeSha256)
 		}
 		if cur.LastVersion > 0 {
 			if last := r.entryOf(versionKey(name, strconv.Itoa(cur.LastVersion))); last != nil && function.SameCode(last.fn, cur) {
@@ -217,11 +216,11 @@ func (r *Registry) Versions(name string) ([]*function.Function, error) {
 func (r *Registry) DeleteVersion(ctx context.Context, name, version string) error {
 	e := r.entryOf(versionKey(name, version))
 	if e == nil {
-		return fmt.Errorf("%w: %s:%s", ErrNotFound, name, version)
+		return function.Errorf(ErrNotFound, "%s:%s", name, version)
 	}
 	for key, a := range r.children(name) {
 		if kindOf(key) == kindAlias && (a.alias.FunctionVersion == version || a.alias.Weights[version] > 0) {
-			return fmt.Errorf("%w: alias %s points at version %s", ErrVersionInUse, a.alias.Name, version)
+			return function.Errorf(ErrVersionInUse, "alias %s points at version %s", a.alias.Name, version)
 		}
 	}
 	if err := r.st.Functions.Delete(ctx, versionKey(name, version), jetstream.LastRevision(e.rev)); err != nil {
@@ -237,7 +236,7 @@ func (r *Registry) checkVersion(name, v string) error {
 		return nil
 	}
 	if !function.IsVersion(v) || r.entryOf(versionKey(name, v)) == nil {
-		return fmt.Errorf("%w: %s:%s", ErrNotFound, name, v)
+		return function.Errorf(ErrNotFound, "%s:%s", name, v)
 	}
 	return nil
 }
@@ -269,12 +268,12 @@ func (r *Registry) PutAlias(ctx context.Context, a function.Alias, create bool, 
 	if create {
 		rev, err = r.st.Functions.Create(ctx, key, data)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("%w: %s", ErrAliasExists, a.Name)
+			return nil, function.Errorf(ErrAliasExists, "%s", a.Name)
 		}
 	} else {
 		cur := r.entryOf(key)
 		if cur == nil {
-			return nil, fmt.Errorf("%w: %s", ErrAliasNotFound, a.Name)
+			return nil, function.Errorf(ErrAliasNotFound, "%s", a.Name)
 		}
 		if revisionID != "" && revisionID != cur.alias.RevisionID {
 			return nil, ErrPrecondition
@@ -299,7 +298,7 @@ func (r *Registry) Alias(name, alias string) (*function.Alias, error) {
 	if e := r.entryOf(aliasKey(name, alias)); e != nil {
 		return e.alias, nil
 	}
-	return nil, fmt.Errorf("%w: %s", ErrAliasNotFound, alias)
+	return nil, function.Errorf(ErrAliasNotFound, "%s", alias)
 }
 
 // Aliases lists a function's aliases by name.
@@ -325,7 +324,7 @@ func (r *Registry) DeleteAlias(ctx context.Context, name, alias string) error {
 		if _, err := r.Get(name); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %s", ErrAliasNotFound, alias)
+		return function.Errorf(ErrAliasNotFound, "%s", alias)
 	}
 	if err := r.st.Functions.Delete(ctx, key, jetstream.LastRevision(e.rev)); err != nil {
 		return fmt.Errorf("delete alias: %w", err)

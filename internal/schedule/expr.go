@@ -10,13 +10,15 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // time zones for a static binary on any host
+
+	"github.com/stratus-faas/stratus/internal/function"
 )
 
 // ErrInvalid marks an expression or setting the caller must fix.
 var ErrInvalid = errors.New("validation error")
 
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return function.Errorf(ErrInvalid, "%s", fmt.Sprintf(format, args...))
 }
 
 // Expr is a parsed schedule expression.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -241,7 +242,7 @@ func (r *Runner) Get(group, name string) (*Schedule, error) {
 	if e := r.scheds[key(group, name)]; e != nil && e.s != nil {
 		return e.s, nil
 	}
-	return nil, fmt.Errorf("%w: Schedule %s does not exist.", ErrNotFound, name)
+	return nil, function.Errorf(ErrNotFound, "Schedule %s does not exist.", name)
 }
 
 // List returns schedules by group and name.
@@ -269,14 +270,14 @@ func (r *Runner) Put(ctx context.Context, s *Schedule, create bool) error {
 	if create {
 		rev, err = r.kv.Create(ctx, k, data)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("%w: Schedule %s already exists.", ErrExists, s.Name)
+			return function.Errorf(ErrExists, "Schedule %s already exists.", s.Name)
 		}
 	} else {
 		r.mu.Lock()
 		cur := r.scheds[k]
 		r.mu.Unlock()
 		if cur == nil || cur.s == nil {
-			return fmt.Errorf("%w: Schedule %s does not exist.", ErrNotFound, s.Name)
+			return function.Errorf(ErrNotFound, "Schedule %s does not exist.", s.Name)
 		}
 		rev, err = r.kv.Update(ctx, k, data, cur.rev)
 	}
@@ -295,7 +296,7 @@ func (r *Runner) Delete(ctx context.Context, group, name string) error {
 	cur := r.scheds[k]
 	r.mu.Unlock()
 	if cur == nil || cur.s == nil {
-		return fmt.Errorf("%w: Schedule %s does not exist.", ErrNotFound, name)
+		return function.Errorf(ErrNotFound, "Schedule %s does not exist.", name)
 	}
 	if err := r.kv.Delete(ctx, k, jetstream.LastRevision(cur.rev)); err != nil {
 		return fmt.Errorf("delete schedule: %w", err)

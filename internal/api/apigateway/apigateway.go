@@ -5,7 +5,6 @@ package apigateway
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/httpapi"
 	"github.com/stratus-faas/stratus/internal/registry"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // API serves /v2/apis.
@@ -38,48 +38,65 @@ func Endpoint(gateway, id string) string { return strings.TrimRight(gateway, "/"
 
 // Register adds the routes.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v2/apis", a.createAPI)
-	mux.HandleFunc("GET /v2/apis", a.getAPIs)
-	mux.HandleFunc("GET /v2/apis/{api}", a.getAPI)
-	mux.HandleFunc("PATCH /v2/apis/{api}", a.updateAPI)
-	mux.HandleFunc("DELETE /v2/apis/{api}", a.deleteAPI)
-	mux.HandleFunc("POST /v2/apis/{api}/integrations", a.createIntegration)
-	mux.HandleFunc("GET /v2/apis/{api}/integrations", a.getIntegrations)
-	mux.HandleFunc("GET /v2/apis/{api}/integrations/{id}", a.getIntegration)
-	mux.HandleFunc("PATCH /v2/apis/{api}/integrations/{id}", a.updateIntegration)
-	mux.HandleFunc("DELETE /v2/apis/{api}/integrations/{id}", a.deleteIntegration)
-	mux.HandleFunc("POST /v2/apis/{api}/routes", a.createRoute)
-	mux.HandleFunc("GET /v2/apis/{api}/routes", a.getRoutes)
-	mux.HandleFunc("GET /v2/apis/{api}/routes/{id}", a.getRoute)
-	mux.HandleFunc("PATCH /v2/apis/{api}/routes/{id}", a.updateRoute)
-	mux.HandleFunc("DELETE /v2/apis/{api}/routes/{id}", a.deleteRoute)
-	mux.HandleFunc("POST /v2/apis/{api}/stages", a.createStage)
-	mux.HandleFunc("GET /v2/apis/{api}/stages", a.getStages)
-	mux.HandleFunc("GET /v2/apis/{api}/stages/{id}", a.getStage)
-	mux.HandleFunc("DELETE /v2/apis/{api}/stages/{id}", a.deleteStage)
+	mux.HandleFunc("POST /v2/apis", a.h(a.createAPI))
+	mux.HandleFunc("GET /v2/apis", a.h(a.getAPIs))
+	mux.HandleFunc("GET /v2/apis/{api}", a.h(a.getAPI))
+	mux.HandleFunc("PATCH /v2/apis/{api}", a.h(a.updateAPI))
+	mux.HandleFunc("DELETE /v2/apis/{api}", a.h(a.deleteAPI))
+	mux.HandleFunc("POST /v2/apis/{api}/integrations", a.h(a.createIntegration))
+	mux.HandleFunc("GET /v2/apis/{api}/integrations", a.h(a.getIntegrations))
+	mux.HandleFunc("GET /v2/apis/{api}/integrations/{id}", a.h(a.getIntegration))
+	mux.HandleFunc("PATCH /v2/apis/{api}/integrations/{id}", a.h(a.updateIntegration))
+	mux.HandleFunc("DELETE /v2/apis/{api}/integrations/{id}", a.h(a.deleteIntegration))
+	mux.HandleFunc("POST /v2/apis/{api}/routes", a.h(a.createRoute))
+	mux.HandleFunc("GET /v2/apis/{api}/routes", a.h(a.getRoutes))
+	mux.HandleFunc("GET /v2/apis/{api}/routes/{id}", a.h(a.getRoute))
+	mux.HandleFunc("PATCH /v2/apis/{api}/routes/{id}", a.h(a.updateRoute))
+	mux.HandleFunc("DELETE /v2/apis/{api}/routes/{id}", a.h(a.deleteRoute))
+	mux.HandleFunc("POST /v2/apis/{api}/stages", a.h(a.createStage))
+	mux.HandleFunc("GET /v2/apis/{api}/stages", a.h(a.getStages))
+	mux.HandleFunc("GET /v2/apis/{api}/stages/{id}", a.h(a.getStage))
+	mux.HandleFunc("DELETE /v2/apis/{api}/stages/{id}", a.h(a.deleteStage))
 }
 
 // Wire errors: the type in X-Amzn-ErrorType, {"message": ...} in the body.
-func (a *API) fail(w http.ResponseWriter, err error) {
-	status, code := 500, "InternalServerErrorException"
+// wireError is an API Gateway error as its clients decode it.
+type wireError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// toWire maps every error of the layers below to API Gateway's error. It
+// is the one place that does.
+func (a *API) toWire(err error) wireError {
+	msg := function.Message(err)
 	switch {
 	case errors.Is(err, httpapi.ErrNotFound):
-		status, code = 404, "NotFoundException"
+		return wireError{404, "NotFoundException", msg}
 	case errors.Is(err, httpapi.ErrInvalid), errors.Is(err, function.ErrInvalid):
-		status, code = 400, "BadRequestException"
+		return wireError{400, "BadRequestException", msg}
 	case errors.Is(err, httpapi.ErrConflict):
-		status, code = 409, "ConflictException"
-	default:
-		a.log.Error("apigateway", "err", err)
+		return wireError{409, "ConflictException", msg}
+	case store.Unavailable(err):
+		return wireError{503, "ServiceUnavailableException", "Stratus cannot reach its store (NATS); nothing was changed, retry"}
 	}
-	msg := err.Error()
-	for _, s := range []error{httpapi.ErrNotFound, httpapi.ErrInvalid, httpapi.ErrConflict, function.ErrInvalid} {
-		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	a.log.Error("apigateway", "err", err)
+	return wireError{500, "InternalServerErrorException", msg}
+}
+
+// h adapts a handler that returns its error, so that errors reach the
+// wire in one place.
+func (a *API) h(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			e := a.toWire(err)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Amzn-ErrorType", e.Code)
+			w.WriteHeader(e.Status)
+			_ = json.NewEncoder(w).Encode(map[string]string{"message": e.Message})
+		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Amzn-ErrorType", code)
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -92,13 +109,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func decode(r *http.Request, v any) error {
 	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("%w: %v", httpapi.ErrInvalid, err)
+		return function.Errorf(httpapi.ErrInvalid, "%v", err)
 	}
 	if len(b) == 0 {
 		return nil
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%w: Invalid request body: %v", httpapi.ErrInvalid, err)
+		return function.Errorf(httpapi.ErrInvalid, "Invalid request body: %v", err)
 	}
 	return nil
 }
@@ -127,19 +144,16 @@ type apiInput struct {
 	RouteKey     string  `json:"routeKey"`
 }
 
-func (a *API) createAPI(w http.ResponseWriter, r *http.Request) {
+func (a *API) createAPI(w http.ResponseWriter, r *http.Request) error {
 	var in apiInput
 	if err := decode(r, &in); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	if in.Name == nil || *in.Name == "" || len(*in.Name) > 128 {
-		a.fail(w, fmt.Errorf("%w: name is required (1 to 128 characters)", httpapi.ErrInvalid))
-		return
+		return function.Errorf(httpapi.ErrInvalid, "name is required (1 to 128 characters)")
 	}
 	if in.ProtocolType != "HTTP" {
-		a.fail(w, fmt.Errorf("%w: protocolType %q is not supported; Stratus serves HTTP APIs", httpapi.ErrInvalid, in.ProtocolType))
-		return
+		return function.Errorf(httpapi.ErrInvalid, "protocolType %q is not supported; Stratus serves HTTP APIs", in.ProtocolType)
 	}
 	now := time.Now()
 	api := &httpapi.API{ID: httpapi.NewID(), Name: *in.Name, Created: now,
@@ -150,16 +164,14 @@ func (a *API) createAPI(w http.ResponseWriter, r *http.Request) {
 	if in.Target != "" {
 		// Quick create: an integration to the target, a route to it and the $default stage.
 		if err := a.checkTarget(in.Target); err != nil {
-			a.fail(w, err)
-			return
+			return err
 		}
 		key := in.RouteKey
 		if key == "" {
 			key = "$default"
 		}
 		if err := httpapi.ValidateRouteKey(key); err != nil {
-			a.fail(w, err)
-			return
+			return err
 		}
 		integ := &httpapi.Integration{ID: httpapi.NewID(), Type: "AWS_PROXY", URI: in.Target, PayloadFormatVersion: "2.0", TimeoutInMillis: 30000}
 		api.Integrations[integ.ID] = integ
@@ -167,14 +179,13 @@ func (a *API) createAPI(w http.ResponseWriter, r *http.Request) {
 		api.Routes[route.ID] = route
 		api.Stages["$default"] = &httpapi.Stage{Name: "$default", AutoDeploy: true, Created: now}
 	} else if in.RouteKey != "" {
-		a.fail(w, fmt.Errorf("%w: routeKey is only used with target (quick create)", httpapi.ErrInvalid))
-		return
+		return function.Errorf(httpapi.ErrInvalid, "routeKey is only used with target (quick create)")
 	}
 	if err := a.store.Create(r.Context(), api); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, a.apiOut(api))
+	return nil
 }
 
 // checkTarget verifies that an integration URI names an existing function.
@@ -182,15 +193,15 @@ func (a *API) checkTarget(uri string) error {
 	ref := httpapi.FunctionRef(uri)
 	name, q, err := function.ParseRef(ref)
 	if err != nil {
-		return fmt.Errorf("%w: Invalid integration URI specified: %s", httpapi.ErrInvalid, uri)
+		return function.Errorf(httpapi.ErrInvalid, "Invalid integration URI specified: %s", uri)
 	}
 	if _, err := a.reg.Resolve(name, q); err != nil {
-		return fmt.Errorf("%w: Integration target %s is not a function", httpapi.ErrInvalid, uri)
+		return function.Errorf(httpapi.ErrInvalid, "Integration target %s is not a function", uri)
 	}
 	return nil
 }
 
-func (a *API) getAPIs(w http.ResponseWriter, r *http.Request) {
+func (a *API) getAPIs(w http.ResponseWriter, r *http.Request) error {
 	all := a.store.List()
 	items := make([]map[string]any, 0, len(all))
 	start, limit := page(r, len(all))
@@ -202,6 +213,7 @@ func (a *API) getAPIs(w http.ResponseWriter, r *http.Request) {
 		out["nextToken"] = strconv.Itoa(start + limit)
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // page reads nextToken and maxResults.
@@ -216,25 +228,24 @@ func page(r *http.Request, n int) (start, limit int) {
 	return start, limit
 }
 
-func (a *API) getAPI(w http.ResponseWriter, r *http.Request) {
+func (a *API) getAPI(w http.ResponseWriter, r *http.Request) error {
 	api, err := a.store.Get(r.PathValue("api"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, a.apiOut(api))
+	return nil
 }
 
-func (a *API) updateAPI(w http.ResponseWriter, r *http.Request) {
+func (a *API) updateAPI(w http.ResponseWriter, r *http.Request) error {
 	var in apiInput
 	if err := decode(r, &in); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	api, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		if in.Name != nil {
 			if *in.Name == "" {
-				return fmt.Errorf("%w: name must not be empty", httpapi.ErrInvalid)
+				return function.Errorf(httpapi.ErrInvalid, "name must not be empty")
 			}
 			api.Name = *in.Name
 		}
@@ -244,18 +255,18 @@ func (a *API) updateAPI(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, a.apiOut(api))
+	return nil
 }
 
-func (a *API) deleteAPI(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteAPI(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.Delete(r.Context(), r.PathValue("api")); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func integrationOut(i *httpapi.Integration) map[string]any {
@@ -296,112 +307,108 @@ func (a *API) applyIntegration(i *httpapi.Integration, in integrationInput) erro
 		i.Description = *in.Description
 	}
 	if i.Type != "AWS_PROXY" {
-		return fmt.Errorf("%w: integrationType %q is not supported; use AWS_PROXY to a Lambda function", httpapi.ErrInvalid, i.Type)
+		return function.Errorf(httpapi.ErrInvalid, "integrationType %q is not supported; use AWS_PROXY to a Lambda function", i.Type)
 	}
 	if i.PayloadFormatVersion == "" {
 		i.PayloadFormatVersion = "2.0"
 	}
 	if i.PayloadFormatVersion != "1.0" && i.PayloadFormatVersion != "2.0" {
-		return fmt.Errorf("%w: payloadFormatVersion must be 1.0 or 2.0", httpapi.ErrInvalid)
+		return function.Errorf(httpapi.ErrInvalid, "payloadFormatVersion must be 1.0 or 2.0")
 	}
 	if i.TimeoutInMillis == 0 {
 		i.TimeoutInMillis = 30000
 	}
 	if i.TimeoutInMillis < 50 || i.TimeoutInMillis > 30000 {
-		return fmt.Errorf("%w: timeoutInMillis must be between 50 and 30000", httpapi.ErrInvalid)
+		return function.Errorf(httpapi.ErrInvalid, "timeoutInMillis must be between 50 and 30000")
 	}
 	return a.checkTarget(i.URI)
 }
 
-func (a *API) createIntegration(w http.ResponseWriter, r *http.Request) {
+func (a *API) createIntegration(w http.ResponseWriter, r *http.Request) error {
 	var in integrationInput
 	if err := decode(r, &in); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	integ := &httpapi.Integration{ID: httpapi.NewID()}
 	if err := a.applyIntegration(integ, in); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	if _, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		api.Integrations[integ.ID] = integ
 		return nil
 	}); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, integrationOut(integ))
+	return nil
 }
 
-func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request) {
+func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request) error {
 	var in integrationInput
 	if err := decode(r, &in); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	var out *httpapi.Integration
 	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		i := api.Integrations[r.PathValue("id")]
 		if i == nil {
-			return fmt.Errorf("%w: Invalid Integration identifier specified", httpapi.ErrNotFound)
+			return function.Errorf(httpapi.ErrNotFound, "Invalid Integration identifier specified")
 		}
 		out = i
 		return a.applyIntegration(i, in)
 	})
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, integrationOut(out))
+	return nil
 }
 
-func (a *API) getIntegrations(w http.ResponseWriter, r *http.Request) {
+func (a *API) getIntegrations(w http.ResponseWriter, r *http.Request) error {
 	api, err := a.store.Get(r.PathValue("api"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	items := []map[string]any{}
 	for _, id := range sortedKeys(api.Integrations) {
 		items = append(items, integrationOut(api.Integrations[id]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	return nil
 }
 
-func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) {
+func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) error {
 	api, err := a.store.Get(r.PathValue("api"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	i := api.Integrations[r.PathValue("id")]
 	if i == nil {
-		a.fail(w, fmt.Errorf("%w: Invalid Integration identifier specified", httpapi.ErrNotFound))
-		return
+		return function.Errorf(httpapi.ErrNotFound, "Invalid Integration identifier specified")
 	}
 	writeJSON(w, http.StatusOK, integrationOut(i))
+	return nil
 }
 
-func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) error {
 	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		id := r.PathValue("id")
 		if api.Integrations[id] == nil {
-			return fmt.Errorf("%w: Invalid Integration identifier specified", httpapi.ErrNotFound)
+			return function.Errorf(httpapi.ErrNotFound, "Invalid Integration identifier specified")
 		}
 		for _, route := range api.Routes {
 			if route.Target == "integrations/"+id {
-				return fmt.Errorf("%w: Cannot delete an integration that a route (%s) uses", httpapi.ErrConflict, route.RouteKey)
+				return function.Errorf(httpapi.ErrConflict, "Cannot delete an integration that a route (%s) uses", route.RouteKey)
 			}
 		}
 		delete(api.Integrations, id)
 		return nil
 	})
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func routeOut(rt *httpapi.Route) map[string]any {
@@ -426,7 +433,7 @@ func applyRoute(api *httpapi.API, rt *httpapi.Route, in routeInput) error {
 		rt.Target = *in.Target
 	}
 	if in.AuthorizationType != nil && *in.AuthorizationType != "NONE" {
-		return fmt.Errorf("%w: authorizationType %s is not supported yet; use NONE", httpapi.ErrInvalid, *in.AuthorizationType)
+		return function.Errorf(httpapi.ErrInvalid, "authorizationType %s is not supported yet; use NONE", *in.AuthorizationType)
 	}
 	if err := httpapi.ValidateRouteKey(rt.RouteKey); err != nil {
 		return err
@@ -434,27 +441,25 @@ func applyRoute(api *httpapi.API, rt *httpapi.Route, in routeInput) error {
 	if rt.Target != "" {
 		id, ok := strings.CutPrefix(rt.Target, "integrations/")
 		if !ok || api.Integrations[id] == nil {
-			return fmt.Errorf("%w: Invalid target %q: use integrations/ID of an existing integration", httpapi.ErrInvalid, rt.Target)
+			return function.Errorf(httpapi.ErrInvalid, "Invalid target %q: use integrations/ID of an existing integration", rt.Target)
 		}
 	}
 	for _, other := range api.Routes {
 		if other.ID != rt.ID && other.RouteKey == rt.RouteKey {
-			return fmt.Errorf("%w: Route with key %s already exists for this API", httpapi.ErrConflict, rt.RouteKey)
+			return function.Errorf(httpapi.ErrConflict, "Route with key %s already exists for this API", rt.RouteKey)
 		}
 	}
 	return nil
 }
 
-func (a *API) createRoute(w http.ResponseWriter, r *http.Request) {
+func (a *API) createRoute(w http.ResponseWriter, r *http.Request) error {
 	var in routeInput
 	if err := decode(r, &in); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	rt := &httpapi.Route{ID: httpapi.NewID()}
 	if in.RouteKey == nil {
-		a.fail(w, fmt.Errorf("%w: routeKey is required", httpapi.ErrInvalid))
-		return
+		return function.Errorf(httpapi.ErrInvalid, "routeKey is required")
 	}
 	if _, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		if err := applyRoute(api, rt, in); err != nil {
@@ -463,74 +468,72 @@ func (a *API) createRoute(w http.ResponseWriter, r *http.Request) {
 		api.Routes[rt.ID] = rt
 		return nil
 	}); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, routeOut(rt))
+	return nil
 }
 
-func (a *API) updateRoute(w http.ResponseWriter, r *http.Request) {
+func (a *API) updateRoute(w http.ResponseWriter, r *http.Request) error {
 	var in routeInput
 	if err := decode(r, &in); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	var out *httpapi.Route
 	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		rt := api.Routes[r.PathValue("id")]
 		if rt == nil {
-			return fmt.Errorf("%w: Invalid Route identifier specified", httpapi.ErrNotFound)
+			return function.Errorf(httpapi.ErrNotFound, "Invalid Route identifier specified")
 		}
 		out = rt
 		return applyRoute(api, rt, in)
 	})
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, routeOut(out))
+	return nil
 }
 
-func (a *API) getRoutes(w http.ResponseWriter, r *http.Request) {
+func (a *API) getRoutes(w http.ResponseWriter, r *http.Request) error {
 	api, err := a.store.Get(r.PathValue("api"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	items := []map[string]any{}
 	for _, id := range sortedKeys(api.Routes) {
 		items = append(items, routeOut(api.Routes[id]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	return nil
 }
 
-func (a *API) getRoute(w http.ResponseWriter, r *http.Request) {
+func (a *API) getRoute(w http.ResponseWriter, r *http.Request) error {
 	api, err := a.store.Get(r.PathValue("api"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	rt := api.Routes[r.PathValue("id")]
 	if rt == nil {
-		a.fail(w, fmt.Errorf("%w: Invalid Route identifier specified", httpapi.ErrNotFound))
-		return
+		return function.Errorf(httpapi.ErrNotFound, "Invalid Route identifier specified")
 	}
 	writeJSON(w, http.StatusOK, routeOut(rt))
+	return nil
 }
 
-func (a *API) deleteRoute(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteRoute(w http.ResponseWriter, r *http.Request) error {
 	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		if api.Routes[r.PathValue("id")] == nil {
-			return fmt.Errorf("%w: Invalid Route identifier specified", httpapi.ErrNotFound)
+			return function.Errorf(httpapi.ErrNotFound, "Invalid Route identifier specified")
 		}
 		delete(api.Routes, r.PathValue("id"))
 		return nil
 	})
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func stageOut(s *httpapi.Stage) map[string]any {
@@ -543,73 +546,70 @@ func stageOut(s *httpapi.Stage) map[string]any {
 	}
 }
 
-func (a *API) createStage(w http.ResponseWriter, r *http.Request) {
+func (a *API) createStage(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		StageName  string `json:"stageName"`
 		AutoDeploy bool   `json:"autoDeploy"`
 	}
 	if err := decode(r, &in); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	if in.StageName != "$default" {
-		a.fail(w, fmt.Errorf("%w: Stratus serves the $default stage only; stage %q is not supported", httpapi.ErrInvalid, in.StageName))
-		return
+		return function.Errorf(httpapi.ErrInvalid, "Stratus serves the $default stage only; stage %q is not supported", in.StageName)
 	}
 	st := &httpapi.Stage{Name: in.StageName, AutoDeploy: in.AutoDeploy, Created: time.Now()}
 	if _, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		if api.Stages[st.Name] != nil {
-			return fmt.Errorf("%w: Stage already exists", httpapi.ErrConflict)
+			return function.Errorf(httpapi.ErrConflict, "Stage already exists")
 		}
 		api.Stages[st.Name] = st
 		return nil
 	}); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, stageOut(st))
+	return nil
 }
 
-func (a *API) getStages(w http.ResponseWriter, r *http.Request) {
+func (a *API) getStages(w http.ResponseWriter, r *http.Request) error {
 	api, err := a.store.Get(r.PathValue("api"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	items := []map[string]any{}
 	for _, name := range sortedKeys(api.Stages) {
 		items = append(items, stageOut(api.Stages[name]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	return nil
 }
 
-func (a *API) getStage(w http.ResponseWriter, r *http.Request) {
+func (a *API) getStage(w http.ResponseWriter, r *http.Request) error {
 	api, err := a.store.Get(r.PathValue("api"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	st := api.Stages[r.PathValue("id")]
 	if st == nil {
-		a.fail(w, fmt.Errorf("%w: Invalid stage identifier specified", httpapi.ErrNotFound))
-		return
+		return function.Errorf(httpapi.ErrNotFound, "Invalid stage identifier specified")
 	}
 	writeJSON(w, http.StatusOK, stageOut(st))
+	return nil
 }
 
-func (a *API) deleteStage(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteStage(w http.ResponseWriter, r *http.Request) error {
 	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
 		if api.Stages[r.PathValue("id")] == nil {
-			return fmt.Errorf("%w: Invalid stage identifier specified", httpapi.ErrNotFound)
+			return function.Errorf(httpapi.ErrNotFound, "Invalid stage identifier specified")
 		}
 		delete(api.Stages, r.PathValue("id"))
 		return nil
 	})
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

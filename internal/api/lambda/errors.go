@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/function"
@@ -38,11 +37,11 @@ func (a *API) toAWS(err error, ref string) awsError {
 	case errors.Is(err, invoke.ErrInvalidContent), errors.Is(err, errBadBody):
 		return awsError{Status: 400, Code: "InvalidRequestContentException", Message: detail(err)}
 	case errors.Is(err, registry.ErrAliasNotFound):
-		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "Alias not found: " + detailAfter(err, registry.ErrAliasNotFound)}
+		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "Alias not found: " + detail(err)}
 	case errors.Is(err, registry.ErrAliasExists):
-		return awsError{Status: 409, Code: "ResourceConflictException", Message: "Alias already exists: " + detailAfter(err, registry.ErrAliasExists)}
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: "Alias already exists: " + detail(err)}
 	case errors.Is(err, registry.ErrVersionInUse):
-		return awsError{Status: 409, Code: "ResourceConflictException", Message: err.Error()}
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: detail(err)}
 	case errors.Is(err, registry.ErrURLNotFound):
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The resource you requested does not exist."}
 	case errors.Is(err, registry.ErrURLExists):
@@ -54,7 +53,7 @@ func (a *API) toAWS(err error, ref string) awsError {
 	case errors.Is(err, esm.ErrNotFound):
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The resource you requested does not exist."}
 	case errors.Is(err, esm.ErrExists):
-		return awsError{Status: 409, Code: "ResourceConflictException", Message: detailAfter(err, esm.ErrExists)}
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: detail(err)}
 	case errors.Is(err, registry.ErrNotFound):
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "Function not found: " + a.arnOf(ref)}
 	case errors.Is(err, registry.ErrExists):
@@ -72,27 +71,12 @@ func (a *API) toAWS(err error, ref string) awsError {
 	return awsError{Status: 500, Code: "ServiceException", Message: "internal error: " + err.Error()}
 }
 
-// detail strips the sentinel's own words from a wrapped error, leaving
-// the message meant for the user.
+// detail is the message for the caller.
 func detail(err error) string {
-	msg := err.Error()
-	for _, prefix := range []string{function.ErrInvalid.Error() + ": ", function.ErrTooLarge.Error() + ": ", invoke.ErrUnsupported.Error() + ": ", errBadBody.Error() + ": "} {
-		if i := strings.Index(msg, prefix); i >= 0 {
-			return msg[i+len(prefix):]
-		}
-	}
 	if errors.Is(err, invoke.ErrInvalidContent) {
 		return "Could not parse request body into json: Could not parse payload into json"
 	}
-	return msg
-}
-
-func detailAfter(err, sentinel error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, sentinel.Error()+": "); i >= 0 {
-		return msg[i+len(sentinel.Error())+2:]
-	}
-	return msg
+	return function.Message(err)
 }
 
 func (a *API) arnOf(ref string) string {
@@ -103,8 +87,38 @@ func (a *API) arnOf(ref string) string {
 	return function.ARN(a.opts.Region, name, q)
 }
 
-func (a *API) fail(w http.ResponseWriter, err error, ref string) {
-	writeAWSError(w, a.toAWS(err, ref))
+// refError names the function a failed request was about, for messages
+// that quote its ARN.
+type refError struct {
+	ref string
+	err error
+}
+
+func (e *refError) Error() string { return e.err.Error() }
+func (e *refError) Unwrap() error { return e.err }
+
+// at ties err to the function ref names; nil stays nil.
+func (a *API) at(ref string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &refError{ref: ref, err: err}
+}
+
+// h adapts a handler that returns its error, so that errors reach the
+// wire in one place: mapped by toAWS, written by writeAWSError.
+func (a *API) h(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		ref := r.PathValue("name")
+		if re, ok := errors.AsType[*refError](err); ok {
+			ref = re.ref
+		}
+		writeAWSError(w, a.toAWS(err, ref))
+	}
 }
 
 func writeAWSError(w http.ResponseWriter, e awsError) {

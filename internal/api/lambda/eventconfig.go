@@ -10,11 +10,11 @@ import (
 
 func (a *API) registerEventConfig(mux *http.ServeMux) {
 	const path = "/2019-09-25/functions/{name}/event-invoke-config"
-	mux.HandleFunc("PUT "+path, func(w http.ResponseWriter, r *http.Request) { a.putEventConfig(w, r, false) })
-	mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) { a.putEventConfig(w, r, true) })
-	mux.HandleFunc("GET "+path, a.getEventConfig)
-	mux.HandleFunc("DELETE "+path, a.deleteEventConfig)
-	mux.HandleFunc("GET "+path+"/list", a.listEventConfigs)
+	mux.HandleFunc("PUT "+path, a.h(func(w http.ResponseWriter, r *http.Request) error { return a.putEventConfig(w, r, false) }))
+	mux.HandleFunc("POST "+path, a.h(func(w http.ResponseWriter, r *http.Request) error { return a.putEventConfig(w, r, true) }))
+	mux.HandleFunc("GET "+path, a.h(a.getEventConfig))
+	mux.HandleFunc("DELETE "+path, a.h(a.deleteEventConfig))
+	mux.HandleFunc("GET "+path+"/list", a.h(a.listEventConfigs))
 }
 
 type destination struct {
@@ -46,13 +46,12 @@ func (a *API) eventConfigOut(c *function.EventInvokeConfig) eventConfigWire {
 	return out
 }
 
-func (a *API) putEventConfig(w http.ResponseWriter, r *http.Request, merge bool) {
+func (a *API) putEventConfig(w http.ResponseWriter, r *http.Request, merge bool) error {
 	ref := r.PathValue("name")
 	var in eventConfigWire
 	name, err := named(r, &in, "PutFunctionEventInvokeConfig")
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	c := function.EventInvokeConfig{Function: name, MaximumRetryAttempts: in.MaximumRetryAttempts, MaximumEventAge: in.MaximumEventAgeInSeconds, LastModified: time.Now()}
 	if d := in.DestinationConfig; d != nil {
@@ -65,52 +64,50 @@ func (a *API) putEventConfig(w http.ResponseWriter, r *http.Request, merge bool)
 	}
 	out, err := a.reg.PutEventConfig(r.Context(), c, merge)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusOK, a.eventConfigOut(out))
+	return nil
 }
 
-func (a *API) getEventConfig(w http.ResponseWriter, r *http.Request) {
+func (a *API) getEventConfig(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err == nil {
 		_, err = a.reg.Get(name)
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	c := a.reg.EventConfig(name)
 	if c == nil {
-		a.fail(w, registry.ErrNoEventConfig, ref)
-		return
+		return a.at(ref, registry.ErrNoEventConfig)
 	}
 	writeJSON(w, http.StatusOK, a.eventConfigOut(c))
+	return nil
 }
 
-func (a *API) deleteEventConfig(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteEventConfig(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err == nil {
 		err = a.reg.DeleteEventConfig(r.Context(), name)
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (a *API) listEventConfigs(w http.ResponseWriter, r *http.Request) {
+func (a *API) listEventConfigs(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err == nil {
 		_, err = a.reg.Get(name)
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out := struct {
 		Configs []eventConfigWire `json:"FunctionEventInvokeConfigs"`
@@ -119,4 +116,5 @@ func (a *API) listEventConfigs(w http.ResponseWriter, r *http.Request) {
 		out.Configs = append(out.Configs, a.eventConfigOut(c))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }

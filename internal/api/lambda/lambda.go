@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -58,18 +57,18 @@ func New(reg *registry.Registry, inv *invoke.Invoker, log *slog.Logger, opts Opt
 // Register adds the routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	const fns = "/2015-03-31/functions"
-	mux.HandleFunc("POST "+fns, a.createFunction)
-	mux.HandleFunc("POST "+fns+"/{$}", a.createFunction)
-	mux.HandleFunc("GET "+fns, a.listFunctions)
-	mux.HandleFunc("GET "+fns+"/{$}", a.listFunctions)
-	mux.HandleFunc("GET "+fns+"/{name}", a.getFunction)
-	mux.HandleFunc("DELETE "+fns+"/{name}", a.deleteFunction)
-	mux.HandleFunc("GET "+fns+"/{name}/configuration", a.getFunctionConfiguration)
-	mux.HandleFunc("PUT "+fns+"/{name}/configuration", a.updateFunctionConfiguration)
-	mux.HandleFunc("PUT "+fns+"/{name}/code", a.updateFunctionCode)
-	mux.HandleFunc("POST "+fns+"/{name}/invocations", a.invoke)
-	mux.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
-	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
+	mux.HandleFunc("POST "+fns, a.h(a.createFunction))
+	mux.HandleFunc("POST "+fns+"/{$}", a.h(a.createFunction))
+	mux.HandleFunc("GET "+fns, a.h(a.listFunctions))
+	mux.HandleFunc("GET "+fns+"/{$}", a.h(a.listFunctions))
+	mux.HandleFunc("GET "+fns+"/{name}", a.h(a.getFunction))
+	mux.HandleFunc("DELETE "+fns+"/{name}", a.h(a.deleteFunction))
+	mux.HandleFunc("GET "+fns+"/{name}/configuration", a.h(a.getFunctionConfiguration))
+	mux.HandleFunc("PUT "+fns+"/{name}/configuration", a.h(a.updateFunctionConfiguration))
+	mux.HandleFunc("PUT "+fns+"/{name}/code", a.h(a.updateFunctionCode))
+	mux.HandleFunc("POST "+fns+"/{name}/invocations", a.h(a.invoke))
+	mux.HandleFunc("GET /2016-08-19/account-settings", a.h(a.accountSettings))
+	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.h(a.accountSettings))
 	a.registerVersions(mux)
 	a.registerURLs(mux)
 	a.registerEventConfig(mux)
@@ -163,11 +162,11 @@ type codeInput struct {
 func (c *codeInput) zip() ([]byte, error) {
 	switch {
 	case c.ImageURI != "":
-		return nil, fmt.Errorf("%w: container images (Code.ImageUri) are not supported by Stratus; deploy a .zip package", function.ErrInvalid)
+		return nil, function.Errorf(function.ErrInvalid, "container images (Code.ImageUri) are not supported by Stratus; deploy a .zip package")
 	case c.S3Bucket != "" || c.S3Key != "":
-		return nil, fmt.Errorf("%w: Code.S3Bucket is not supported yet; send the package as Code.ZipFile", function.ErrInvalid)
+		return nil, function.Errorf(function.ErrInvalid, "Code.S3Bucket is not supported yet; send the package as Code.ZipFile")
 	case len(c.ZipFile) == 0:
-		return nil, fmt.Errorf("%w: Code.ZipFile is required", function.ErrInvalid)
+		return nil, function.Errorf(function.ErrInvalid, "Code.ZipFile is required")
 	}
 	return c.ZipFile, nil
 }
@@ -189,28 +188,24 @@ type createFunctionInput struct {
 	Tags             map[string]string `json:"Tags"`
 }
 
-func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
+func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	var in createFunctionInput
 	if err := decode(r, &in, "CreateFunction"); err != nil {
-		a.fail(w, err, in.FunctionName)
-		return
+		return a.at(in.FunctionName, err)
 	}
 	if in.PackageType != "" && in.PackageType != "Zip" {
-		a.fail(w, fmt.Errorf("%w: PackageType %s is not supported by Stratus; use Zip", function.ErrInvalid, in.PackageType), in.FunctionName)
-		return
+		return a.at(in.FunctionName, function.Errorf(function.ErrInvalid, "PackageType %s is not supported by Stratus; use Zip", in.PackageType))
 	}
 	name, q, err := function.ParseRef(in.FunctionName)
 	if err == nil && q != "" {
-		err = fmt.Errorf("%w: a function name for CreateFunction cannot carry a qualifier", function.ErrInvalid)
+		err = function.Errorf(function.ErrInvalid, "a function name for CreateFunction cannot carry a qualifier")
 	}
 	if err != nil {
-		a.fail(w, err, in.FunctionName)
-		return
+		return a.at(in.FunctionName, err)
 	}
 	zip, err := in.Code.zip()
 	if err != nil {
-		a.fail(w, err, name)
-		return
+		return a.at(name, err)
 	}
 	cfg := function.Config{
 		Name:        name,
@@ -236,22 +231,20 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
 	case 1:
 		cfg.Architecture = in.Architectures[0]
 	default:
-		a.fail(w, fmt.Errorf("%w: Architectures takes exactly one value", function.ErrInvalid), name)
-		return
+		return a.at(name, function.Errorf(function.ErrInvalid, "Architectures takes exactly one value"))
 	}
 	fn, err := a.reg.Create(r.Context(), cfg, zip)
 	if err != nil {
-		a.fail(w, err, name)
-		return
+		return a.at(name, err)
 	}
 	writeJSON(w, http.StatusCreated, a.configuration(fn, true))
+	return nil
 }
 
-func (a *API) getFunction(w http.ResponseWriter, r *http.Request) {
+func (a *API) getFunction(w http.ResponseWriter, r *http.Request) error {
 	fn, ref, err := a.lookup(r)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out := map[string]any{
 		"Configuration": a.configuration(fn, true),
@@ -264,15 +257,16 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request) {
 		out["Tags"] = fn.Tags
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+func (a *API) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
 	fn, ref, err := a.lookup(r)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusOK, a.configuration(fn, true))
+	return nil
 }
 
 // lookup resolves the {name} path element and the Qualifier query.
@@ -282,14 +276,13 @@ func (a *API) lookup(r *http.Request) (*function.Function, string, error) {
 	return fn, ref, err
 }
 
-func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
+func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	maxItems := 50
 	if s := q.Get("MaxItems"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 10000 {
-			a.fail(w, fmt.Errorf("%w: MaxItems must be between 1 and 10000", function.ErrInvalid), "")
-			return
+			return a.at("", function.Errorf(function.ErrInvalid, "MaxItems must be between 1 and 10000"))
 		}
 		maxItems = min(n, 50)
 	}
@@ -297,8 +290,7 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
 	if m := q.Get("Marker"); m != "" {
 		b, err := base64.RawURLEncoding.DecodeString(m)
 		if err != nil {
-			a.fail(w, fmt.Errorf("%w: invalid Marker", function.ErrInvalid), "")
-			return
+			return a.at("", function.Errorf(function.ErrInvalid, "invalid Marker"))
 		}
 		after = string(b)
 	}
@@ -318,9 +310,10 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
 		out.Functions = append(out.Functions, a.configuration(fn, false))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, q, err := function.ParseRef(ref)
 	if err == nil {
@@ -329,20 +322,20 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case q == function.Latest:
-			err = fmt.Errorf("%w: $LATEST version cannot be deleted without deleting the function.", function.ErrInvalid)
+			err = function.Errorf(function.ErrInvalid, "$LATEST version cannot be deleted without deleting the function.")
 		case function.IsVersion(q):
 			err = a.reg.DeleteVersion(r.Context(), name, q)
 		case q != "":
-			err = fmt.Errorf("%w: %s", registry.ErrNotFound, ref)
+			err = function.Errorf(registry.ErrNotFound, "%s", ref)
 		default:
 			err = a.reg.Delete(r.Context(), name)
 		}
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 type updateCodeInput struct {
@@ -353,18 +346,16 @@ type updateCodeInput struct {
 	Architectures []string `json:"Architectures"`
 }
 
-func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request) {
+func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in updateCodeInput
 	name, err := named(r, &in, "UpdateFunctionCode")
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	zip, err := in.zip()
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	if in.DryRun {
 		fn, err := a.reg.Get(name)
@@ -375,18 +366,17 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if err != nil {
-			a.fail(w, err, ref)
-			return
+			return a.at(ref, err)
 		}
 		writeJSON(w, http.StatusOK, a.configuration(fn, true))
-		return
+		return nil
 	}
 	fn, err := a.reg.UpdateCode(r.Context(), name, in.RevisionID, zip)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusOK, a.configuration(fn, true))
+	return nil
 }
 
 type updateConfigInput struct {
@@ -402,13 +392,12 @@ type updateConfigInput struct {
 	RevisionID       string            `json:"RevisionId"`
 }
 
-func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in updateConfigInput
 	name, err := named(r, &in, "UpdateFunctionConfiguration")
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	fn, err := a.reg.UpdateConfig(r.Context(), name, in.RevisionID, func(c *function.Config) {
 		if in.Runtime != nil {
@@ -450,10 +439,10 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		}
 	})
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusOK, a.configuration(fn, true))
+	return nil
 }
 
 // named reads the request body into in, then the path's function name
@@ -473,12 +462,12 @@ func bareName(ref string) (string, error) {
 		return "", err
 	}
 	if q != "" && q != function.Latest {
-		return "", fmt.Errorf("%w: only $LATEST can be updated", function.ErrInvalid)
+		return "", function.Errorf(function.ErrInvalid, "only $LATEST can be updated")
 	}
 	return name, nil
 }
 
-func (a *API) accountSettings(w http.ResponseWriter, _ *http.Request) {
+func (a *API) accountSettings(w http.ResponseWriter, _ *http.Request) error {
 	var size int64
 	fns := a.reg.List()
 	for _, fn := range fns {
@@ -499,33 +488,30 @@ func (a *API) accountSettings(w http.ResponseWriter, _ *http.Request) {
 			"ConcurrentExecutions": a.inv.InFlight(),
 		},
 	})
+	return nil
 }
 
-func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
+func (a *API) invoke(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	if r.ContentLength > function.MaxSyncPayload {
-		a.fail(w, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxSyncPayload), ref)
-		return
+		return a.at(ref, function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the InvokeFunction operation", function.MaxSyncPayload))
 	}
 	payload, err := readLimited(r.Body, function.MaxSyncPayload)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	h := r.Header
 	if h.Get("X-Amz-Invocation-Type") == invoke.Event && a.opts.Async != nil {
 		if len(payload) > function.MaxAsyncPayload {
-			a.fail(w, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, function.MaxAsyncPayload), ref)
-			return
+			return a.at(ref, function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the InvokeFunction operation", function.MaxAsyncPayload))
 		}
 		id, err := a.opts.Async.Enqueue(r.Context(), ref, r.URL.Query().Get("Qualifier"), payload)
 		if err != nil {
-			a.fail(w, err, ref)
-			return
+			return a.at(ref, err)
 		}
 		w.Header()["X-Amzn-Requestid"] = []string{id}
 		w.WriteHeader(http.StatusAccepted)
-		return
+		return nil
 	}
 	resp, err := a.inv.Invoke(r.Context(), invoke.Request{
 		FunctionName:  ref,
@@ -537,8 +523,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		TraceID:       h.Get("X-Amzn-Trace-Id"),
 	})
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out := w.Header()
 	out["Content-Type"] = []string{"application/json"}
@@ -555,36 +540,37 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 	out["Content-Length"] = []string{strconv.Itoa(len(resp.Payload))}
 	w.WriteHeader(resp.Status)
 	_, _ = w.Write(resp.Payload)
+	return nil
 }
 
 // readLimited reads a body of at most limit bytes.
 func readLimited(r io.Reader, limit int) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errBadBody, err)
+		return nil, function.Errorf(errBadBody, "%v", err)
 	}
 	if len(b) > limit {
-		return nil, fmt.Errorf("%w: Request must be smaller than %d bytes for the InvokeFunction operation", function.ErrTooLarge, limit)
+		return nil, function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the InvokeFunction operation", limit)
 	}
 	return b, nil
 }
 
 func decode(r *http.Request, v any, op string) error {
 	if r.ContentLength > maxControlBody {
-		return fmt.Errorf("%w: Request must be smaller than %d bytes for the %s operation", function.ErrTooLarge, maxControlBody, op)
+		return function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the %s operation", maxControlBody, op)
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody+1))
 	if err != nil {
-		return fmt.Errorf("%w: %v", errBadBody, err)
+		return function.Errorf(errBadBody, "%v", err)
 	}
 	if len(b) > maxControlBody {
-		return fmt.Errorf("%w: Request must be smaller than %d bytes for the %s operation", function.ErrTooLarge, maxControlBody, op)
+		return function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the %s operation", maxControlBody, op)
 	}
 	if len(b) == 0 {
 		return nil
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%w: %v", errBadBody, err)
+		return function.Errorf(errBadBody, "%v", err)
 	}
 	return nil
 }

@@ -10,13 +10,13 @@ import (
 
 func (a *API) registerMappings(mux *http.ServeMux) {
 	const path = "/2015-03-31/event-source-mappings"
-	mux.HandleFunc("POST "+path, a.createMapping)
-	mux.HandleFunc("POST "+path+"/{$}", a.createMapping)
-	mux.HandleFunc("GET "+path, a.listMappings)
-	mux.HandleFunc("GET "+path+"/{$}", a.listMappings)
-	mux.HandleFunc("GET "+path+"/{uuid}", a.getMapping)
-	mux.HandleFunc("PUT "+path+"/{uuid}", a.updateMapping)
-	mux.HandleFunc("DELETE "+path+"/{uuid}", a.deleteMapping)
+	mux.HandleFunc("POST "+path, a.h(a.createMapping))
+	mux.HandleFunc("POST "+path+"/{$}", a.h(a.createMapping))
+	mux.HandleFunc("GET "+path, a.h(a.listMappings))
+	mux.HandleFunc("GET "+path+"/{$}", a.h(a.listMappings))
+	mux.HandleFunc("GET "+path+"/{uuid}", a.h(a.getMapping))
+	mux.HandleFunc("PUT "+path+"/{uuid}", a.h(a.updateMapping))
+	mux.HandleFunc("DELETE "+path+"/{uuid}", a.h(a.deleteMapping))
 }
 
 type scalingConfig struct {
@@ -86,20 +86,17 @@ func responseTypes(types []string) (bool, error) {
 	return report, nil
 }
 
-func (a *API) createMapping(w http.ResponseWriter, r *http.Request) {
+func (a *API) createMapping(w http.ResponseWriter, r *http.Request) error {
 	var in mappingWire
 	if err := decode(r, &in, "CreateEventSourceMapping"); err != nil {
-		a.fail(w, err, "")
-		return
+		return a.at("", err)
 	}
 	if in.FunctionName == "" || in.EventSourceArn == "" {
-		a.fail(w, function.Invalidf("FunctionName and EventSourceArn are required"), "")
-		return
+		return a.at("", function.Invalidf("FunctionName and EventSourceArn are required"))
 	}
 	name, q, err := function.ParseRef(in.FunctionName)
 	if err != nil {
-		a.fail(w, err, in.FunctionName)
-		return
+		return a.at(in.FunctionName, err)
 	}
 	m := esm.Mapping{EventSourceArn: in.EventSourceArn, Function: name, Qualifier: q, Enabled: true}
 	setIf(&m.Enabled, in.Enabled)
@@ -109,15 +106,14 @@ func (a *API) createMapping(w http.ResponseWriter, r *http.Request) {
 		setIf(&m.MaximumConcurrency, in.ScalingConfig.MaximumConcurrency)
 	}
 	if m.ReportItemFailures, err = responseTypes(in.FunctionResponseTypes); err != nil {
-		a.fail(w, err, in.FunctionName)
-		return
+		return a.at(in.FunctionName, err)
 	}
 	out, err := a.opts.Mappings.Create(r.Context(), m)
 	if err != nil {
-		a.fail(w, err, in.FunctionName)
-		return
+		return a.at(in.FunctionName, err)
 	}
 	writeJSON(w, http.StatusAccepted, a.mappingOut(out, "Creating"))
+	return nil
 }
 
 func setIf[T any](dst *T, v *T) {
@@ -126,23 +122,22 @@ func setIf[T any](dst *T, v *T) {
 	}
 }
 
-func (a *API) getMapping(w http.ResponseWriter, r *http.Request) {
+func (a *API) getMapping(w http.ResponseWriter, r *http.Request) error {
 	m, err := a.opts.Mappings.Get(r.PathValue("uuid"))
 	if err != nil {
-		a.fail(w, err, "")
-		return
+		return a.at("", err)
 	}
 	writeJSON(w, http.StatusOK, a.mappingOut(m, ""))
+	return nil
 }
 
-func (a *API) listMappings(w http.ResponseWriter, r *http.Request) {
+func (a *API) listMappings(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	fn := ""
 	if ref := q.Get("FunctionName"); ref != "" {
 		name, _, err := function.ParseRef(ref)
 		if err != nil {
-			a.fail(w, err, ref)
-			return
+			return a.at(ref, err)
 		}
 		fn = name
 	}
@@ -157,8 +152,7 @@ func (a *API) listMappings(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("MaxItems"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 10000 {
-			a.fail(w, function.Invalidf("MaxItems must be between 1 and 10000"), "")
-			return
+			return a.at("", function.Invalidf("MaxItems must be between 1 and 10000"))
 		}
 		limit = n
 	}
@@ -175,13 +169,13 @@ func (a *API) listMappings(w http.ResponseWriter, r *http.Request) {
 		out.EventSourceMappings = append(out.EventSourceMappings, a.mappingOut(m, ""))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) updateMapping(w http.ResponseWriter, r *http.Request) {
+func (a *API) updateMapping(w http.ResponseWriter, r *http.Request) error {
 	var in mappingWire
 	if err := decode(r, &in, "UpdateEventSourceMapping"); err != nil {
-		a.fail(w, err, "")
-		return
+		return a.at("", err)
 	}
 	p := esm.Patch{Enabled: in.Enabled, BatchSize: in.BatchSize, Window: in.MaximumBatchingWindowInSeconds}
 	if in.FunctionName != "" {
@@ -197,24 +191,23 @@ func (a *API) updateMapping(w http.ResponseWriter, r *http.Request) {
 	if in.FunctionResponseTypes != nil {
 		report, err := responseTypes(in.FunctionResponseTypes)
 		if err != nil {
-			a.fail(w, err, "")
-			return
+			return a.at("", err)
 		}
 		p.ReportItemFailures = &report
 	}
 	m, err := a.opts.Mappings.Update(r.Context(), r.PathValue("uuid"), p)
 	if err != nil {
-		a.fail(w, err, in.FunctionName)
-		return
+		return a.at(in.FunctionName, err)
 	}
 	writeJSON(w, http.StatusAccepted, a.mappingOut(m, "Updating"))
+	return nil
 }
 
-func (a *API) deleteMapping(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteMapping(w http.ResponseWriter, r *http.Request) error {
 	m, err := a.opts.Mappings.Delete(r.Context(), r.PathValue("uuid"))
 	if err != nil {
-		a.fail(w, err, "")
-		return
+		return a.at("", err)
 	}
 	writeJSON(w, http.StatusAccepted, a.mappingOut(m, "Deleting"))
+	return nil
 }

@@ -10,11 +10,11 @@ import (
 
 func (a *API) registerURLs(mux *http.ServeMux) {
 	const path = "/2021-10-31/functions/{name}/url"
-	mux.HandleFunc("POST "+path, a.createURL)
-	mux.HandleFunc("GET "+path, a.getURL)
-	mux.HandleFunc("PUT "+path, a.updateURL)
-	mux.HandleFunc("DELETE "+path, a.deleteURL)
-	mux.HandleFunc("GET /2021-10-31/functions/{name}/urls", a.listURLs)
+	mux.HandleFunc("POST "+path, a.h(a.createURL))
+	mux.HandleFunc("GET "+path, a.h(a.getURL))
+	mux.HandleFunc("PUT "+path, a.h(a.updateURL))
+	mux.HandleFunc("DELETE "+path, a.h(a.deleteURL))
+	mux.HandleFunc("GET /2021-10-31/functions/{name}/urls", a.h(a.listURLs))
 }
 
 type urlInput struct {
@@ -55,17 +55,15 @@ func (a *API) urlOut(u *function.URLConfig) urlOutput {
 	}
 }
 
-func (a *API) createURL(w http.ResponseWriter, r *http.Request) {
+func (a *API) createURL(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in urlInput
 	if err := decode(r, &in, "CreateFunctionUrlConfig"); err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	name, q, err := a.urlTarget(r)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	u := function.URLConfig{Function: name, Qualifier: q, Cors: in.Cors, LastModified: time.Now()}
 	if in.AuthType != nil {
@@ -76,23 +74,21 @@ func (a *API) createURL(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := a.reg.PutURL(r.Context(), u, true, nil)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusCreated, a.urlOut(out))
+	return nil
 }
 
-func (a *API) updateURL(w http.ResponseWriter, r *http.Request) {
+func (a *API) updateURL(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in urlInput
 	if err := decode(r, &in, "UpdateFunctionUrlConfig"); err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	name, q, err := a.urlTarget(r)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out, err := a.reg.PutURL(r.Context(), function.URLConfig{Function: name, Qualifier: q, LastModified: time.Now()}, false, func(u *function.URLConfig) {
 		if in.AuthType != nil {
@@ -106,54 +102,51 @@ func (a *API) updateURL(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusOK, a.urlOut(out))
+	return nil
 }
 
-func (a *API) getURL(w http.ResponseWriter, r *http.Request) {
+func (a *API) getURL(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, q, err := a.urlTarget(r)
 	if err == nil {
 		var u *function.URLConfig
 		if u, err = a.reg.URL(name, q); err == nil {
 			writeJSON(w, http.StatusOK, a.urlOut(u))
-			return
+			return nil
 		}
 	}
-	a.fail(w, err, ref)
+	return a.at(ref, err)
 }
 
-func (a *API) deleteURL(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteURL(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, q, err := a.urlTarget(r)
 	if err == nil {
 		err = a.reg.DeleteURL(r.Context(), name, q)
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (a *API) listURLs(w http.ResponseWriter, r *http.Request) {
+func (a *API) listURLs(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	all, err := a.reg.URLs(name)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	page, next, err := paginate(r, len(all), func(i int) string { return all[i].ID })
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out := struct {
 		Configs    []urlOutput `json:"FunctionUrlConfigs"`
@@ -163,6 +156,7 @@ func (a *API) listURLs(w http.ResponseWriter, r *http.Request) {
 		out.Configs = append(out.Configs, a.urlOut(all[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // urlTarget reads the function and the optional Qualifier (an alias or $LATEST).

@@ -1,7 +1,6 @@
 package lambda
 
 import (
-	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -14,20 +13,20 @@ import (
 
 func (a *API) registerVersions(mux *http.ServeMux) {
 	const fns = "/2015-03-31/functions/{name}"
-	mux.HandleFunc("POST "+fns+"/versions", a.publishVersion)
-	mux.HandleFunc("GET "+fns+"/versions", a.listVersions)
-	mux.HandleFunc("POST "+fns+"/aliases", a.createAlias)
-	mux.HandleFunc("GET "+fns+"/aliases", a.listAliases)
-	mux.HandleFunc("GET "+fns+"/aliases/{alias}", a.getAlias)
-	mux.HandleFunc("PUT "+fns+"/aliases/{alias}", a.updateAlias)
-	mux.HandleFunc("DELETE "+fns+"/aliases/{alias}", a.deleteAlias)
-	mux.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", a.putConcurrency)
-	mux.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.deleteConcurrency)
-	mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.getConcurrency)
+	mux.HandleFunc("POST "+fns+"/versions", a.h(a.publishVersion))
+	mux.HandleFunc("GET "+fns+"/versions", a.h(a.listVersions))
+	mux.HandleFunc("POST "+fns+"/aliases", a.h(a.createAlias))
+	mux.HandleFunc("GET "+fns+"/aliases", a.h(a.listAliases))
+	mux.HandleFunc("GET "+fns+"/aliases/{alias}", a.h(a.getAlias))
+	mux.HandleFunc("PUT "+fns+"/aliases/{alias}", a.h(a.updateAlias))
+	mux.HandleFunc("DELETE "+fns+"/aliases/{alias}", a.h(a.deleteAlias))
+	mux.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", a.h(a.putConcurrency))
+	mux.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.h(a.deleteConcurrency))
+	mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.h(a.getConcurrency))
 	a.registerProvisioned(mux)
 }
 
-func (a *API) publishVersion(w http.ResponseWriter, r *http.Request) {
+func (a *API) publishVersion(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in struct {
 		CodeSha256  string `json:"CodeSha256"`
@@ -36,33 +35,29 @@ func (a *API) publishVersion(w http.ResponseWriter, r *http.Request) {
 	}
 	name, err := named(r, &in, "PublishVersion")
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	v, err := a.reg.PublishVersion(r.Context(), name, in.CodeSha256, in.Description, in.RevisionID)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusCreated, a.configuration(v, true))
+	return nil
 }
 
-func (a *API) listVersions(w http.ResponseWriter, r *http.Request) {
+func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	vs, err := a.reg.Versions(name)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	page, next, err := paginate(r, len(vs), func(i int) string { return vs[i].VersionLabel() })
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out := struct {
 		Versions   []functionConfiguration `json:"Versions"`
@@ -72,6 +67,7 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request) {
 		out.Versions = append(out.Versions, a.configuration(vs[i], false))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // paginate picks the indexes of one page of n items by Marker and MaxItems
@@ -82,7 +78,7 @@ func paginate(r *http.Request, n int, key func(int) string) (page []int, next st
 	if s := q.Get("MaxItems"); s != "" {
 		m, err := strconv.Atoi(s)
 		if err != nil || m < 1 || m > 10000 {
-			return nil, "", fmt.Errorf("%w: MaxItems must be between 1 and 10000", function.ErrInvalid)
+			return nil, "", function.Errorf(function.ErrInvalid, "MaxItems must be between 1 and 10000")
 		}
 		maxItems = min(m, 50)
 	}
@@ -95,7 +91,7 @@ func paginate(r *http.Request, n int, key func(int) string) (page []int, next st
 			}
 		}
 		if start < 0 {
-			return nil, "", fmt.Errorf("%w: invalid Marker", function.ErrInvalid)
+			return nil, "", function.Errorf(function.ErrInvalid, "invalid Marker")
 		}
 	}
 	for i := start; i < n; i++ {
@@ -142,13 +138,12 @@ type aliasInput struct {
 	RevisionID      string         `json:"RevisionId"`
 }
 
-func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
+func (a *API) createAlias(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in aliasInput
 	name, err := named(r, &in, "CreateAlias")
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	al := function.Alias{Name: in.Name, Function: name, FunctionVersion: in.FunctionVersion}
 	if in.Description != nil {
@@ -159,24 +154,22 @@ func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := a.reg.PutAlias(r.Context(), al, true, "")
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusCreated, a.aliasOut(out))
+	return nil
 }
 
-func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) {
+func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in aliasInput
 	name, err := named(r, &in, "UpdateAlias")
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	cur, err := a.reg.Alias(name, r.PathValue("alias"))
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	al := *cur
 	if in.FunctionVersion != "" {
@@ -190,36 +183,34 @@ func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := a.reg.PutAlias(r.Context(), al, false, in.RevisionID)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusOK, a.aliasOut(out))
+	return nil
 }
 
-func (a *API) getAlias(w http.ResponseWriter, r *http.Request) {
+func (a *API) getAlias(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err == nil {
 		var al *function.Alias
 		if al, err = a.reg.Alias(name, r.PathValue("alias")); err == nil {
 			writeJSON(w, http.StatusOK, a.aliasOut(al))
-			return
+			return nil
 		}
 	}
-	a.fail(w, err, ref)
+	return a.at(ref, err)
 }
 
-func (a *API) listAliases(w http.ResponseWriter, r *http.Request) {
+func (a *API) listAliases(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	all, err := a.reg.Aliases(name)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	if v := r.URL.Query().Get("FunctionVersion"); v != "" {
 		var kept []*function.Alias
@@ -232,8 +223,7 @@ func (a *API) listAliases(w http.ResponseWriter, r *http.Request) {
 	}
 	page, next, err := paginate(r, len(all), func(i int) string { return all[i].Name })
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out := struct {
 		Aliases    []aliasConfiguration `json:"Aliases"`
@@ -243,34 +233,33 @@ func (a *API) listAliases(w http.ResponseWriter, r *http.Request) {
 		out.Aliases = append(out.Aliases, a.aliasOut(all[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err == nil {
 		err = a.reg.DeleteAlias(r.Context(), name, r.PathValue("alias"))
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (a *API) putConcurrency(w http.ResponseWriter, r *http.Request) {
+func (a *API) putConcurrency(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in struct {
 		Reserved *int `json:"ReservedConcurrentExecutions"`
 	}
 	name, err := named(r, &in, "PutFunctionConcurrency")
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	if in.Reserved == nil || *in.Reserved < 0 {
-		a.fail(w, fmt.Errorf("%w: ReservedConcurrentExecutions must be 0 or more", function.ErrInvalid), ref)
-		return
+		return a.at(ref, function.Errorf(function.ErrInvalid, "ReservedConcurrentExecutions must be 0 or more"))
 	}
 	c, err := a.reg.UpdateConcurrency(r.Context(), name, func(c *function.Concurrency) error {
 		others := a.reg.ReservedTotal()
@@ -279,40 +268,40 @@ func (a *API) putConcurrency(w http.ResponseWriter, r *http.Request) {
 		}
 		floor := minUnreserved(a.inv.MaxConcurrency())
 		if unreserved := int(a.inv.MaxConcurrency()) - others - *in.Reserved; unreserved < floor {
-			return fmt.Errorf("%w: Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", function.ErrInvalid, floor)
+			return function.Errorf(function.ErrInvalid, "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", floor)
 		}
 		c.Reserved = in.Reserved
 		return nil
 	})
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"ReservedConcurrentExecutions": *c.Reserved})
+	return nil
 }
 
 // minUnreserved is what Lambda keeps unreserved in an account (100), a
 // tenth for accounts under 1,000.
 func minUnreserved(account int64) int { return int(min(100, account/10)) }
 
-func (a *API) getConcurrency(w http.ResponseWriter, r *http.Request) {
+func (a *API) getConcurrency(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err == nil {
 		_, err = a.reg.Get(name)
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out := map[string]int{}
 	if c := a.reg.Concurrency(name); c.Reserved != nil {
 		out["ReservedConcurrentExecutions"] = *c.Reserved
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) deleteConcurrency(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteConcurrency(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err == nil {
@@ -322,17 +311,17 @@ func (a *API) deleteConcurrency(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (a *API) registerProvisioned(mux *http.ServeMux) {
 	const path = "/2019-09-30/functions/{name}/provisioned-concurrency"
-	mux.HandleFunc("PUT "+path, a.putProvisioned)
-	mux.HandleFunc("GET "+path, a.getProvisioned)
-	mux.HandleFunc("DELETE "+path, a.deleteProvisioned)
+	mux.HandleFunc("PUT "+path, a.h(a.putProvisioned))
+	mux.HandleFunc("GET "+path, a.h(a.getProvisioned))
+	mux.HandleFunc("DELETE "+path, a.h(a.deleteProvisioned))
 }
 
 type provisionedOut struct {
@@ -375,29 +364,26 @@ func (a *API) provisionedTarget(r *http.Request) (name, q string, err error) {
 	}
 	q = r.URL.Query().Get("Qualifier")
 	if q == "" || q == function.Latest {
-		return "", "", fmt.Errorf("%w: Provisioned Concurrency Configs cannot be applied to unpublished function versions; give a version or alias as Qualifier", function.ErrInvalid)
+		return "", "", function.Errorf(function.ErrInvalid, "Provisioned Concurrency Configs cannot be applied to unpublished function versions; give a version or alias as Qualifier")
 	}
 	_, err = a.reg.ResolvePrimary(name, q)
 	return name, q, err
 }
 
-func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request) {
+func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	var in struct {
 		N int `json:"ProvisionedConcurrentExecutions"`
 	}
 	if err := decode(r, &in, "PutProvisionedConcurrencyConfig"); err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	name, q, err := a.provisionedTarget(r)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	if in.N < 1 {
-		a.fail(w, fmt.Errorf("%w: ProvisionedConcurrentExecutions must be at least 1", function.ErrInvalid), ref)
-		return
+		return a.at(ref, function.Errorf(function.ErrInvalid, "ProvisionedConcurrentExecutions must be at least 1"))
 	}
 	var pc *function.Provisioned
 	_, err = a.reg.UpdateConcurrency(r.Context(), name, func(c *function.Concurrency) error {
@@ -408,50 +394,48 @@ func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if c.Reserved != nil && total > *c.Reserved {
-			return fmt.Errorf("%w: Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function", function.ErrInvalid)
+			return function.Errorf(function.ErrInvalid, "Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
 		}
 		if c.Reserved == nil && total > int(a.inv.MaxConcurrency())-a.reg.ReservedTotal()-minUnreserved(a.inv.MaxConcurrency()) {
-			return fmt.Errorf("%w: Specified ConcurrentExecutions for function is greater than account's unreserved concurrency", function.ErrInvalid)
+			return function.Errorf(function.ErrInvalid, "Specified ConcurrentExecutions for function is greater than account's unreserved concurrency")
 		}
 		pc = &function.Provisioned{Requested: in.N, LastModified: time.Now().UTC()}
 		c.Provisioned[q] = pc
 		return nil
 	})
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	writeJSON(w, http.StatusAccepted, a.provisionedOf(name, q, pc))
+	return nil
 }
 
-func (a *API) getProvisioned(w http.ResponseWriter, r *http.Request) {
+func (a *API) getProvisioned(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	if r.URL.Query().Get("List") == "ALL" {
 		a.listProvisioned(w, r)
-		return
+		return nil
 	}
 	name, q, err := a.provisionedTarget(r)
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	pc := a.reg.Concurrency(name).Provisioned[q]
 	if pc == nil {
-		a.fail(w, registry.ErrNoProvisioned, ref)
-		return
+		return a.at(ref, registry.ErrNoProvisioned)
 	}
 	writeJSON(w, http.StatusOK, a.provisionedOf(name, q, pc))
+	return nil
 }
 
-func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) {
+func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, err := bareName(ref)
 	if err == nil {
 		_, err = a.reg.Get(name)
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	c := a.reg.Concurrency(name)
 	qs := make([]string, 0, len(c.Provisioned))
@@ -461,8 +445,7 @@ func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(qs)
 	page, next, err := paginate(r, len(qs), func(i int) string { return qs[i] })
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	out := struct {
 		Configs    []provisionedOut `json:"ProvisionedConcurrencyConfigs"`
@@ -474,9 +457,10 @@ func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) {
 		out.Configs = append(out.Configs, o)
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	name, q, err := a.provisionedTarget(r)
 	if err == nil {
@@ -489,8 +473,8 @@ func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
-		a.fail(w, err, ref)
-		return
+		return a.at(ref, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

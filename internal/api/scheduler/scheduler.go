@@ -6,7 +6,6 @@ package scheduler
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/schedule"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // API serves /schedules.
@@ -37,9 +37,9 @@ func New(run *schedule.Runner, reg *registry.Registry, log *slog.Logger, region 
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /schedules/{name}", func(w http.ResponseWriter, r *http.Request) { a.put(w, r, true) })
 	mux.HandleFunc("PUT /schedules/{name}", func(w http.ResponseWriter, r *http.Request) { a.put(w, r, false) })
-	mux.HandleFunc("GET /schedules/{name}", a.get)
-	mux.HandleFunc("DELETE /schedules/{name}", a.delete)
-	mux.HandleFunc("GET /schedules", a.list)
+	mux.HandleFunc("GET /schedules/{name}", a.h(a.get))
+	mux.HandleFunc("DELETE /schedules/{name}", a.h(a.delete))
+	mux.HandleFunc("GET /schedules", a.h(a.list))
 }
 
 const defaultGroup = "default"
@@ -48,33 +48,50 @@ func (a *API) arn(s *schedule.Schedule) string {
 	return "arn:aws:scheduler:" + a.region + ":" + function.AccountID + ":schedule/" + s.Group + "/" + s.Name
 }
 
-func (a *API) fail(w http.ResponseWriter, err error) {
-	status, code := 500, "InternalServerException"
+// wireError is an EventBridge Scheduler error as its clients decode it.
+type wireError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// toWire maps every error of the layers below to Scheduler's error. It is
+// the one place that does.
+func (a *API) toWire(err error) wireError {
+	msg := function.Message(err)
 	switch {
 	case errors.Is(err, schedule.ErrNotFound):
-		status, code = 404, "ResourceNotFoundException"
+		return wireError{404, "ResourceNotFoundException", msg}
 	case errors.Is(err, schedule.ErrExists):
-		status, code = 409, "ConflictException"
-	case errors.Is(err, schedule.ErrInvalid):
-		status, code = 400, "ValidationException"
-	default:
-		a.log.Error("scheduler", "err", err)
+		return wireError{409, "ConflictException", msg}
+	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, function.ErrInvalid):
+		return wireError{400, "ValidationException", msg}
+	case store.Unavailable(err):
+		return wireError{503, "ServiceUnavailableException", "Stratus cannot reach its store (NATS); nothing was changed, retry"}
 	}
-	msg := err.Error()
-	for _, s := range []error{schedule.ErrInvalid, schedule.ErrNotFound, schedule.ErrExists} {
-		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	a.log.Error("scheduler", "err", err)
+	return wireError{500, "InternalServerException", msg}
+}
+
+// h adapts a handler that returns its error, so that errors reach the
+// wire in one place.
+func (a *API) h(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			e := a.toWire(err)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Amzn-ErrorType", e.Code)
+			w.WriteHeader(e.Status)
+			_ = json.NewEncoder(w).Encode(map[string]string{"Message": e.Message})
+		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Amzn-ErrorType", code)
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"Message": msg})
 }
 
 func group(g string) (string, error) {
 	if g == "" || g == defaultGroup {
 		return defaultGroup, nil
 	}
-	return "", fmt.Errorf("%w: Schedule group %s does not exist; Stratus has the default group", schedule.ErrNotFound, g)
+	return "", function.Errorf(schedule.ErrNotFound, "Schedule group %s does not exist; Stratus has the default group", g)
 }
 
 type target struct {
@@ -106,25 +123,21 @@ func epoch(f *float64) *time.Time {
 	return &t
 }
 
-func (a *API) put(w http.ResponseWriter, r *http.Request, create bool) {
+func (a *API) put(w http.ResponseWriter, r *http.Request, create bool) error {
 	var in scheduleInput
 	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err := json.Unmarshal(b, &in); err != nil {
-		a.fail(w, fmt.Errorf("%w: invalid request body: %v", schedule.ErrInvalid, err))
-		return
+		return function.Errorf(schedule.ErrInvalid, "invalid request body: %v", err)
 	}
 	g, err := group(in.GroupName)
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	if in.Target == nil || in.FlexibleTimeWindow == nil {
-		a.fail(w, fmt.Errorf("%w: Target and FlexibleTimeWindow are required", schedule.ErrInvalid))
-		return
+		return function.Errorf(schedule.ErrInvalid, "Target and FlexibleTimeWindow are required")
 	}
 	if in.FlexibleTimeWindow.Mode != "OFF" {
-		a.fail(w, fmt.Errorf("%w: FlexibleTimeWindow mode %q is not supported; use OFF", schedule.ErrInvalid, in.FlexibleTimeWindow.Mode))
-		return
+		return function.Errorf(schedule.ErrInvalid, "FlexibleTimeWindow mode %q is not supported; use OFF", in.FlexibleTimeWindow.Mode)
 	}
 	name, q, err := function.ParseRef(in.Target.Arn)
 	if err == nil && strings.HasPrefix(in.Target.Arn, "arn:aws:lambda:") {
@@ -133,8 +146,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, create bool) {
 		err = errors.New("not a Lambda function ARN")
 	}
 	if err != nil {
-		a.fail(w, fmt.Errorf("%w: Target.Arn %s is not a function of this Stratus (Stratus schedules invoke Lambda functions)", schedule.ErrInvalid, in.Target.Arn))
-		return
+		return function.Errorf(schedule.ErrInvalid, "Target.Arn %s is not a function of this Stratus (Stratus schedules invoke Lambda functions)", in.Target.Arn)
 	}
 	now := a.now().UTC()
 	s := &schedule.Schedule{
@@ -146,20 +158,18 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, create bool) {
 	if !create {
 		cur, err := a.run.Get(g, s.Name)
 		if err != nil {
-			a.fail(w, err)
-			return
+			return err
 		}
 		s.Created = cur.Created // a rate keeps counting from creation
 	}
 	if _, err := s.Validate(); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	if err := a.run.Put(r.Context(), s, create); err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, map[string]string{"ScheduleArn": a.arn(s)})
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -189,33 +199,32 @@ func (a *API) out(s *schedule.Schedule) map[string]any {
 	return o
 }
 
-func (a *API) get(w http.ResponseWriter, r *http.Request) {
+func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	g, err := group(r.URL.Query().Get("groupName"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	s, err := a.run.Get(g, r.PathValue("name"))
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, a.out(s))
+	return nil
 }
 
-func (a *API) delete(w http.ResponseWriter, r *http.Request) {
+func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
 	g, err := group(r.URL.Query().Get("groupName"))
 	if err == nil {
 		err = a.run.Delete(r.Context(), g, r.PathValue("name"))
 	}
 	if err != nil {
-		a.fail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, map[string]string{})
+	return nil
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
+func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	prefix, state, grp := q.Get("NamePrefix"), q.Get("State"), q.Get("ScheduleGroup")
 	var all []*schedule.Schedule
@@ -244,4 +253,5 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		out["NextToken"] = strconv.Itoa(start + limit)
 	}
 	writeJSON(w, out)
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/queue"
 	"github.com/stratus-faas/stratus/internal/store"
 )
@@ -114,10 +115,7 @@ func (a *API) toWire(err error) *wireError {
 	if errors.As(err, &we) {
 		return we
 	}
-	msg := err.Error()
-	if i := strings.Index(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
+	msg := function.Message(err)
 	switch {
 	case errors.Is(err, queue.ErrNoQueue):
 		return clientErr("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", msg)

@@ -1,0 +1,65 @@
+package lambda
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/registry"
+)
+
+func TestToAWS(t *testing.T) {
+	a := &API{log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: Options{Region: "us-east-1"}}
+	tests := []struct {
+		err     error
+		status  int
+		code    string
+		message string
+	}{
+		{function.Invalidf("Timeout must be between 1 and 900"), 400, "InvalidParameterValueException", "Timeout must be between 1 and 900"},
+		{fmt.Errorf("update: %w", function.Invalidf("deep")), 400, "InvalidParameterValueException", "deep"},
+		{function.Errorf(function.ErrTooLarge, "Request must be smaller"), 413, "RequestTooLargeException", "Request must be smaller"},
+		{invoke.ErrInvalidContent, 400, "InvalidRequestContentException", "Could not parse request body into json"},
+		{function.Errorf(registry.ErrNotFound, "x"), 404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:000000000000:function:fn"},
+		{function.Errorf(registry.ErrAliasNotFound, "arn:...:live"), 404, "ResourceNotFoundException", "Alias not found: arn:...:live"},
+		{registry.ErrPrecondition, 412, "PreconditionFailedException", "Revision Id"},
+		{&invoke.ThrottleError{Reason: "ReservedFunctionConcurrentInvocationLimitExceeded", RetryAfter: time.Second}, 429, "TooManyRequestsException", "Rate Exceeded."},
+		{invoke.ErrShuttingDown, 500, "ServiceException", "shutting down"},
+		{fmt.Errorf("publish: %w", nats.ErrNoResponders), 503, "ServiceException", "cannot reach its store"},
+		{errors.New("something odd"), 500, "ServiceException", "internal error: something odd"},
+	}
+	for _, tt := range tests {
+		e := a.toAWS(tt.err, "fn")
+		if e.Status != tt.status || e.Code != tt.code || !strings.Contains(e.Message, tt.message) {
+			t.Errorf("%v: got %d %s %q, want %d %s %q", tt.err, e.Status, e.Code, e.Message, tt.status, tt.code, tt.message)
+		}
+	}
+}
+
+func TestHandlerErrorsReachTheWireOnce(t *testing.T) {
+	a := &API{log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: Options{Region: "us-east-1"}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /f/{name}", a.h(func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.Query().Get("other") != "" {
+			return a.at("other", function.Errorf(registry.ErrNotFound, "gone"))
+		}
+		return function.Errorf(registry.ErrNotFound, "gone")
+	}))
+	for _, tt := range []struct{ url, arn string }{{"/f/mine", "function:mine"}, {"/f/mine?other=1", "function:other"}} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", tt.url, nil))
+		if rec.Code != 404 || rec.Header().Get("X-Amzn-ErrorType") != "ResourceNotFoundException" || !strings.Contains(rec.Body.String(), tt.arn) {
+			t.Errorf("%s: %d %s %s", tt.url, rec.Code, rec.Header().Get("X-Amzn-ErrorType"), rec.Body.String())
+		}
+	}
+}
