@@ -145,9 +145,12 @@ func (a *Async) enqueue(ctx context.Context, ref, qualifier string, payload []by
 	msg := nats.NewMsg(store.AsyncSubject + fn.Name)
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	if err := a.st.Writable(); err != nil {
+		return "", false, err
+	}
 	ack, err := a.st.JS.PublishMsg(ctx, msg)
 	if err != nil {
-		return "", false, fmt.Errorf("store event: %w", err)
+		return "", false, fmt.Errorf("store event: %w", a.st.Failed(err))
 	}
 	a.counts.WithLabelValues(outcomeAccepted).Inc()
 	return ev.RequestID, !ack.Duplicate, nil
@@ -199,7 +202,7 @@ func (a *Async) Start(ctx context.Context) error {
 			defer func() { <-a.sem }()
 			a.handle(msg)
 		})
-	})
+	}, store.PullOptions...)
 	if err != nil {
 		return fmt.Errorf("async consume: %w", err)
 	}

@@ -35,7 +35,7 @@ func startDelayMover(ctx context.Context, m *Manager) (*delayMover, error) {
 		return nil, fmt.Errorf("delay consumer: %w", err)
 	}
 	d := &delayMover{m: m}
-	d.cc, err = c.Consume(d.handle)
+	d.cc, err = c.Consume(d.handle, store.PullOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("delay consume: %w", err)
 	}

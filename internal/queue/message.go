@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -203,11 +204,21 @@ func (m *Manager) prepare(q *Queue, e *SendEntry, now time.Time) (*stored, error
 	return s, nil
 }
 
+// ackTimeout bounds the wait for the store to confirm a send.
+const ackTimeout = 10 * time.Second
+
+// errNoAck: the store did not confirm in time; the message may or may not
+// have been stored (a retry may then duplicate it, as SQS allows).
+var errNoAck = errors.New("the store did not confirm the message in time")
+
 // Send stores messages; each result says whether its entry was stored.
 // It returns once the store has every stored message on disk.
 func (m *Manager) Send(ctx context.Context, name string, entries []SendEntry) ([]SendResult, error) {
 	q, err := m.Get(name)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.st.Writable(); err != nil {
 		return nil, err
 	}
 	now := m.now()
@@ -233,6 +244,11 @@ func (m *Manager) Send(ctx context.Context, name string, entries []SendEntry) ([
 		}
 	}
 	sent := 0
+	// A store that stopped answering (its disk failed under it) must not
+	// hold the caller for minutes.
+	wait := time.NewTimer(ackTimeout)
+	defer wait.Stop()
+	failed := m.st.WriteFailures()
 	for i, f := range futures {
 		if f == nil {
 			continue
@@ -244,6 +260,11 @@ func (m *Manager) Send(ctx context.Context, name string, entries []SendEntry) ([
 			results[i].Err = fmt.Errorf("store message: %w", err)
 		case <-ctx.Done():
 			results[i].Err = fmt.Errorf("store message: %w", ctx.Err())
+		case <-failed:
+			results[i].Err = fmt.Errorf("store message: %w", m.st.Writable())
+		case <-wait.C:
+			results[i].Err = fmt.Errorf("store message: %w", m.st.Failed(errNoAck))
+			wait.Reset(0)
 		}
 	}
 	m.metrics.sent.WithLabelValues(name).Add(float64(sent))

@@ -352,6 +352,9 @@ func (m *Manager) Create(ctx context.Context, name string, attrs, tags map[strin
 		return cur, nil
 	}
 	now := m.now().Unix()
+	if err := m.st.Writable(); err != nil {
+		return nil, err
+	}
 	q := &Queue{Name: name, Attrs: a, Tags: tags, Created: now, Modified: now}
 	if _, err := m.st.JS.CreateOrUpdateStream(ctx, m.streamConfig(q)); err != nil {
 		return nil, fmt.Errorf("create queue stream: %w", err)

@@ -330,6 +330,9 @@ func (r *Registry) CodeZip(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (r *Registry) prepareCode(ctx context.Context, runtime, handler string, zip []byte) (*function.Package, error) {
+	if err := r.st.Writable(); err != nil {
+		return nil, err
+	}
 	pkg, err := function.InspectZip(zip)
 	if err != nil {
 		return nil, err

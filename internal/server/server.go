@@ -188,6 +188,10 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
 			return
 		}
+		if err := st.Writable(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,11 @@ const (
 	LeaseTTL = 13 * time.Hour
 )
 
+// PullOptions are for every long-lived Consume: its pulls expire and are
+// sent again often enough that a consumer resumes within seconds after
+// JetStream restarts in-process (see space), at one pull per 10 s idle.
+var PullOptions = []jetstream.PullConsumeOpt{jetstream.PullExpiry(10 * time.Second), jetstream.PullHeartbeat(3 * time.Second)}
+
 // Options configure the store.
 type Options struct {
 	DataDir string // embedded server's JetStream folder lives under it
@@ -64,9 +69,20 @@ func inMemory(dir string) bool {
 
 // Unavailable reports whether err means the store could not be reached,
 // so that nothing was written: the caller may simply retry.
+// A full disk under the store counts: nothing was written there either.
 func Unavailable(err error) bool {
 	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrNoResponders)
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, ErrNoSpace) || resourceError(err) || notEnabled(err)
+}
+
+// Explain says, for an error Unavailable recognises, why the store took
+// nothing, in words for the caller of an API.
+func Explain(err error) string {
+	if errors.Is(err, ErrNoSpace) || resourceError(err) {
+		return "Stratus cannot write to its store: the disk under its data folder is full; nothing was accepted, retry later"
+	}
+	return "Stratus cannot reach its store (NATS); nothing was accepted, retry"
 }
 
 // Store is an open connection with its buckets and streams.
@@ -85,7 +101,38 @@ type Store struct {
 	Async     jetstream.Stream
 	Delay     jetstream.Stream
 
-	srv *server.Server // nil when external
+	srv    *server.Server // nil when external
+	space  *space         // watches the embedded store's disk; nil when external
+	Limits Limits         // sizes chosen at start (embedded store)
+}
+
+// WriteFailures is closed when a write fails for want of space: a caller
+// waiting for a confirmation then stops waiting, since JetStream answers
+// none while the stream is failed. Never closed for an external NATS.
+func (s *Store) WriteFailures() <-chan struct{} {
+	if s.space == nil {
+		return nil
+	}
+	return s.space.failures()
+}
+
+// Failed is err, or the reason the store cannot write when it cannot:
+// a write that failed while the disk filled is reported as that.
+func (s *Store) Failed(err error) error {
+	if werr := s.Writable(); werr != nil && !Unavailable(err) {
+		return fmt.Errorf("%w (%v)", werr, err)
+	}
+	return err
+}
+
+// Writable is nil while the store can take writes; else why not (an
+// ErrNoSpace, which Unavailable recognises). Accepting paths check it
+// first, so a full disk is refused at once rather than by a failed write.
+func (s *Store) Writable() error {
+	if s.space == nil {
+		return nil
+	}
+	return s.space.err()
 }
 
 // Open connects (starting the embedded server if needed) and makes sure
@@ -94,8 +141,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s := &Store{}
 	var err error
 	if o.URL == "" {
-		if s.srv, err = startEmbedded(o.DataDir); err != nil {
+		var cfg server.JetStreamConfig
+		if s.srv, cfg, s.Limits, err = startEmbedded(o.DataDir); err != nil {
 			return nil, err
+		}
+		s.space = newSpace(s.srv, cfg, o.Logger)
+		if o.Logger != nil {
+			o.Logger.Info("store sized from the disk", "free_mb", s.Limits.Free>>20, "max_store_mb", s.Limits.MaxStore>>20, "logs_mb", s.Limits.LogsBytes>>20)
 		}
 		if inMemory(o.DataDir) && o.Logger != nil {
 			o.Logger.Warn("the data folder is in memory (tmpfs): accepted work and function code will not survive a reboot", "data", o.DataDir)
@@ -122,15 +174,24 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-func startEmbedded(dataDir string) (*server.Server, error) {
+func startEmbedded(dataDir string) (*server.Server, server.JetStreamConfig, Limits, error) {
+	var none server.JetStreamConfig
 	dir := filepath.Join(dataDir, "jetstream")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create store folder: %w", err)
+		return nil, none, Limits{}, fmt.Errorf("create store folder: %w", err)
 	}
+	free, err := freeBytes(dir)
+	if err != nil {
+		return nil, none, Limits{}, err
+	}
+	lim := chooseLimits(free, usedBytes(dir))
 	opts := &server.Options{
 		ServerName: "stratus",
 		JetStream:  true,
 		StoreDir:   dir,
+		// Set rather than left to JetStream, so the log stream's
+		// reservation is sized to fit it on a small disk.
+		JetStreamMaxStore: lim.MaxStore,
 		// JetStream acknowledges before its periodic fsync by default; an
 		// acknowledged write must survive power loss, so sync every write.
 		SyncAlways: true,
@@ -140,14 +201,21 @@ func startEmbedded(dataDir string) (*server.Server, error) {
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
+		return nil, none, Limits{}, fmt.Errorf("embedded nats: %w", err)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, errors.New("embedded nats: not ready after 30s")
+		return nil, none, Limits{}, errors.New("embedded nats: not ready after 30s")
 	}
-	return srv, nil
+	cfg := server.JetStreamConfig{StoreDir: dir, MaxStore: lim.MaxStore, SyncAlways: true, Strict: true}
+	if c := srv.JetStreamConfig(); c != nil {
+		cfg = *c
+		// The server keeps its files in a folder it adds below the one
+		// configured; enabling again takes the configured one.
+		cfg.StoreDir = dir
+	}
+	return srv, cfg, lim, nil
 }
 
 func (s *Store) ensure(ctx context.Context) error {
@@ -225,7 +293,7 @@ func (s *Store) ensure(ctx context.Context) error {
 		Subjects: []string{LogsSubject + ">"},
 		Storage:  jetstream.FileStorage,
 		MaxAge:   7 * 24 * time.Hour,
-		MaxBytes: 1 << 30,
+		MaxBytes: s.logsBytes(),
 		Discard:  jetstream.DiscardOld,
 	})
 	if err != nil {
@@ -255,8 +323,18 @@ func (s *Store) ensure(ctx context.Context) error {
 	return nil
 }
 
+func (s *Store) logsBytes() int64 {
+	if s.Limits.LogsBytes > 0 {
+		return s.Limits.LogsBytes
+	}
+	return maxLogsBytes
+}
+
 // Close drains the connection and stops the embedded server.
 func (s *Store) Close() {
+	if s.space != nil {
+		s.space.close()
+	}
 	if s.NC != nil {
 		_ = s.NC.Drain()
 		s.NC.Close()

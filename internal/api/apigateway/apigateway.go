@@ -79,7 +79,7 @@ func (a *API) toWire(err error) wireError {
 	case errors.Is(err, httpapi.ErrConflict):
 		return wireError{409, "ConflictException", msg}
 	case store.Unavailable(err):
-		return wireError{503, "ServiceUnavailableException", "Stratus cannot reach its store (NATS); nothing was changed, retry"}
+		return wireError{503, "ServiceUnavailableException", store.Explain(err)}
 	}
 	a.log.Error("apigateway", "err", err)
 	return wireError{500, "InternalServerErrorException", msg}

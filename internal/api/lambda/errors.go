@@ -65,7 +65,7 @@ func (a *API) toAWS(err error, ref string) awsError {
 	case errors.Is(err, invoke.ErrShuttingDown):
 		return awsError{Status: 500, Code: "ServiceException", Message: "Stratus is shutting down; retry on another node or after restart"}
 	case store.Unavailable(err):
-		return awsError{Status: 503, Code: "ServiceException", Message: "Stratus cannot reach its store (NATS); nothing was accepted, retry"}
+		return awsError{Status: 503, Code: "ServiceException", Message: store.Explain(err)}
 	}
 	a.log.Error("internal error", "function", ref, "err", err)
 	return awsError{Status: 500, Code: "ServiceException", Message: "internal error: " + err.Error()}

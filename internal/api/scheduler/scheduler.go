@@ -67,7 +67,7 @@ func (a *API) toWire(err error) wireError {
 	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, function.ErrInvalid):
 		return wireError{400, "ValidationException", msg}
 	case store.Unavailable(err):
-		return wireError{503, "ServiceUnavailableException", "Stratus cannot reach its store (NATS); nothing was changed, retry"}
+		return wireError{503, "ServiceUnavailableException", store.Explain(err)}
 	}
 	a.log.Error("scheduler", "err", err)
 	return wireError{500, "InternalServerException", msg}

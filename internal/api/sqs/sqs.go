@@ -138,7 +138,7 @@ func (a *API) toWire(err error) *wireError {
 	}
 	if store.Unavailable(err) {
 		return &wireError{Status: 503, Type: "ServiceUnavailable", Code: "ServiceUnavailable", Receiver: true,
-			Message: "Stratus cannot reach its store (NATS); nothing was accepted, retry"}
+			Message: store.Explain(err)}
 	}
 	a.log.Error("sqs: internal error", "err", err)
 	return &wireError{Status: 500, Type: "InternalError", Code: "InternalError", Message: "internal error: " + err.Error(), Receiver: true}
