@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/batcher"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -40,9 +41,7 @@ type Sink struct {
 	pending map[string]*bytes.Buffer
 	size    int
 	dropped map[string]int // lines dropped since the function's last stored one
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	loop    *batcher.Loop
 
 	Dropped atomic.Int64
 }
@@ -54,11 +53,10 @@ func NewSink(js Publisher, log *slog.Logger) *Sink {
 		log:     log,
 		pending: make(map[string]*bytes.Buffer),
 		dropped: make(map[string]int),
-		wake:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
-	go s.run()
+	s.loop = batcher.Start(flushDelay, retryDelay, s.flush, func() {
+		s.log.Error("log lines lost at shutdown: the store is unreachable")
+	})
 	return s
 }
 
@@ -87,41 +85,7 @@ func (s *Sink) Write(fn string, line []byte) {
 	b.WriteByte('\n')
 	s.size += len(line) + 1
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Sink) run() {
-	defer close(s.done)
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-s.wake:
-			if retry != nil {
-				continue // the store is away; the retry takes these too
-			}
-			// Wait a moment so one publish (one fsync) carries many lines.
-			t := time.NewTimer(flushDelay)
-			select {
-			case <-t.C:
-			case <-s.stop:
-				t.Stop()
-			}
-		case <-retry:
-		case <-s.stop:
-			if !s.flush() {
-				s.log.Error("log lines lost at shutdown: the store is unreachable")
-			}
-			return
-		}
-		retry = nil
-		if !s.flush() {
-			// The store is unreachable: the lines wait for it (up to maxPending).
-			retry = time.After(retryDelay)
-		}
-	}
+	s.loop.Wake()
 }
 
 const retryDelay = time.Second
@@ -191,7 +155,4 @@ func chunkEnd(data []byte, max int) int {
 }
 
 // Close flushes what is queued and stops.
-func (s *Sink) Close() {
-	close(s.stop)
-	<-s.done
-}
+func (s *Sink) Close() { s.loop.Close() }

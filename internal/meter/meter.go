@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/batcher"
 	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/store"
 )
@@ -63,15 +64,15 @@ type Writer struct {
 
 	mu      sync.Mutex
 	pending []Record
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	loop    *batcher.Loop
 }
 
 // NewWriter starts the flusher; Close flushes and stops it.
 func NewWriter(js jetstream.JetStream, log *slog.Logger) *Writer {
-	w := &Writer{js: js, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go w.run()
+	w := &Writer{js: js, log: log}
+	w.loop = batcher.Start(20*time.Millisecond, retryDelay, w.flush, func() {
+		w.log.Error("usage records lost at shutdown: the store is unreachable")
+	})
 	return w
 }
 
@@ -80,40 +81,7 @@ func (w *Writer) Add(r Record) {
 	w.mu.Lock()
 	w.pending = append(w.pending, r)
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (w *Writer) run() {
-	defer close(w.done)
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-w.wake:
-			if retry != nil {
-				continue // the store is away; the retry takes these too
-			}
-			t := time.NewTimer(20 * time.Millisecond)
-			select {
-			case <-t.C:
-			case <-w.stop:
-				t.Stop()
-			}
-		case <-retry:
-		case <-w.stop:
-			if !w.flush() {
-				w.log.Error("usage records lost at shutdown: the store is unreachable")
-			}
-			return
-		}
-		retry = nil
-		if !w.flush() {
-			// The store is unreachable: the records wait for it.
-			retry = time.After(retryDelay)
-		}
-	}
+	w.loop.Wake()
 }
 
 const (
@@ -174,10 +142,7 @@ func (w *Writer) flush() bool {
 }
 
 // Close flushes queued records and stops.
-func (w *Writer) Close() {
-	close(w.stop)
-	<-w.done
-}
+func (w *Writer) Close() { w.loop.Close() }
 
 // Totals is one function's usage over a period.
 type Totals struct {

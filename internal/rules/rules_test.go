@@ -23,6 +23,7 @@ var layers = map[string]int{
 	"internal/outcome":  0,
 	"internal/peercred": 0,
 	"internal/config":   0,
+	"internal/batcher":  0,
 
 	"internal/store":      1,
 	"internal/sandbox":    1,
