@@ -694,3 +694,46 @@ func TestUnsandboxedFallback(t *testing.T) {
 		t.Errorf("healthz: %v", err)
 	}
 }
+
+// TestTwoServersOneHost: two servers on one host (as the multi-node tests
+// and CI run them) give their instances uids of different ranges, so an
+// instance of one sees nothing of the other's instances in /proc and
+// cannot take the other's invocations through its Runtime API.
+func TestTwoServersOneHost(t *testing.T) {
+	requireRoot(t)
+	a, b := startServer(t, ""), startServer(t, "")
+	ca, cb := a.lambda(), b.lambda()
+	zip := attackerZip(t)
+	createFunction(t, ca, "victim", zip, fnOpts{runtime: "python3.11", handler: "app.handler", env: map[string]string{"SECRET": "server-a-secret"}})
+	createFunction(t, cb, "attacker", zip, fnOpts{runtime: "python3.11", handler: "app.handler"})
+	v, _ := call(t, ca, "victim", map[string]any{"op": "whoami"})
+	m, _ := call(t, cb, "attacker", map[string]any{"op": "whoami"})
+	uidA, uidB := int(mustFloat(t, v["uid"])), int(mustFloat(t, m["uid"]))
+	if uidA == uidB || (uidA-900000)/65536 == (uidB-900000)/65536 {
+		t.Fatalf("instances of two servers run as uids %d and %d: the same range", uidA, uidB)
+	}
+	var victimPid int
+	for pid, u := range sandboxProcs() {
+		if u == uidA {
+			victimPid = pid
+		}
+	}
+	procs, _ := call(t, cb, "attacker", map[string]any{"op": "procs"})
+	for _, p := range procs["pids"].([]any) {
+		pid := int(p.(float64))
+		if pid == victimPid || pid == a.cmd.Process.Pid {
+			t.Errorf("an instance of server B sees pid %d of server A", pid)
+		}
+	}
+	if env := procs["environs"].(map[string]any); victimPid != 0 && env[fmt.Sprint(victimPid)] != nil && env[fmt.Sprint(victimPid)].(float64) > 0 {
+		t.Errorf("an instance of server B read the environment of server A's instance")
+	}
+	got, _ := call(t, cb, "attacker", map[string]any{"op": "steal", "api": v["api"]})
+	if strings.Contains(fmt.Sprint(got["answer"]), "200 OK") || strings.Contains(fmt.Sprint(got["answer"]), "Lambda-Runtime") {
+		t.Errorf("an instance of server B reached server A's Runtime API: %v", got)
+	}
+	if again, _ := call(t, ca, "victim", map[string]any{"op": "whoami"}); again["api"] != v["api"] {
+		t.Errorf("server A's instance after the attempt: %v", again)
+	}
+	t.Logf("uids: server A %d, server B %d", uidA, uidB)
+}

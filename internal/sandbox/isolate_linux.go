@@ -35,8 +35,6 @@ import (
 const (
 	taskRoot    = "/var/task"    // the function's code, as on Lambda
 	runtimeRoot = "/var/runtime" // Stratus's runtime clients
-	uidBase     = 900000
-	maxSlots    = 65536
 	spawners    = 4
 	cloneFlags  = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
 	roBindFlags = unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV
@@ -59,6 +57,7 @@ type isolator struct {
 	wakeMu  sync.Mutex
 	wake    chan struct{} // closed and replaced when a start is queued
 
+	uids *uidRange
 	mu   sync.Mutex
 	free []int // free uid slots
 	next int
@@ -79,7 +78,11 @@ func newIsolator(base string, expose []string) (*isolator, error) {
 		return nil, err
 	}
 	cg.sweep()
-	iso := &isolator{cg: cg, base: base, expose: expose, work: make(chan spawnJob), wake: make(chan struct{})}
+	uids, err := claimUIDs()
+	if err != nil {
+		return nil, err
+	}
+	iso := &isolator{cg: cg, base: base, expose: expose, uids: uids, work: make(chan spawnJob), wake: make(chan struct{})}
 	ready := make(chan error, spawners)
 	for range spawners {
 		iso.spawning.Add(1)
@@ -103,6 +106,7 @@ func (iso *isolator) close() {
 		iso.spawning.Wait()
 		iso.cg.sweep()
 		iso.cg.removeParents()
+		iso.uids.release()
 	})
 }
 
@@ -249,21 +253,21 @@ func (iso *isolator) allocUID() (int, error) {
 	if n := len(iso.free); n > 0 {
 		slot := iso.free[n-1]
 		iso.free = iso.free[:n-1]
-		return uidBase + slot, nil
+		return iso.uids.first + slot, nil
 	}
 	if iso.next >= maxSlots {
 		return -1, errors.New("no free instance uid")
 	}
 	iso.next++
-	return uidBase + iso.next - 1, nil
+	return iso.uids.first + iso.next - 1, nil
 }
 
 func (iso *isolator) releaseUID(uid int) {
-	if uid < uidBase {
+	if uid < iso.uids.first || uid >= iso.uids.first+maxSlots {
 		return
 	}
 	iso.mu.Lock()
-	iso.free = append(iso.free, uid-uidBase)
+	iso.free = append(iso.free, uid-iso.uids.first)
 	iso.mu.Unlock()
 }
 
