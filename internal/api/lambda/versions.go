@@ -413,8 +413,7 @@ func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request) error {
 func (a *API) getProvisioned(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("name")
 	if r.URL.Query().Get("List") == "ALL" {
-		a.listProvisioned(w, r)
-		return nil
+		return a.listProvisioned(w, r)
 	}
 	name, q, err := a.provisionedTarget(r)
 	if err != nil {

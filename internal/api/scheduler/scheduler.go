@@ -35,8 +35,8 @@ func New(run *schedule.Runner, reg *registry.Registry, log *slog.Logger, region 
 
 // Register adds the routes.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /schedules/{name}", func(w http.ResponseWriter, r *http.Request) { a.put(w, r, true) })
-	mux.HandleFunc("PUT /schedules/{name}", func(w http.ResponseWriter, r *http.Request) { a.put(w, r, false) })
+	mux.HandleFunc("POST /schedules/{name}", a.h(func(w http.ResponseWriter, r *http.Request) error { return a.put(w, r, true) }))
+	mux.HandleFunc("PUT /schedules/{name}", a.h(func(w http.ResponseWriter, r *http.Request) error { return a.put(w, r, false) }))
 	mux.HandleFunc("GET /schedules/{name}", a.h(a.get))
 	mux.HandleFunc("DELETE /schedules/{name}", a.h(a.delete))
 	mux.HandleFunc("GET /schedules", a.h(a.list))
