@@ -205,18 +205,18 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	work, cancelWork := context.WithCancel(context.Background())
 	defer cancelWork()
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           &guard{next: mux},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return work },
 	}
 	served := make(chan error, 2)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(newClientListener(ln)) }()
 	gw := gateway.New(reg, apis, inv, log).Server()
 	gw.ErrorLog = srv.ErrorLog
 	gw.BaseContext = srv.BaseContext
-	go func() { served <- gw.Serve(httpLn) }()
+	go func() { served <- gw.Serve(newClientListener(httpLn)) }()
 	ready.Store(true)
 	mode := "embedded NATS"
 	if cfg.NATSURL != "" {
