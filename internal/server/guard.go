@@ -24,9 +24,12 @@ const (
 	largeBody = 1 << 20
 	// unknownBody is what a body of unknown length is counted as.
 	unknownBody = 70 << 20
-	// bodyBudget bounds the memory large bodies may hold at once (each
-	// counted as 2.5 times its size); over it, 503 with Retry-After.
+	// bodyBudget bounds the memory large bodies may hold at once, each
+	// counted as four times its size (the body, the JSON decoder's work,
+	// the decoded zip: measured about 3 for CreateFunction); over it, 503
+	// with Retry-After.
 	bodyBudget = 400 << 20
+	bodyCost   = 4
 )
 
 // guard wraps the API handler with the body rules.
@@ -50,7 +53,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		size = unknownBody
 	}
 	if size >= largeBody {
-		cost := size * 5 / 2
+		cost := size * bodyCost
 		// One body alone is always let in: the budget bounds many at once.
 		if held := g.held.Add(cost); held > bodyBudget && held != cost {
 			g.held.Add(-cost)
