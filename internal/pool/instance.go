@@ -140,7 +140,6 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 		return nil, initFailure(outcome.TypeTimedOut, msg, function.InitTimeout, capture)
 	case <-ctx.Done():
 		inst.destroy()
-		capture.Close()
 		return nil, ctx.Err()
 	}
 }
