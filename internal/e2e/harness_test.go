@@ -34,6 +34,7 @@ import (
 var (
 	binDir      string // holds the stratus binary and the Go example's bootstrap
 	stratusBin  string
+	plainBin    string // built without the race detector, for memory figures
 	goBootstrap []byte
 	repoRoot    string
 )
@@ -63,6 +64,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	plainBin = stratusBin
+	if raceServer() {
+		plainBin = filepath.Join(binDir, "stratus-plain")
+		if err := goBuildPlain(plainBin, "./cmd/stratus"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	bs := filepath.Join(binDir, "bootstrap")
 	if err := goBuild(bs, "./examples/go-hello"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -80,8 +89,13 @@ func run(m *testing.M) int {
 func raceServer() bool { return raceBuild || os.Getenv("STRATUS_E2E_RACE") != "" }
 
 func goBuild(out, pkg string) error {
+	return build(out, pkg, raceServer() && strings.HasSuffix(pkg, "cmd/stratus"))
+}
+
+func goBuildPlain(out, pkg string) error { return build(out, pkg, false) }
+
+func build(out, pkg string, race bool) error {
 	args := []string{"build", "-o", out}
-	race := raceServer() && strings.HasSuffix(pkg, "cmd/stratus")
 	if race {
 		args = append(args, "-race")
 	}
@@ -108,6 +122,7 @@ type server struct {
 	inherit  []*os.File // descriptors passed beyond the standard three
 	out      *lockedBuffer
 	done     chan struct{}
+	bin      string // the binary; stratusBin unless set
 }
 
 type lockedBuffer struct {
@@ -149,6 +164,13 @@ func startServerEnv(t testing.TB, env []string, args ...string) *server {
 	return startServerIn(t, "", env, args...)
 }
 
+// startPlainServer starts a server built without the race detector, for
+// tests that measure its memory.
+func startPlainServer(t testing.TB, args ...string) *server {
+	t.Helper()
+	return startWith(t, plainBin, "", nil, nil, args...)
+}
+
 func startServerIn(t testing.TB, dataDir string, env []string, args ...string) *server {
 	t.Helper()
 	return startServerInherit(t, dataDir, env, nil, args...)
@@ -158,10 +180,15 @@ func startServerIn(t testing.TB, dataDir string, env []string, args ...string) *
 // close-on-exec, as a careless shell or supervisor would leave them.
 func startServerInherit(t testing.TB, dataDir string, env []string, files []*os.File, args ...string) *server {
 	t.Helper()
+	return startWith(t, stratusBin, dataDir, env, files, args...)
+}
+
+func startWith(t testing.TB, bin, dataDir string, env []string, files []*os.File, args ...string) *server {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), args: args, env: env, inherit: files}
+	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), args: args, env: env, inherit: files, bin: bin}
 	s.Endpoint = "http://" + s.addr
 	s.start()
 	t.Cleanup(func() {
@@ -179,7 +206,11 @@ func startServerInherit(t testing.TB, dataDir string, env []string, files []*os.
 func (s *server) start() {
 	s.t.Helper()
 	args := append([]string{"server", "--listen", s.addr, "--http-listen", freeAddr(s.t), "--data-dir", s.dataDir}, s.args...)
-	s.cmd = exec.Command(stratusBin, args...)
+	bin := stratusBin
+	if s.bin != "" {
+		bin = s.bin
+	}
+	s.cmd = exec.Command(bin, args...)
 	s.out = &lockedBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	s.cmd.Env = append(os.Environ(), s.env...)

@@ -298,13 +298,21 @@ func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string) 
 		// The limit is in force from the start: should the instance hit it
 		// while this thread is still inside, the OOM killer prefers the
 		// instance (oom_score_adj 1000, set below) over the server.
-		if err := ic.limitV1(spec.MemoryMB); err != nil {
+		if err := ic.limitV1(spec.MemoryMB); errors.Is(err, unix.EBUSY) {
+			// Pages this thread touched while inside (its share of the
+			// server's heap) were charged here, more than the limit: the
+			// kernel refuses a limit below them. Start in a fresh cgroup.
+			ic.leave(tid)
+			close(ic.settled)
+			ic.remove()
+			ic = nil
+		} else if err != nil {
+			return nil, ic, err
+		} else if err := ic.sharesV1(spec.MemoryMB); err != nil {
 			return nil, ic, err
 		}
-		if err := ic.sharesV1(spec.MemoryMB); err != nil {
-			return nil, ic, err
-		}
-	} else {
+	}
+	if ic == nil {
 		mem := 0 // v1: set once this thread is inside, as for a prepared cgroup
 		if iso.cg.v2 {
 			mem = spec.MemoryMB
