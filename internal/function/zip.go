@@ -38,7 +38,14 @@ const (
 // link, and no name is too long. Every entry is read once, so a header
 // that lies about a size or checksum is found here, not at the first
 // invocation.
-func InspectZip(data []byte) (*Package, error) {
+func InspectZip(data []byte) (*Package, error) { return inspect(data, true) }
+
+// ListZip reads a package already inspected at upload: its names and
+// links, without reading every file through again (a configuration change
+// checks the handler against it).
+func ListZip(data []byte) (*Package, error) { return inspect(data, false) }
+
+func inspect(data []byte, verify bool) (*Package, error) {
 	if len(data) > MaxZipBytes {
 		return nil, Errorf(ErrTooLarge, "Zipped size must be smaller than %d bytes", MaxZipBytes)
 	}
@@ -71,11 +78,16 @@ func InspectZip(data []byte) (*Package, error) {
 		for d := path.Dir(name); d != "."; d = path.Dir(d) {
 			dirs[d] = true
 		}
-		content, err := readEntry(f, mode&fs.ModeSymlink != 0)
+		link := mode&fs.ModeSymlink != 0
+		if !link && !verify {
+			p.Files[name] = true
+			continue
+		}
+		content, err := readEntry(f, link)
 		if err != nil {
 			return nil, invalidf("Could not unzip uploaded file: entry %q is damaged (%v)", f.Name, err)
 		}
-		if mode&fs.ModeSymlink != 0 {
+		if link {
 			if len(content) == 0 || bytes.IndexByte(content, 0) >= 0 {
 				return nil, invalidf("Could not unzip uploaded file: symbolic link %q has no valid target", f.Name)
 			}

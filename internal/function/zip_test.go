@@ -98,3 +98,16 @@ func TestEnvironmentNUL(t *testing.T) {
 		t.Fatalf("NUL in a value: %v", err)
 	}
 }
+
+func TestListZipSkipsTheReadThrough(t *testing.T) {
+	// A lying header is found by InspectZip, not by ListZip, which reads a
+	// package already inspected: names and links only.
+	data := zipEntries(t, entry{name: "bootstrap", body: "hello", lie: 100}, entry{name: "run", body: "bootstrap", link: true})
+	if _, err := InspectZip(data); err == nil {
+		t.Fatal("InspectZip accepted a lying header")
+	}
+	p, err := ListZip(data)
+	if err != nil || !p.Files["bootstrap"] || p.Links["run"] != "bootstrap" {
+		t.Fatalf("ListZip: %v %+v", err, p)
+	}
+}

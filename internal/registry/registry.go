@@ -245,7 +245,7 @@ func (r *Registry) UpdateConfig(ctx context.Context, name, revisionID string, ch
 		if err != nil {
 			return err
 		}
-		pkg, err := function.InspectZip(data)
+		pkg, err := function.ListZip(data)
 		if err != nil {
 			return err
 		}
