@@ -358,3 +358,45 @@ func lyingZip(t testing.TB) []byte {
 	}
 	return buf.Bytes()
 }
+
+// TestTags: TagResource, ListTags and UntagResource on a function ARN, as
+// Terraform and the CLI call them; tags set at create are listed too.
+func TestTags(t *testing.T) {
+	s := startServer(t, "")
+	c := s.lambda()
+	ctx := context.Background()
+	out := createFunction(t, c, "tagged", goZip(t), fnOpts{tags: map[string]string{"team": "a"}})
+	arn := out.FunctionArn
+	if _, err := c.TagResource(ctx, &lambda.TagResourceInput{Resource: arn, Tags: map[string]string{"env": "prod", "team": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ListTags(ctx, &lambda.ListTagsInput{Resource: arn})
+	if err != nil || len(got.Tags) != 2 || got.Tags["env"] != "prod" || got.Tags["team"] != "b" {
+		t.Fatalf("list after tagging: %v %v", err, got.Tags)
+	}
+	if _, err := c.UntagResource(ctx, &lambda.UntagResourceInput{Resource: arn, TagKeys: []string{"team"}}); err != nil {
+		t.Fatal(err)
+	}
+	fn, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("tagged")})
+	if err != nil || len(fn.Tags) != 1 || fn.Tags["env"] != "prod" {
+		t.Fatalf("tags on GetFunction after untagging: %v %v", err, fn.Tags)
+	}
+	// The function still runs.
+	if r := invoke(t, c, "tagged", `{}`); r.FunctionError != nil {
+		t.Fatalf("invoke after tagging: %s", r.Payload)
+	}
+	for _, tc := range []struct {
+		arn, code string
+	}{
+		{"arn:aws:lambda:us-east-1:000000000000:function:nobody", "ResourceNotFoundException"},
+		{"arn:aws:sqs:us-east-1:000000000000:q", "InvalidParameterValueException"},
+		{*arn + ":1", "InvalidParameterValueException"},
+	} {
+		if _, err := c.ListTags(ctx, &lambda.ListTagsInput{Resource: aws.String(tc.arn)}); errorCode(err) != tc.code {
+			t.Errorf("ListTags %s: %v", tc.arn, err)
+		}
+	}
+	if _, err := c.TagResource(ctx, &lambda.TagResourceInput{Resource: arn, Tags: map[string]string{"stratus:idle-timeout": "soon"}}); errorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("a bad idle-timeout tag: %v", err)
+	}
+}

@@ -71,6 +71,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /2016-08-19/account-settings", a.h(a.accountSettings))
 	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.h(a.accountSettings))
 	a.registerVersions(mux)
+	a.registerTags(mux)
 	a.registerURLs(mux)
 	a.registerEventConfig(mux)
 	if a.opts.Mappings != nil {
