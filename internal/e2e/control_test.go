@@ -313,29 +313,14 @@ func TestValidationErrors(t *testing.T) {
 // linkZip is a package of files and symbolic links (name to target).
 func linkZip(t testing.TB, files map[string][]byte, links map[string]string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	add := func(name string, mode os.FileMode, data []byte) {
-		h := &zip.FileHeader{Name: name, Method: zip.Deflate}
-		h.SetMode(mode)
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(data); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var entries []zipEntry
 	for name, data := range files {
-		add(name, 0o755, data)
+		entries = append(entries, zipEntry{name, 0o755, data})
 	}
 	for name, target := range links {
-		add(name, os.ModeSymlink|0o777, []byte(target))
+		entries = append(entries, zipEntry{name, os.ModeSymlink | 0o777, []byte(target)})
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return zipOf(t, entries)
 }
 
 // lyingZip holds a bootstrap whose header claims fewer bytes than it has.

@@ -319,20 +319,36 @@ func alive(pid int) bool {
 // are executable.
 func makeZip(t testing.TB, files map[string][]byte) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
+	var entries []zipEntry
 	for name, data := range files {
-		h := &zip.FileHeader{Name: name, Method: zip.Deflate}
 		mode := os.FileMode(0o644)
 		if strings.HasSuffix(name, "bootstrap") {
 			mode = 0o755
 		}
-		h.SetMode(mode)
+		entries = append(entries, zipEntry{name, mode, data})
+	}
+	return zipOf(t, entries)
+}
+
+// zipEntry is one member of a test package.
+type zipEntry struct {
+	name string
+	mode os.FileMode
+	data []byte
+}
+
+func zipOf(t testing.TB, entries []zipEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		h := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
+		h.SetMode(e.mode)
 		w, err := zw.CreateHeader(h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.Write(data); err != nil {
+		if _, err := w.Write(e.data); err != nil {
 			t.Fatal(err)
 		}
 	}

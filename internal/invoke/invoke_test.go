@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stratus-faas/stratus/internal/function"
@@ -28,14 +25,6 @@ import (
 	"github.com/stratus-faas/stratus/internal/runtimes"
 	"github.com/stratus-faas/stratus/internal/sandbox"
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-type nopPublisher struct{}
-
-func (nopPublisher) Publish(context.Context, string, []byte, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	return &jetstream.PubAck{}, nil
-}
 
 // catalog is an in-memory registry: functions by name, each revision's
 // code in a folder named for the revision.
@@ -155,15 +144,15 @@ func newFixture(t *testing.T, maxConcurrency int64, scaleRate int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := logs.NewSink(nopPublisher{}, quiet)
+	sink := logs.NewSink(pooltest.NopPublisher{}, pooltest.Quiet)
 	t.Cleanup(sink.Close)
 	f := &fixture{cat: &catalog{root: t.TempDir(), fns: map[string]*function.Function{}, conc: map[string]*function.Concurrency{}}, l: pooltest.New(), rec: &records{}}
-	deps := &pool.Deps{Launcher: f.l, Runtimes: rts, Logs: sink, Region: "us-east-1", APIEndpoint: "http://127.0.0.1:1", Clock: pool.RealClock, Log: quiet,
+	deps := &pool.Deps{Launcher: f.l, Runtimes: rts, Logs: sink, Region: "us-east-1", APIEndpoint: "http://127.0.0.1:1", Clock: pool.RealClock, Log: pooltest.Quiet,
 		Bill: invoke.BillProvisioned(f.rec, pool.RealClock)}
 	f.pools = pool.NewSet(f.cat, deps, pool.SetOptions{IdleTimeout: time.Minute, ScaleRate: scaleRate})
 	t.Cleanup(f.pools.Close)
 	metrics := invoke.NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	f.iv = invoke.New(f.cat, f.pools, pool.RealClock, f.rec, metrics, quiet, invoke.Options{Region: "us-east-1", MaxConcurrency: maxConcurrency})
+	f.iv = invoke.New(f.cat, f.pools, pool.RealClock, f.rec, metrics, pooltest.Quiet, invoke.Options{Region: "us-east-1", MaxConcurrency: maxConcurrency})
 	// Instances answer with their code folder's name (the revision) and the event.
 	f.l.Behave = func(spec sandbox.Spec) pooltest.Behaviour {
 		rev := filepath.Base(spec.CodeDir)
@@ -292,7 +281,7 @@ func TestConcurrencyLimits(t *testing.T) {
 			results <- err
 		})
 	}
-	waitUntil(t, "three in flight", func() bool { return f.iv.InFlight() == 3 })
+	pooltest.WaitUntil(t, "three in flight", func() bool { return f.iv.InFlight() == 3 })
 	// Reserved 1 of 3: the function has used its one; the others share 2.
 	var thr *invoke.ThrottleError
 	if _, err := f.invoke(t, context.Background(), "reserved", `{}`); !errors.As(err, &thr) || thr.Reason != "ReservedFunctionConcurrentInvocationLimitExceeded" {
@@ -373,7 +362,7 @@ func TestDeployDuringTraffic(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, "traffic on r1", func() bool { return served.Load() > 50 })
+	pooltest.WaitUntil(t, "traffic on r1", func() bool { return served.Load() > 50 })
 	f.cat.put(fn("f", "r2", 5))
 	f.pools.Changed("f")
 	for range 20 {
@@ -385,7 +374,7 @@ func TestDeployDuringTraffic(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	// The old revision's instances are all gone once their requests end.
-	waitUntil(t, "r1 instances torn down", func() bool {
+	pooltest.WaitUntil(t, "r1 instances torn down", func() bool {
 		for _, p := range f.l.Live() {
 			if filepath.Base(p.Spec.CodeDir) == "r1" {
 				return false
@@ -417,7 +406,7 @@ func TestChangedDoesNotWaitForCode(t *testing.T) {
 	}
 	close(f.cat.codeWait)
 	big, _ := f.cat.Resolve("big", "")
-	waitUntil(t, "provisioned instances", func() bool { return f.iv.ProvisionedStatus(big).Ready == 2 })
+	pooltest.WaitUntil(t, "provisioned instances", func() bool { return f.iv.ProvisionedStatus(big).Ready == 2 })
 	resp, err := f.invoke(t, context.Background(), "big", `{}`)
 	if err != nil || resp.Outcome != outcome.Success || f.l.Started() != 2 {
 		t.Fatalf("invoke on provisioned: %v %+v started %d", err, resp, f.l.Started())
@@ -425,7 +414,7 @@ func TestChangedDoesNotWaitForCode(t *testing.T) {
 	// Provisioning off: the instances go.
 	f.cat.setConcurrency(&function.Concurrency{Function: "big"})
 	f.pools.Changed("big")
-	waitUntil(t, "provisioned instances gone", func() bool { return f.iv.ProvisionedStatus(big).Requested == 0 })
+	pooltest.WaitUntil(t, "provisioned instances gone", func() bool { return f.iv.ProvisionedStatus(big).Requested == 0 })
 }
 
 func TestRequestErrors(t *testing.T) {
@@ -453,16 +442,5 @@ func TestRequestErrors(t *testing.T) {
 	f.iv.Close()
 	if _, err := f.invoke(t, context.Background(), "f", `{}`); !errors.Is(err, invoke.ErrShuttingDown) {
 		t.Fatalf("after close: %v", err)
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/logs"
@@ -23,15 +19,6 @@ import (
 	"github.com/stratus-faas/stratus/internal/runtimes"
 	"github.com/stratus-faas/stratus/internal/sandbox"
 )
-
-// nopPublisher stands in for the logs stream.
-type nopPublisher struct{}
-
-func (nopPublisher) Publish(context.Context, string, []byte, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	return &jetstream.PubAck{}, nil
-}
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type fixture struct {
 	l     *pooltest.Launcher
@@ -45,7 +32,7 @@ func newFixture(t *testing.T, clock pool.Clock) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := logs.NewSink(nopPublisher{}, quiet)
+	sink := logs.NewSink(pooltest.NopPublisher{}, pooltest.Quiet)
 	t.Cleanup(sink.Close)
 	f := &fixture{l: pooltest.New()}
 	if c, ok := clock.(*pooltest.Clock); ok {
@@ -54,7 +41,7 @@ func newFixture(t *testing.T, clock pool.Clock) *fixture {
 	if clock == nil {
 		clock = pool.RealClock
 	}
-	f.deps = &pool.Deps{Launcher: f.l, Runtimes: rts, Logs: sink, Region: "us-east-1", APIEndpoint: "http://127.0.0.1:1", Clock: clock, Log: quiet}
+	f.deps = &pool.Deps{Launcher: f.l, Runtimes: rts, Logs: sink, Region: "us-east-1", APIEndpoint: "http://127.0.0.1:1", Clock: clock, Log: pooltest.Quiet}
 	return f
 }
 
@@ -307,7 +294,7 @@ func TestProvisioned(t *testing.T) {
 	f.deps.Bill = func(_ pool.Spec, n int, _ time.Duration) { billed.Add(int64(n)) }
 	p := f.pool(t, pool.Spec{})
 	p.SetProvisioned(2)
-	waitUntil(t, "two provisioned instances ready", func() bool { return p.Provisioned().Ready == 2 })
+	pooltest.WaitUntil(t, "two provisioned instances ready", func() bool { return p.Provisioned().Ready == 2 })
 	// Provisioned instances are handed out first, warm.
 	inst, cold := mustAcquire(t, p)
 	if cold || f.l.Started() != 2 {
@@ -316,7 +303,7 @@ func TestProvisioned(t *testing.T) {
 	p.Release(inst)
 	// One dies while idle: it is replaced.
 	f.l.Live()[0].Crash()
-	waitUntil(t, "the dead one replaced", func() bool { return f.l.Started() == 3 && p.Provisioned().Ready == 2 })
+	pooltest.WaitUntil(t, "the dead one replaced", func() bool { return f.l.Started() == 3 && p.Provisioned().Ready == 2 })
 	// Fewer: the surplus goes.
 	p.SetProvisioned(1)
 	if st := p.Provisioned(); st.Ready != 1 || st.Requested != 1 {
@@ -329,7 +316,7 @@ func TestProvisioned(t *testing.T) {
 	f.l.Behave = func(sandbox.Spec) pooltest.Behaviour { return pooltest.Behaviour{InitError: "Runtime.ExitError"} }
 	q := f.pool(t, pool.Spec{Function: testFunction("broken")})
 	q.SetProvisioned(1)
-	waitUntil(t, "the failure reported", func() bool { return q.Provisioned().Failed != "" })
+	pooltest.WaitUntil(t, "the failure reported", func() bool { return q.Provisioned().Failed != "" })
 	if st := q.Provisioned(); !strings.HasPrefix(st.Failed, "FUNCTION_ERROR_INIT_FAILURE: ") || st.Ready != 0 {
 		t.Fatalf("failed provisioning: %+v", st)
 	}
@@ -351,17 +338,6 @@ func TestCloseWithBusyInstance(t *testing.T) {
 	p.Release(busy)
 	if len(f.l.Live()) != 0 || f.deps.Live.Load() != 0 {
 		t.Fatalf("released into a closed pool: %d processes, live %d", len(f.l.Live()), f.deps.Live.Load())
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

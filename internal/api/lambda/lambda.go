@@ -498,7 +498,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > function.MaxSyncPayload {
 		return a.at(ref, function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the InvokeFunction operation", function.MaxSyncPayload))
 	}
-	payload, err := readLimited(r.Body, function.MaxSyncPayload)
+	payload, err := readLimited(r.Body, r.ContentLength, function.MaxSyncPayload)
 	if err != nil {
 		return a.at(ref, err)
 	}
@@ -546,8 +546,8 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) error {
 }
 
 // readLimited reads a body of at most limit bytes.
-func readLimited(r io.Reader, limit int) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+func readLimited(r io.Reader, size int64, limit int) ([]byte, error) {
+	b, err := readAll(r, size, limit)
 	if err != nil {
 		return nil, function.Errorf(errBadBody, "%v", err)
 	}

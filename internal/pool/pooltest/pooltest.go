@@ -9,12 +9,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stratus-faas/stratus/internal/pool"
 	"github.com/stratus-faas/stratus/internal/sandbox"
@@ -281,4 +285,27 @@ func (c *Clock) Advance(d time.Duration) {
 		c.mu.Unlock()
 		next.f()
 	}
+}
+
+// WaitUntil polls cond until it holds, failing the test after 10 s.
+func WaitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Quiet is a logger that writes nothing.
+var Quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// NopPublisher stands in for the logs stream: it takes every publish.
+type NopPublisher struct{}
+
+// Publish accepts and drops data.
+func (NopPublisher) Publish(context.Context, string, []byte, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return &jetstream.PubAck{}, nil
 }
