@@ -21,10 +21,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	cfgpkg "github.com/stratus-faas/stratus/internal/config"
 	"github.com/stratus-faas/stratus/internal/function"
 )
 
@@ -32,6 +34,7 @@ import (
 type clientFlags struct {
 	endpoint string
 	region   string
+	profile  string
 }
 
 func (c *clientFlags) bind(fs *flag.FlagSet) {
@@ -41,14 +44,46 @@ func (c *clientFlags) bind(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&c.endpoint, "endpoint", def, "Stratus API endpoint")
 	fs.StringVar(&c.region, "region", "us-east-1", "region of the server")
+	fs.StringVar(&c.profile, "profile", "", "AWS profile that signs requests (default: AWS_PROFILE or AWS_ACCESS_KEY_ID from the environment, else the server's root profile in its default data folder)")
 }
 
-func (c *clientFlags) lambda() *lambda.Client {
+// credentials finds what signs requests, as the AWS CLI would (a
+// profile, the environment), falling back to the root profile a server
+// with the default data folder wrote.
+func (c *clientFlags) credentials(ctx context.Context) (aws.CredentialsProvider, error) {
+	opts := []func(*config.LoadOptions) error{config.WithRegion(c.region)}
+	switch {
+	case c.profile != "":
+		opts = append(opts, config.WithSharedConfigProfile(c.profile))
+	case os.Getenv("AWS_PROFILE") == "" && os.Getenv("AWS_ACCESS_KEY_ID") == "":
+		root := filepath.Join(cfgpkg.DefaultDataDir(), "credentials")
+		if _, err := os.Stat(root); err == nil {
+			opts = append(opts, config.WithSharedCredentialsFiles([]string{root}), config.WithSharedConfigProfile(serverProfile))
+		}
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("find credentials: %w", err)
+	}
+	if _, err := awsCfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, fmt.Errorf("no credentials to sign requests with: start the server once (it writes its root profile) or set AWS_PROFILE or --profile: %w", err)
+	}
+	return awsCfg.Credentials, nil
+}
+
+// serverProfile is the profile the server writes its root key under.
+const serverProfile = "stratus"
+
+func (c *clientFlags) lambda(ctx context.Context) (*lambda.Client, error) {
+	creds, err := c.credentials(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return lambda.New(lambda.Options{
 		Region:       c.region,
 		BaseEndpoint: aws.String(strings.TrimRight(c.endpoint, "/")),
-		Credentials:  credentials.NewStaticCredentialsProvider("stratus", "stratus", ""),
-	})
+		Credentials:  creds,
+	}), nil
 }
 
 // envFlag collects repeated KEY=VALUE flags.
@@ -106,7 +141,10 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stderr, "deploying %s: %s package, %s, runtime %s, handler %s\n", name, humanBytes(len(zipData)), path, *runtime, *handler)
 	start := time.Now()
-	client := cf.lambda()
+	client, err := cf.lambda(ctx)
+	if err != nil {
+		return err
+	}
 	_, err = client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: &name})
 	var nf *types.ResourceNotFoundException
 	switch {
@@ -340,7 +378,11 @@ func runInvoke(ctx context.Context, env *Env, args []string) error {
 	if *showLog {
 		in.LogType = types.LogTypeTail
 	}
-	out, err := cf.lambda().Invoke(ctx, in)
+	client, err := cf.lambda(ctx)
+	if err != nil {
+		return err
+	}
+	out, err := client.Invoke(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -372,7 +414,7 @@ func runList(ctx context.Context, env *Env, args []string) error {
 	}
 	// Requests and cold starts come from the usage report (all time).
 	usage := map[string]usageRow{}
-	if resp, err := get(ctx, cf.endpoint+"/stratus/v1/usage"); err == nil {
+	if resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/usage"); err == nil {
 		var rep struct {
 			Functions []usageRow `json:"functions"`
 		}
@@ -385,7 +427,11 @@ func runList(ctx context.Context, env *Env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tRUNTIME\tHANDLER\tMEMORY\tTIMEOUT\tCODE\tREQUESTS\tCOLD STARTS\tAVG INIT\tMODIFIED")
-	p := lambda.NewListFunctionsPaginator(cf.lambda(), &lambda.ListFunctionsInput{})
+	client, err := cf.lambda(ctx)
+	if err != nil {
+		return err
+	}
+	p := lambda.NewListFunctionsPaginator(client, &lambda.ListFunctionsInput{})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -415,7 +461,10 @@ func runRemove(ctx context.Context, env *Env, args []string) error {
 	if len(pos) == 0 {
 		return usagef("usage: %s", usageOf("rm"))
 	}
-	client := cf.lambda()
+	client, err := cf.lambda(ctx)
+	if err != nil {
+		return err
+	}
 	for _, name := range pos {
 		if _, err := client.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(name)}); err != nil {
 			return err
@@ -442,7 +491,7 @@ func runLogs(ctx context.Context, env *Env, args []string) error {
 	if *follow {
 		q.Set("follow", "true")
 	}
-	resp, err := get(ctx, cf.endpoint+"/stratus/v1/functions/"+url.PathEscape(pos[0])+"/logs?"+q.Encode())
+	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/functions/"+url.PathEscape(pos[0])+"/logs?"+q.Encode())
 	if err != nil {
 		return err
 	}
@@ -475,7 +524,7 @@ func runUsage(ctx context.Context, env *Env, args []string) error {
 	if *fn != "" {
 		q.Set("function", *fn)
 	}
-	resp, err := get(ctx, cf.endpoint+"/stratus/v1/usage?"+q.Encode())
+	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/usage?"+q.Encode())
 	if err != nil {
 		return err
 	}
@@ -521,9 +570,22 @@ type usageRow struct {
 	Cost                 float64 `json:"cost"`
 }
 
-func get(ctx context.Context, u string) (*http.Response, error) {
+// get fetches a path of the Stratus API, signed for service "stratus".
+func (c *clientFlags) get(ctx context.Context, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
+		return nil, err
+	}
+	provider, err := c.credentials(ctx)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := provider.Retrieve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	const emptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptyHash, "stratus", c.region, time.Now()); err != nil {
 		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -557,7 +619,7 @@ func runQueues(ctx context.Context, env *Env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("usage: %s", usageOf("queues"))
 	}
-	resp, err := get(ctx, cf.endpoint+"/stratus/v1/queues")
+	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/queues")
 	if err != nil {
 		return err
 	}

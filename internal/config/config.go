@@ -27,6 +27,13 @@ type Server struct {
 	Pprof           bool
 	Unsandboxed     bool
 	AsyncRetryDelay time.Duration
+	// DevAuth takes every request on a loopback --listen as the root's,
+	// signed or not: for development on one machine only.
+	DevAuth bool
+	// MetricsListen, when set, serves /metrics (and /debug/pprof with
+	// --pprof) without credentials on a listener of its own, for a
+	// Prometheus that cannot sign requests.
+	MetricsListen string
 }
 
 // Defaults returns the embedded defaults.
@@ -69,7 +76,23 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long shutdown waits for in-flight invocations")
 	fs.DurationVar(&c.AsyncRetryDelay, "async-retry-delay", c.AsyncRetryDelay, "wait before the first retry of a failed asynchronous invocation (the second waits twice as long)")
 	fs.BoolVar(&c.Unsandboxed, "unsandboxed", c.Unsandboxed, "run instances as plain child processes even where they could be isolated")
+	fs.BoolVar(&c.DevAuth, "dev-auth", c.DevAuth, "DEVELOPMENT ONLY: accept any request, signed or not, as the root (refused unless --listen is a loopback address)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics (and /debug/pprof with --pprof) without credentials on this address too")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
+}
+
+// Loopback reports whether addr's host is a loopback address (or
+// localhost).
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 var regionRE = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-\d$`)
@@ -81,6 +104,14 @@ func (c *Server) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
 		}
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-listen %q: %w", c.MetricsListen, err))
+		}
+	}
+	if c.DevAuth && !Loopback(c.Listen) {
+		errs = append(errs, fmt.Errorf("--dev-auth takes every request as the root's: it is refused on --listen %s, which is not a loopback address", c.Listen))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))

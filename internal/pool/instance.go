@@ -28,7 +28,13 @@ type Instance struct {
 	ep          *runtimeapi.Endpoint
 	lastUsed    time.Time
 	dead        atomic.Bool
-	provisioned bool // started ahead of requests; never reaped for idleness
+	provisioned bool      // started ahead of requests; never reaped for idleness
+	retireAt    time.Time // zero: never; else replaced when released after it
+}
+
+// retired reports whether the instance is due for replacement at now.
+func (i *Instance) retired(now time.Time) bool {
+	return !i.retireAt.IsZero() && !now.Before(i.retireAt)
 }
 
 // Result is how one invocation on an instance ended.
@@ -97,10 +103,18 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 	}
 	start := p.deps.Clock.Now()
 	stream := start.UTC().Format("2006/01/02") + "/[" + p.spec.Version + "]" + hexID
+	env := p.env(ep.Addr(), lay, stream, provisioned)
+	var retireAt time.Time
+	if p.deps.Credentials != nil {
+		if c, ok := p.deps.Credentials(p.spec.Function); ok {
+			env = append(env, "AWS_ACCESS_KEY_ID="+c.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+c.SecretAccessKey, "AWS_SESSION_TOKEN="+c.SessionToken)
+			retireAt = c.Expiration.Add(-credentialMargin)
+		}
+	}
 	proc, err := p.deps.Launcher.Start(sandbox.Spec{
 		ID:         hexID,
 		Argv:       argv,
-		Env:        p.env(ep.Addr(), lay, stream, provisioned),
+		Env:        env,
 		Layout:     lay,
 		CodeDir:    p.spec.CodeDir,
 		RuntimeDir: p.deps.Runtimes.Dir,
@@ -114,7 +128,7 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 		capture.Close()
 		return nil, err
 	}
-	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned}
+	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned, retireAt: retireAt}
 	timer := time.NewTimer(function.InitTimeout)
 	defer timer.Stop()
 	select {
@@ -158,7 +172,7 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 		initType = "provisioned-concurrency"
 	}
 	fn := p.spec.Function
-	env := make([]string, 0, 24+len(fn.Environment))
+	env := make([]string, 0, 27+len(fn.Environment))
 	// User variables first: the platform's own come later and win.
 	for k, v := range fn.Environment {
 		env = append(env, k+"="+v)
@@ -183,9 +197,6 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 		"AWS_DEFAULT_REGION="+p.deps.Region,
 		// Any AWS SDK inside the function reaches this Stratus.
 		"AWS_ENDPOINT_URL="+p.deps.APIEndpoint,
-		"AWS_ACCESS_KEY_ID=stratus",
-		"AWS_SECRET_ACCESS_KEY=stratus",
-		"AWS_SESSION_TOKEN=stratus",
 	)
 	if !function.IsProvided(fn.Runtime) {
 		env = append(env, "AWS_EXECUTION_ENV=AWS_Lambda_"+fn.Runtime)

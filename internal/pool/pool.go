@@ -86,9 +86,25 @@ type Deps struct {
 	// Bill, when set, is told of provisioned instances kept for a duration.
 	Bill func(spec Spec, instances int, d time.Duration)
 
+	// Credentials, when set, gives an instance of fn the temporary
+	// credentials of its execution role (ok false: the role is gone; the
+	// instance gets none, and its SDK calls are refused).
+	Credentials func(fn *function.Function) (c RoleCredentials, ok bool)
+
 	// Live counts instances across all pools.
 	Live atomic.Int64
 }
+
+// RoleCredentials are what an instance's SDK signs with.
+type RoleCredentials struct {
+	AccessKeyID, SecretAccessKey, SessionToken string
+	Expiration                                 time.Time
+}
+
+// credentialMargin is how long before its credentials expire an instance
+// is retired (when next released), so that none runs on stale ones:
+// environment variables cannot be renewed inside a running process.
+const credentialMargin = time.Hour
 
 // Spec is the function version a pool runs.
 type Spec struct {
@@ -201,7 +217,7 @@ func (p *Pool) Release(inst *Instance) {
 	inst.lastUsed = p.deps.Clock.Now()
 	p.mu.Lock()
 	if inst.provisioned {
-		if p.closed || !inst.Alive() || p.provLive > p.provTarget {
+		if p.closed || !inst.Alive() || p.provLive > p.provTarget || inst.retired(inst.lastUsed) {
 			p.provLive--
 			p.mu.Unlock()
 			p.drop(inst)
@@ -212,7 +228,7 @@ func (p *Pool) Release(inst *Instance) {
 		p.mu.Unlock()
 		return
 	}
-	if p.closed || !inst.Alive() {
+	if p.closed || !inst.Alive() || inst.retired(inst.lastUsed) {
 		p.mu.Unlock()
 		p.drop(inst)
 		return

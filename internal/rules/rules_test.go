@@ -51,6 +51,7 @@ var layers = map[string]int{
 	"internal/api/scheduler":  4,
 	"internal/api/apigateway": 4,
 	"internal/api/stratusapi": 4,
+	"internal/api/iam":        4,
 	"internal/dashboard":      4,
 
 	"internal/server": 5,

@@ -21,13 +21,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stratus-faas/stratus/internal/api/apigateway"
+	iamapi "github.com/stratus-faas/stratus/internal/api/iam"
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
 	schedulerapi "github.com/stratus-faas/stratus/internal/api/scheduler"
 	sqsapi "github.com/stratus-faas/stratus/internal/api/sqs"
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/config"
 	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/events"
+	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/gateway"
 	"github.com/stratus-faas/stratus/internal/httpapi"
 	"github.com/stratus-faas/stratus/internal/invoke"
@@ -41,6 +44,10 @@ import (
 	"github.com/stratus-faas/stratus/internal/schedule"
 	"github.com/stratus-faas/stratus/internal/store"
 )
+
+// instanceCredentials is how long an instance's role credentials last;
+// an instance is replaced an hour before they expire.
+const instanceCredentials = 12 * time.Hour
 
 // Run serves until ctx is cancelled, then shuts down in order.
 func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
@@ -71,6 +78,18 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+
+	ids, err := auth.Open(openCtx, st.IAM, auth.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	defer ids.Close()
+	if err := writeProfile(cfg.DataDir, endpoint, cfg.Region, ids.Root(), log); err != nil {
+		return err
+	}
+	if cfg.DevAuth {
+		log.Warn("DEVELOPMENT MODE (--dev-auth): every request on " + cfg.Listen + " is taken as the root's, signed or not; never use it where others can reach the listener")
+	}
 
 	reg, err := registry.Open(openCtx, st, filepath.Join(cfg.DataDir, "code"), log, nil)
 	if err != nil {
@@ -123,6 +142,10 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		Clock:       pool.RealClock,
 		Log:         log,
 		Bill:        invoke.BillProvisioned(usage, pool.RealClock),
+		Credentials: func(fn *function.Function) (pool.RoleCredentials, bool) {
+			c, ok := ids.InstanceCredentials(fn.Role, fn.Name, instanceCredentials)
+			return pool.RoleCredentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+		},
 	}
 	pools := pool.NewSet(reg, deps, pool.SetOptions{IdleTimeout: cfg.IdleTimeout, ScaleRate: cfg.ScaleRate})
 	defer pools.Close()
@@ -163,20 +186,25 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
-	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings}).Register(mux)
-	sapi := stratusapi.New(st, reg, meter.DefaultPrices)
+	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings, Auth: ids, URLs: ids, Roles: ids}).Register(mux)
+	sapi := stratusapi.New(st, reg, meter.DefaultPrices, cfg.Region, ids, ids)
 	sapi.Register(mux)
 	sapi.Queues(mux, queues, func(ctx context.Context) (any, error) { return async.Stats(ctx) })
-	apigateway.New(apis, reg, log, gatewayURL, cfg.Region).Register(mux)
-	schedulerapi.New(sched, reg, log, cfg.Region).Register(mux)
-	sqsapi.New(queues, log, endpoint).Register(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	apigateway.New(apis, reg, log, gatewayURL, cfg.Region, ids).Register(mux)
+	schedulerapi.New(sched, reg, log, cfg.Region, ids).Register(mux)
+	sqs := sqsapi.New(queues, log, endpoint, ids)
+	sqs.Register(mux)
+	mux.Handle("POST /{$}", &queryRouter{sqs: sqs, iam: iamapi.New(ids, log)})
+	ops := http.NewServeMux() // what --metrics-listen serves without credentials
+	ops.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ops.HandleFunc("/debug/pprof/", pprof.Index)
+		ops.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		ops.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		ops.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	mux.Handle("/metrics", allowed(ids, "stratus:GetMetrics", ops))
+	mux.Handle("/debug/pprof/", allowed(ids, "stratus:Profile", ops))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready.Load() {
 			http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
@@ -205,18 +233,29 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	work, cancelWork := context.WithCancel(context.Background())
 	defer cancelWork()
 	srv := &http.Server{
-		Handler:           &guard{next: mux},
+		Handler:           &guard{next: &authn{next: mux, iam: ids, now: time.Now, dev: cfg.DevAuth, region: cfg.Region}},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return work },
 	}
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	go func() { served <- srv.Serve(newClientListener(ln)) }()
 	gw := gateway.New(reg, apis, inv, log).Server()
 	gw.ErrorLog = srv.ErrorLog
 	gw.BaseContext = srv.BaseContext
 	go func() { served <- gw.Serve(newClientListener(httpLn)) }()
+	servers := []*http.Server{srv, gw}
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.MetricsListen, err)
+		}
+		msrv := &http.Server{Handler: ops, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog}
+		servers = append(servers, msrv)
+		go func() { served <- msrv.Serve(mln) }()
+		log.Info("metrics served without credentials", "addr", mln.Addr().String())
+	}
 	ready.Store(true)
 	mode := "embedded NATS"
 	if cfg.NATSURL != "" {
@@ -240,7 +279,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	stop := context.AfterFunc(drainCtx, cancelWork)
 	defer stop()
 	var drain sync.WaitGroup
-	for _, s := range []*http.Server{srv, gw} {
+	for _, s := range servers {
 		drain.Go(func() {
 			if err := s.Shutdown(drainCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				log.Warn("shutdown", "err", err)

@@ -33,6 +33,7 @@ const (
 	QueuesBucket    = "stratus-queues"
 	MappingsBucket  = "stratus-event-source-mappings"
 	LeasesBucket    = "stratus-sqs-leases"
+	IAMBucket       = "stratus-iam"
 	DelayStream     = "STRATUS_SQS_DELAY"
 	DelaySubject    = "stratus.sqsdelay."
 	// QueueStreamPrefix and QueueSubject name the stream and subject of
@@ -95,6 +96,7 @@ type Store struct {
 	Queues    jetstream.KeyValue
 	Mappings  jetstream.KeyValue
 	Leases    jetstream.KeyValue
+	IAM       jetstream.KeyValue // identities, keys and policies (package auth)
 	Code      jetstream.ObjectStore
 	Logs      jetstream.Stream
 	Usage     jetstream.Stream
@@ -269,6 +271,14 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("leases bucket: %w", err)
+	}
+	s.IAM, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  IAMBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("iam bucket: %w", err)
 	}
 	// Queue messages sent with a delay wait here until due.
 	s.Delay, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{

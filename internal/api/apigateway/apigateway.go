@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/httpapi"
 	"github.com/stratus-faas/stratus/internal/registry"
@@ -26,11 +27,13 @@ type API struct {
 	log     *slog.Logger
 	gateway string // public base URL of the HTTP listener
 	region  string
+	auth    auth.Authorizer
 }
 
-// New returns the API.
-func New(store *httpapi.Store, reg *registry.Registry, log *slog.Logger, gateway, region string) *API {
-	return &API{store: store, reg: reg, log: log, gateway: strings.TrimRight(gateway, "/"), region: region}
+// New returns the API; authz decides what each caller may do (nil allows
+// nothing).
+func New(store *httpapi.Store, reg *registry.Registry, log *slog.Logger, gateway, region string, authz auth.Authorizer) *API {
+	return &API{store: store, reg: reg, log: log, gateway: strings.TrimRight(gateway, "/"), region: region, auth: authz}
 }
 
 // Endpoint is the address of an HTTP API: a path on the HTTP listener.
@@ -71,7 +74,10 @@ type wireError struct {
 // is the one place that does.
 func (a *API) toWire(err error) wireError {
 	msg := function.Message(err)
+	var denied *auth.Denied
 	switch {
+	case errors.As(err, &denied):
+		return wireError{403, "AccessDeniedException", denied.Error()}
 	case errors.Is(err, httpapi.ErrNotFound):
 		return wireError{404, "NotFoundException", msg}
 	case errors.Is(err, httpapi.ErrInvalid), errors.Is(err, function.ErrInvalid):
@@ -87,9 +93,20 @@ func (a *API) toWire(err error) wireError {
 
 // h adapts a handler that returns its error, so that errors reach the
 // wire in one place.
+//
+// API Gateway's IAM actions are its HTTP methods (apigateway:POST) on the
+// ARN of the path (arn:aws:apigateway:REGION::/apis/ID/routes).
 func (a *API) h(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
+		action, resource := "apigateway:"+r.Method, "arn:aws:apigateway:"+a.region+"::"+r.URL.Path
+		var err error = &auth.Denied{Action: action, Resource: resource}
+		if a.auth != nil {
+			err = a.auth.Authorize(r.Context(), action, resource)
+		}
+		if err == nil {
+			err = fn(w, r)
+		}
+		if err != nil {
 			e := a.toWire(err)
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("X-Amzn-ErrorType", e.Code)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
@@ -27,7 +28,10 @@ type awsError struct {
 // function the request named, for messages that quote its ARN.
 func (a *API) toAWS(err error, ref string) awsError {
 	var thr *invoke.ThrottleError
+	var denied *auth.Denied
 	switch {
+	case errors.As(err, &denied):
+		return awsError{Status: 403, Code: "AccessDeniedException", Message: denied.Error()}
 	case errors.As(err, &thr):
 		return awsError{Status: 429, Code: "TooManyRequestsException", Message: thr.Error(), Reason: thr.Reason, RetryAfter: int(thr.RetryAfter.Seconds() + 0.5)}
 	case errors.Is(err, function.ErrInvalid), errors.Is(err, invoke.ErrUnsupported):
@@ -71,6 +75,40 @@ func (a *API) toAWS(err error, ref string) awsError {
 	return awsError{Status: 500, Code: "ServiceException", Message: "internal error: " + err.Error()}
 }
 
+// authorize asks the authorizer; without one, nothing is allowed.
+func (a *API) authorize(r *http.Request, action, resource string, conds ...auth.Cond) error {
+	if a.opts.Auth == nil {
+		return &auth.Denied{Action: action, Resource: resource}
+	}
+	return a.opts.Auth.Authorize(r.Context(), action, resource, conds...)
+}
+
+// resource is the ARN of what the request's path names: a function (with
+// the qualifier of the path or the query), a mapping, a tagged resource,
+// or "*" for operations on no one resource.
+func (a *API) resource(r *http.Request) string {
+	if arn := r.PathValue("arn"); arn != "" {
+		return arn
+	}
+	if id := r.PathValue("uuid"); id != "" {
+		return "arn:aws:lambda:" + a.opts.Region + ":" + function.AccountID + ":event-source-mapping:" + id
+	}
+	ref := r.PathValue("name")
+	if ref == "" {
+		return "*"
+	}
+	name, q, err := function.ParseRef(ref)
+	if err != nil {
+		return ref
+	}
+	if al := r.PathValue("alias"); al != "" {
+		q = al
+	} else if q == "" {
+		q = r.URL.Query().Get("Qualifier")
+	}
+	return function.ARN(a.opts.Region, name, q)
+}
+
 // detail is the message for the caller.
 func detail(err error) string {
 	if errors.Is(err, invoke.ErrInvalidContent) {
@@ -106,10 +144,16 @@ func (a *API) at(ref string, err error) error {
 }
 
 // h adapts a handler that returns its error, so that errors reach the
-// wire in one place: mapped by toAWS, written by writeAWSError.
-func (a *API) h(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+// wire in one place: mapped by toAWS, written by writeAWSError. Before
+// the handler runs, the caller must be allowed the operation's action
+// (lambda:ACTION) on the resource the path names.
+func (a *API) h(action string, fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	action = "lambda:" + action
 	return func(w http.ResponseWriter, r *http.Request) {
-		err := fn(w, r)
+		err := a.authorize(r, action, a.resource(r))
+		if err == nil {
+			err = fn(w, r)
+		}
 		if err == nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/registry"
@@ -47,9 +49,9 @@ func TestToAWS(t *testing.T) {
 }
 
 func TestHandlerErrorsReachTheWireOnce(t *testing.T) {
-	a := &API{log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: Options{Region: "us-east-1"}}
+	a := &API{log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: Options{Region: "us-east-1", Auth: allowAll{}}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /f/{name}", a.h(func(w http.ResponseWriter, r *http.Request) error {
+	mux.HandleFunc("GET /f/{name}", a.h("GetFunction", func(w http.ResponseWriter, r *http.Request) error {
 		if r.URL.Query().Get("other") != "" {
 			return a.at("other", function.Errorf(registry.ErrNotFound, "gone"))
 		}
@@ -63,3 +65,7 @@ func TestHandlerErrorsReachTheWireOnce(t *testing.T) {
 		}
 	}
 }
+
+type allowAll struct{}
+
+func (allowAll) Authorize(context.Context, string, string, ...auth.Cond) error { return nil }

@@ -10,11 +10,11 @@ import (
 
 func (a *API) registerEventConfig(mux *http.ServeMux) {
 	const path = "/2019-09-25/functions/{name}/event-invoke-config"
-	mux.HandleFunc("PUT "+path, a.h(func(w http.ResponseWriter, r *http.Request) error { return a.putEventConfig(w, r, false) }))
-	mux.HandleFunc("POST "+path, a.h(func(w http.ResponseWriter, r *http.Request) error { return a.putEventConfig(w, r, true) }))
-	mux.HandleFunc("GET "+path, a.h(a.getEventConfig))
-	mux.HandleFunc("DELETE "+path, a.h(a.deleteEventConfig))
-	mux.HandleFunc("GET "+path+"/list", a.h(a.listEventConfigs))
+	mux.HandleFunc("PUT "+path, a.h("PutFunctionEventInvokeConfig", func(w http.ResponseWriter, r *http.Request) error { return a.putEventConfig(w, r, false) }))
+	mux.HandleFunc("POST "+path, a.h("UpdateFunctionEventInvokeConfig", func(w http.ResponseWriter, r *http.Request) error { return a.putEventConfig(w, r, true) }))
+	mux.HandleFunc("GET "+path, a.h("GetFunctionEventInvokeConfig", a.getEventConfig))
+	mux.HandleFunc("DELETE "+path, a.h("DeleteFunctionEventInvokeConfig", a.deleteEventConfig))
+	mux.HandleFunc("GET "+path+"/list", a.h("ListFunctionEventInvokeConfigs", a.listEventConfigs))
 }
 
 type destination struct {

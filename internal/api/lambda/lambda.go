@@ -15,7 +15,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
@@ -35,6 +37,46 @@ type Options struct {
 	Gateway  string // public base URL of the HTTP trigger listener
 	Async    AsyncInvoker
 	Mappings *esm.Manager
+	// Auth decides what each caller may do; nil allows nothing.
+	Auth auth.Authorizer
+	// URLs signs the code links GetFunction hands out.
+	URLs URLSigner
+	// Roles checks a function's execution role; nil allows none.
+	Roles RoleChecker
+}
+
+// RoleChecker checks that a role can be a function's execution role and
+// that the caller may pass it.
+type RoleChecker interface {
+	ExecutionRole(ctx context.Context, arn string) error
+}
+
+func (a *API) checkRole(ctx context.Context, arn string) error {
+	if a.opts.Roles == nil {
+		return function.Errorf(function.ErrInvalid, "The role defined for the function cannot be assumed by Lambda.")
+	}
+	err := a.opts.Roles.ExecutionRole(ctx, arn)
+	if errors.Is(err, auth.ErrCannotAssume) {
+		return function.Errorf(function.ErrInvalid, "The role defined for the function cannot be assumed by Lambda.")
+	}
+	return err
+}
+
+// URLSigner signs a path for a fetch without credentials until expires.
+type URLSigner interface {
+	SignURL(path string, expires time.Time) string
+}
+
+// codeLocation is a link to a function's code, valid for 10 minutes as
+// Lambda's presigned S3 URLs are.
+func (a *API) codeLocation(key string) string {
+	path := "/stratus/v1/code/" + key
+	loc := strings.TrimRight(a.opts.Endpoint, "/") + path
+	if a.opts.URLs == nil {
+		return loc
+	}
+	exp := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	return loc + "?X-Stratus-Expires=" + strconv.FormatInt(exp.Unix(), 10) + "&X-Stratus-Signature=" + a.opts.URLs.SignURL(path, exp)
 }
 
 // AsyncInvoker accepts asynchronous invocations (InvocationType Event).
@@ -58,18 +100,18 @@ func New(reg *registry.Registry, inv *invoke.Invoker, log *slog.Logger, opts Opt
 // Register adds the routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	const fns = "/2015-03-31/functions"
-	mux.HandleFunc("POST "+fns, a.h(a.createFunction))
-	mux.HandleFunc("POST "+fns+"/{$}", a.h(a.createFunction))
-	mux.HandleFunc("GET "+fns, a.h(a.listFunctions))
-	mux.HandleFunc("GET "+fns+"/{$}", a.h(a.listFunctions))
-	mux.HandleFunc("GET "+fns+"/{name}", a.h(a.getFunction))
-	mux.HandleFunc("DELETE "+fns+"/{name}", a.h(a.deleteFunction))
-	mux.HandleFunc("GET "+fns+"/{name}/configuration", a.h(a.getFunctionConfiguration))
-	mux.HandleFunc("PUT "+fns+"/{name}/configuration", a.h(a.updateFunctionConfiguration))
-	mux.HandleFunc("PUT "+fns+"/{name}/code", a.h(a.updateFunctionCode))
-	mux.HandleFunc("POST "+fns+"/{name}/invocations", a.h(a.invoke))
-	mux.HandleFunc("GET /2016-08-19/account-settings", a.h(a.accountSettings))
-	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.h(a.accountSettings))
+	mux.HandleFunc("POST "+fns, a.h("CreateFunction", a.createFunction))
+	mux.HandleFunc("POST "+fns+"/{$}", a.h("CreateFunction", a.createFunction))
+	mux.HandleFunc("GET "+fns, a.h("ListFunctions", a.listFunctions))
+	mux.HandleFunc("GET "+fns+"/{$}", a.h("ListFunctions", a.listFunctions))
+	mux.HandleFunc("GET "+fns+"/{name}", a.h("GetFunction", a.getFunction))
+	mux.HandleFunc("DELETE "+fns+"/{name}", a.h("DeleteFunction", a.deleteFunction))
+	mux.HandleFunc("GET "+fns+"/{name}/configuration", a.h("GetFunctionConfiguration", a.getFunctionConfiguration))
+	mux.HandleFunc("PUT "+fns+"/{name}/configuration", a.h("UpdateFunctionConfiguration", a.updateFunctionConfiguration))
+	mux.HandleFunc("PUT "+fns+"/{name}/code", a.h("UpdateFunctionCode", a.updateFunctionCode))
+	mux.HandleFunc("POST "+fns+"/{name}/invocations", a.h("InvokeFunction", a.invoke))
+	mux.HandleFunc("GET /2016-08-19/account-settings", a.h("GetAccountSettings", a.accountSettings))
+	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.h("GetAccountSettings", a.accountSettings))
 	a.registerVersions(mux)
 	a.registerTags(mux)
 	a.registerURLs(mux)
@@ -205,6 +247,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.at(in.FunctionName, err)
 	}
+	if err := a.checkRole(r.Context(), in.Role); err != nil {
+		return a.at(name, err)
+	}
 	zip, err := in.Code.zip()
 	if err != nil {
 		return a.at(name, err)
@@ -252,7 +297,7 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request) error {
 		"Configuration": a.configuration(fn, true),
 		"Code": map[string]string{
 			"RepositoryType": "S3",
-			"Location":       strings.TrimRight(a.opts.Endpoint, "/") + "/stratus/v1/code/" + fn.CodeKey(),
+			"Location":       a.codeLocation(fn.CodeKey()),
 		},
 	}
 	if len(fn.Tags) > 0 {
@@ -400,6 +445,11 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	name, err := named(r, &in, "UpdateFunctionConfiguration")
 	if err != nil {
 		return a.at(ref, err)
+	}
+	if in.Role != nil {
+		if err := a.checkRole(r.Context(), *in.Role); err != nil {
+			return a.at(ref, err)
+		}
 	}
 	fn, err := a.reg.UpdateConfig(r.Context(), name, in.RevisionID, func(c *function.Config) {
 		if in.Runtime != nil {

@@ -10,13 +10,13 @@ import (
 
 func (a *API) registerMappings(mux *http.ServeMux) {
 	const path = "/2015-03-31/event-source-mappings"
-	mux.HandleFunc("POST "+path, a.h(a.createMapping))
-	mux.HandleFunc("POST "+path+"/{$}", a.h(a.createMapping))
-	mux.HandleFunc("GET "+path, a.h(a.listMappings))
-	mux.HandleFunc("GET "+path+"/{$}", a.h(a.listMappings))
-	mux.HandleFunc("GET "+path+"/{uuid}", a.h(a.getMapping))
-	mux.HandleFunc("PUT "+path+"/{uuid}", a.h(a.updateMapping))
-	mux.HandleFunc("DELETE "+path+"/{uuid}", a.h(a.deleteMapping))
+	mux.HandleFunc("POST "+path, a.h("CreateEventSourceMapping", a.createMapping))
+	mux.HandleFunc("POST "+path+"/{$}", a.h("CreateEventSourceMapping", a.createMapping))
+	mux.HandleFunc("GET "+path, a.h("ListEventSourceMappings", a.listMappings))
+	mux.HandleFunc("GET "+path+"/{$}", a.h("ListEventSourceMappings", a.listMappings))
+	mux.HandleFunc("GET "+path+"/{uuid}", a.h("GetEventSourceMapping", a.getMapping))
+	mux.HandleFunc("PUT "+path+"/{uuid}", a.h("UpdateEventSourceMapping", a.updateMapping))
+	mux.HandleFunc("DELETE "+path+"/{uuid}", a.h("DeleteEventSourceMapping", a.deleteMapping))
 }
 
 type scalingConfig struct {

@@ -14,9 +14,9 @@ import (
 
 func (a *API) registerTags(mux *http.ServeMux) {
 	const path = "/2017-03-31/tags/{arn}"
-	mux.HandleFunc("GET "+path, a.h(a.listTags))
-	mux.HandleFunc("POST "+path, a.h(a.tagResource))
-	mux.HandleFunc("DELETE "+path, a.h(a.untagResource))
+	mux.HandleFunc("GET "+path, a.h("ListTags", a.listTags))
+	mux.HandleFunc("POST "+path, a.h("TagResource", a.tagResource))
+	mux.HandleFunc("DELETE "+path, a.h("UntagResource", a.untagResource))
 }
 
 // taggedFunction is the function a tag request's ARN names.

@@ -10,11 +10,11 @@ import (
 
 func (a *API) registerURLs(mux *http.ServeMux) {
 	const path = "/2021-10-31/functions/{name}/url"
-	mux.HandleFunc("POST "+path, a.h(a.createURL))
-	mux.HandleFunc("GET "+path, a.h(a.getURL))
-	mux.HandleFunc("PUT "+path, a.h(a.updateURL))
-	mux.HandleFunc("DELETE "+path, a.h(a.deleteURL))
-	mux.HandleFunc("GET /2021-10-31/functions/{name}/urls", a.h(a.listURLs))
+	mux.HandleFunc("POST "+path, a.h("CreateFunctionUrlConfig", a.createURL))
+	mux.HandleFunc("GET "+path, a.h("GetFunctionUrlConfig", a.getURL))
+	mux.HandleFunc("PUT "+path, a.h("UpdateFunctionUrlConfig", a.updateURL))
+	mux.HandleFunc("DELETE "+path, a.h("DeleteFunctionUrlConfig", a.deleteURL))
+	mux.HandleFunc("GET /2021-10-31/functions/{name}/urls", a.h("ListFunctionUrlConfigs", a.listURLs))
 }
 
 type urlInput struct {

@@ -13,16 +13,16 @@ import (
 
 func (a *API) registerVersions(mux *http.ServeMux) {
 	const fns = "/2015-03-31/functions/{name}"
-	mux.HandleFunc("POST "+fns+"/versions", a.h(a.publishVersion))
-	mux.HandleFunc("GET "+fns+"/versions", a.h(a.listVersions))
-	mux.HandleFunc("POST "+fns+"/aliases", a.h(a.createAlias))
-	mux.HandleFunc("GET "+fns+"/aliases", a.h(a.listAliases))
-	mux.HandleFunc("GET "+fns+"/aliases/{alias}", a.h(a.getAlias))
-	mux.HandleFunc("PUT "+fns+"/aliases/{alias}", a.h(a.updateAlias))
-	mux.HandleFunc("DELETE "+fns+"/aliases/{alias}", a.h(a.deleteAlias))
-	mux.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", a.h(a.putConcurrency))
-	mux.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.h(a.deleteConcurrency))
-	mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.h(a.getConcurrency))
+	mux.HandleFunc("POST "+fns+"/versions", a.h("PublishVersion", a.publishVersion))
+	mux.HandleFunc("GET "+fns+"/versions", a.h("ListVersionsByFunction", a.listVersions))
+	mux.HandleFunc("POST "+fns+"/aliases", a.h("CreateAlias", a.createAlias))
+	mux.HandleFunc("GET "+fns+"/aliases", a.h("ListAliases", a.listAliases))
+	mux.HandleFunc("GET "+fns+"/aliases/{alias}", a.h("GetAlias", a.getAlias))
+	mux.HandleFunc("PUT "+fns+"/aliases/{alias}", a.h("UpdateAlias", a.updateAlias))
+	mux.HandleFunc("DELETE "+fns+"/aliases/{alias}", a.h("DeleteAlias", a.deleteAlias))
+	mux.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", a.h("PutFunctionConcurrency", a.putConcurrency))
+	mux.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.h("DeleteFunctionConcurrency", a.deleteConcurrency))
+	mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.h("GetFunctionConcurrency", a.getConcurrency))
 	a.registerProvisioned(mux)
 }
 
@@ -319,9 +319,9 @@ func (a *API) deleteConcurrency(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) registerProvisioned(mux *http.ServeMux) {
 	const path = "/2019-09-30/functions/{name}/provisioned-concurrency"
-	mux.HandleFunc("PUT "+path, a.h(a.putProvisioned))
-	mux.HandleFunc("GET "+path, a.h(a.getProvisioned))
-	mux.HandleFunc("DELETE "+path, a.h(a.deleteProvisioned))
+	mux.HandleFunc("PUT "+path, a.h("PutProvisionedConcurrencyConfig", a.putProvisioned))
+	mux.HandleFunc("GET "+path, a.h("GetProvisionedConcurrencyConfig", a.getProvisioned))
+	mux.HandleFunc("DELETE "+path, a.h("DeleteProvisionedConcurrencyConfig", a.deleteProvisioned))
 }
 
 type provisionedOut struct {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/schedule"
@@ -26,20 +27,22 @@ type API struct {
 	log    *slog.Logger
 	region string
 	now    func() time.Time
+	auth   auth.Authorizer
 }
 
-// New returns the API.
-func New(run *schedule.Runner, reg *registry.Registry, log *slog.Logger, region string) *API {
-	return &API{run: run, reg: reg, log: log, region: region, now: time.Now}
+// New returns the API; authz decides what each caller may do (nil allows
+// nothing).
+func New(run *schedule.Runner, reg *registry.Registry, log *slog.Logger, region string, authz auth.Authorizer) *API {
+	return &API{run: run, reg: reg, log: log, region: region, now: time.Now, auth: authz}
 }
 
 // Register adds the routes.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /schedules/{name}", a.h(func(w http.ResponseWriter, r *http.Request) error { return a.put(w, r, true) }))
-	mux.HandleFunc("PUT /schedules/{name}", a.h(func(w http.ResponseWriter, r *http.Request) error { return a.put(w, r, false) }))
-	mux.HandleFunc("GET /schedules/{name}", a.h(a.get))
-	mux.HandleFunc("DELETE /schedules/{name}", a.h(a.delete))
-	mux.HandleFunc("GET /schedules", a.h(a.list))
+	mux.HandleFunc("POST /schedules/{name}", a.h("CreateSchedule", func(w http.ResponseWriter, r *http.Request) error { return a.put(w, r, true) }))
+	mux.HandleFunc("PUT /schedules/{name}", a.h("UpdateSchedule", func(w http.ResponseWriter, r *http.Request) error { return a.put(w, r, false) }))
+	mux.HandleFunc("GET /schedules/{name}", a.h("GetSchedule", a.get))
+	mux.HandleFunc("DELETE /schedules/{name}", a.h("DeleteSchedule", a.delete))
+	mux.HandleFunc("GET /schedules", a.h("ListSchedules", a.list))
 }
 
 const defaultGroup = "default"
@@ -59,7 +62,10 @@ type wireError struct {
 // the one place that does.
 func (a *API) toWire(err error) wireError {
 	msg := function.Message(err)
+	var denied *auth.Denied
 	switch {
+	case errors.As(err, &denied):
+		return wireError{403, "AccessDeniedException", denied.Error()}
 	case errors.Is(err, schedule.ErrNotFound):
 		return wireError{404, "ResourceNotFoundException", msg}
 	case errors.Is(err, schedule.ErrExists):
@@ -74,10 +80,23 @@ func (a *API) toWire(err error) wireError {
 }
 
 // h adapts a handler that returns its error, so that errors reach the
-// wire in one place.
-func (a *API) h(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+// wire in one place. The caller must first be allowed scheduler:ACTION
+// on the schedule the request names.
+func (a *API) h(action string, fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	action = "scheduler:" + action
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
+		resource := "*"
+		if name := r.PathValue("name"); name != "" {
+			resource = "arn:aws:scheduler:" + a.region + ":" + function.AccountID + ":schedule/" + groupOf(r) + "/" + name
+		}
+		var err error = &auth.Denied{Action: action, Resource: resource}
+		if a.auth != nil {
+			err = a.auth.Authorize(r.Context(), action, resource)
+		}
+		if err == nil {
+			err = fn(w, r)
+		}
+		if err != nil {
 			e := a.toWire(err)
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("X-Amzn-ErrorType", e.Code)
@@ -254,4 +273,20 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, out)
 	return nil
+}
+
+// groupOf is the schedule group a request names: in the query, or in
+// the body of a create or update (read whole by then; peeked, not
+// consumed).
+func groupOf(r *http.Request) string {
+	if g := r.URL.Query().Get("groupName"); g != "" {
+		return g
+	}
+	if b, ok := r.Body.(interface{ Bytes() []byte }); ok {
+		var in struct{ GroupName string }
+		if json.Unmarshal(b.Bytes(), &in) == nil && in.GroupName != "" {
+			return in.GroupName
+		}
+	}
+	return defaultGroup
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/queue"
 )
 
@@ -73,6 +74,9 @@ type (
 func (a *API) dispatch(r *http.Request, op string, req *request) (any, *wireError) {
 	if !knownOp[op] {
 		return nil, clientErr("InvalidAction", "InvalidAction", "The action "+op+" is not valid for this endpoint.")
+	}
+	if werr := a.authorize(r, op, req); werr != nil {
+		return nil, werr
 	}
 	switch op {
 	case "CreateQueue":
@@ -453,4 +457,37 @@ func shape(m queue.Message, sysNames, attrNames []string) message {
 	}
 	out.MD5OfAttributes = queue.AttributesMD5(out.MessageAttributes)
 	return out
+}
+
+// iamAction is the IAM action of an operation: batches are their single
+// operation's.
+func iamAction(op string) string {
+	return "sqs:" + strings.TrimSuffix(op, "Batch")
+}
+
+// authorize asks whether the caller may perform op on the queue the
+// request names (a queue's ARN; "*" for ListQueues); without an
+// authorizer, nothing is allowed.
+func (a *API) authorize(r *http.Request, op string, req *request) *wireError {
+	resource := "*"
+	switch op {
+	case "ListQueues":
+	case "CreateQueue", "GetQueueUrl":
+		if req.QueueName != "" {
+			resource = queue.ARN(a.q.Region(), req.QueueName)
+		}
+	default:
+		if name, werr := queueName(req); werr == nil {
+			resource = queue.ARN(a.q.Region(), name)
+		}
+	}
+	action := iamAction(op)
+	var err error = &auth.Denied{Action: action, Resource: resource}
+	if a.auth != nil {
+		err = a.auth.Authorize(r.Context(), action, resource)
+	}
+	if err != nil {
+		return a.toWire(err)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/queue"
 	"github.com/stratus-faas/stratus/internal/store"
@@ -28,19 +29,21 @@ const maxRequest = 8 << 20
 
 // API serves SQS.
 type API struct {
+	auth     auth.Authorizer
 	q        *queue.Manager
 	log      *slog.Logger
 	endpoint string // base of queue URLs
 }
 
-// New returns the SQS API; endpoint is the API listener's base URL.
-func New(q *queue.Manager, log *slog.Logger, endpoint string) *API {
-	return &API{q: q, log: log, endpoint: strings.TrimSuffix(endpoint, "/")}
+// New returns the SQS API; endpoint is the API listener's base URL, and
+// authz decides what each caller may do (nil allows nothing).
+func New(q *queue.Manager, log *slog.Logger, endpoint string, authz auth.Authorizer) *API {
+	return &API{q: q, log: log, endpoint: strings.TrimSuffix(endpoint, "/"), auth: authz}
 }
 
-// Register mounts SQS on the root path and on queue URLs.
+// Register mounts SQS on queue URLs. The root path, which SQS's query
+// protocol shares with IAM's and STS's, is the server's to route.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.Handle("POST /{$}", a)
 	mux.Handle("POST /"+queue.Account+"/{queue}", a)
 	mux.Handle("GET /"+queue.Account+"/{queue}", a)
 }
@@ -115,6 +118,9 @@ func (a *API) toWire(err error) *wireError {
 	if errors.As(err, &we) {
 		return we
 	}
+	if d, ok := errors.AsType[*auth.Denied](err); ok {
+		return &wireError{Status: 403, Type: "AccessDeniedException", Code: "AccessDenied", Message: d.Error()}
+	}
 	msg := function.Message(err)
 	switch {
 	case errors.Is(err, queue.ErrNoQueue):
@@ -149,7 +155,7 @@ func (a *API) toWire(err error) *wireError {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := uuid.NewString()
 	w.Header().Set("X-Amzn-RequestId", rid)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
+	body, err := readBody(w, r)
 	if err != nil {
 		writeQueryError(w, rid, clientErr("RequestTooLong", "RequestTooLong", "The request is too large."))
 		return
@@ -218,6 +224,18 @@ func (a *API) pathQueue(r *http.Request, req *request) {
 			req.QueueURL = a.endpoint + "/" + queue.Account + "/" + name
 		}
 	}
+}
+
+// readBody takes a body already read whole (to check its signature) as
+// it is, and reads any other up to maxRequest.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if b, ok := r.Body.(interface{ Bytes() []byte }); ok {
+		if len(b.Bytes()) > maxRequest {
+			return nil, errors.New("request too large")
+		}
+		return b.Bytes(), nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
 }
 
 // queueName returns the queue a request's QueueUrl names. Any host is

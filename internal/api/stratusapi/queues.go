@@ -12,7 +12,7 @@ import (
 // delayed and oldest age (from the store, the same on every node), this
 // node's counters, and the asynchronous event queue.
 func (a *API) Queues(mux *http.ServeMux, q *queue.Manager, async func(context.Context) (any, error)) {
-	mux.HandleFunc("GET /stratus/v1/queues", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /stratus/v1/queues", a.allow("stratus:GetQueueStats", nil, func(w http.ResponseWriter, r *http.Request) {
 		type row struct {
 			Name      string             `json:"name"`
 			Visible   int64              `json:"visible"`
@@ -40,5 +40,5 @@ func (a *API) Queues(mux *http.ServeMux, q *queue.Manager, async func(context.Co
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
-	})
+	}))
 }

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/meter"
 	"github.com/stratus-faas/stratus/internal/registry"
@@ -24,18 +26,50 @@ type API struct {
 	reg    *registry.Registry
 	prices meter.Prices
 	now    func() time.Time
+	region string
+	auth   auth.Authorizer
+	urls   URLChecker
 }
 
-// New returns the API.
-func New(st *store.Store, reg *registry.Registry, prices meter.Prices) *API {
-	return &API{st: st, reg: reg, prices: prices, now: time.Now}
+// URLChecker verifies the signature of a link the server handed out.
+type URLChecker interface {
+	CheckURL(path, sig string, expires int64) bool
 }
 
-// Register adds the routes to mux.
+// New returns the API; authz decides what each caller may do (nil allows
+// nothing), urls checks code links.
+func New(st *store.Store, reg *registry.Registry, prices meter.Prices, region string, authz auth.Authorizer, urls URLChecker) *API {
+	return &API{st: st, reg: reg, prices: prices, now: time.Now, region: region, auth: authz, urls: urls}
+}
+
+// Register adds the routes to mux. Logs are CloudWatch Logs' to allow
+// (logs:FilterLogEvents on the function's log group); the rest are
+// Stratus's own actions.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /stratus/v1/functions/{name}/logs", a.logs)
-	mux.HandleFunc("GET /stratus/v1/usage", a.usage)
+	mux.HandleFunc("GET /stratus/v1/functions/{name}/logs", a.allow("logs:FilterLogEvents", func(r *http.Request) string {
+		return "arn:aws:logs:" + a.region + ":" + function.AccountID + ":log-group:/aws/lambda/" + r.PathValue("name")
+	}, a.logs))
+	mux.HandleFunc("GET /stratus/v1/usage", a.allow("stratus:GetUsage", nil, a.usage))
 	mux.HandleFunc("GET /stratus/v1/code/{key}", a.code)
+}
+
+// allow runs h once the caller is allowed action on the resource of r.
+func (a *API) allow(action string, resource func(*http.Request) string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		res := "*"
+		if resource != nil {
+			res = resource(r)
+		}
+		var err error = &auth.Denied{Action: action, Resource: res}
+		if a.auth != nil {
+			err = a.auth.Authorize(r.Context(), action, res)
+		}
+		if err != nil {
+			fail(w, http.StatusForbidden, "AccessDeniedException", err.Error())
+			return
+		}
+		h(w, r)
+	}
 }
 
 type apiError struct {
@@ -132,6 +166,25 @@ func (a *API) code(w http.ResponseWriter, r *http.Request) {
 	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
 		fail(w, http.StatusBadRequest, "InvalidParameterValueException", "invalid code key")
 		return
+	}
+	// A link from GetFunction (as Lambda's presigned S3 URL), or a
+	// caller allowed to read any function's code.
+	q := r.URL.Query()
+	exp, _ := strconv.ParseInt(q.Get("X-Stratus-Expires"), 10, 64)
+	if sig := q.Get("X-Stratus-Signature"); sig != "" {
+		if a.urls == nil || !a.urls.CheckURL(r.URL.Path, sig, exp) {
+			fail(w, http.StatusForbidden, "AccessDenied", "Request has expired or its signature does not match")
+			return
+		}
+	} else {
+		var err error = &auth.Denied{Action: "stratus:GetCode", Resource: "*"}
+		if a.auth != nil {
+			err = a.auth.Authorize(r.Context(), "stratus:GetCode", "*")
+		}
+		if err != nil {
+			fail(w, http.StatusForbidden, "AccessDeniedException", err.Error())
+			return
+		}
 	}
 	data, err := a.reg.CodeZip(r.Context(), key)
 	if err != nil {

@@ -1,0 +1,261 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stratus-faas/stratus/internal/auth"
+)
+
+// maxSignedBody bounds a body read whole to check its signature: a 50 MB
+// zip in base64 plus the JSON around it (the largest request any API
+// takes).
+const maxSignedBody = 70 << 20
+
+// authn checks the signature of every request on the API listener before
+// any API sees it, and puts the caller's identity on the request's
+// context. A request it refuses has no effect anywhere. It is the one
+// place authentication errors are put on the wire, in the shape of the
+// protocol the request was made in.
+type authn struct {
+	next http.Handler
+	iam  *auth.IAM
+	now  func() time.Time
+	// dev takes any request, signed or not, as the root's (loopback
+	// development only; the flag says so loudly).
+	dev    bool
+	region string
+}
+
+// services are the signing services a path's API accepts.
+func services(r *http.Request) []string {
+	p := r.URL.Path
+	switch {
+	case r.Header.Get("X-Amz-Target") != "":
+		return []string{"sqs"}
+	case p == "/":
+		return []string{"sqs", "iam", "sts"}
+	case strings.HasPrefix(p, "/"+auth.Account+"/"):
+		return []string{"sqs"}
+	case strings.HasPrefix(p, "/schedules"):
+		return []string{"scheduler"}
+	case strings.HasPrefix(p, "/v2/"):
+		return []string{"apigateway"}
+	case strings.HasPrefix(p, "/stratus/"), p == "/metrics", strings.HasPrefix(p, "/debug/"):
+		return []string{"stratus"}
+	case len(p) > 11 && p[0] == '/' && p[5] == '-' && p[8] == '-' && p[11] == '/':
+		return []string{"lambda"} // Lambda's paths start with an API date
+	}
+	return []string{"lambda"}
+}
+
+// public paths need no credentials.
+func public(r *http.Request) bool {
+	return r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+}
+
+func (a *authn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if public(r) {
+		a.next.ServeHTTP(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/stratus/v1/code/") && r.URL.Query().Has("X-Stratus-Signature") {
+		// A code link handed out by GetFunction: checked by its handler.
+		a.next.ServeHTTP(w, r)
+		return
+	}
+	p, err := a.authenticate(r)
+	if err != nil {
+		writeAuthError(w, r, err)
+		return
+	}
+	p.Secure = r.TLS != nil
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		p.SourceIP = host
+	}
+	a.next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+}
+
+func (a *authn) authenticate(r *http.Request) (*auth.Principal, error) {
+	if a.dev {
+		return a.iam.RootPrincipal(), nil
+	}
+	sig, err := auth.ParseSignature(r)
+	if err != nil {
+		return nil, err
+	}
+	if sig.Region != a.region {
+		return nil, &auth.Error{Kind: auth.ErrBadSignature, Message: "Credential should be scoped to a valid region, not '" + sig.Region + "'. This server answers for " + a.region + "."}
+	}
+	if want := services(r); !slices.Contains(want, sig.Service) {
+		return nil, &auth.Error{Kind: auth.ErrBadSignature, Message: "Credential should be scoped to correct service: '" + want[0] + "', not '" + sig.Service + "'."}
+	}
+	// Who and when first: an unknown key or a stale request is refused
+	// without reading its body.
+	p, secret, err := a.iam.Authenticate(sig)
+	if err != nil {
+		return nil, err
+	}
+	if err := sig.CheckTime(a.now()); err != nil {
+		return nil, err
+	}
+	hash := sig.PayloadHash
+	switch {
+	case hash == auth.UnsignedPayload && (sig.Presigned || sig.Service == "s3"):
+	default:
+		if err := a.readBody(r); err != nil {
+			return nil, err
+		}
+		sum := auth.PayloadHash(r.Body.(*signedBody).b)
+		if hash != "" && hash != sum {
+			return nil, &auth.Error{Kind: auth.ErrBadSignature, Message: "The provided 'x-amz-content-sha256' header does not match what was computed."}
+		}
+		hash = sum
+	}
+	if err := sig.Verify(r, secret, hash, sig.Service != "s3"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// errTooLarge is a body past maxSignedBody.
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads the body whole, into one allocation of its size, and
+// puts it back as a signedBody the APIs take without copying.
+func (a *authn) readBody(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		r.Body = &signedBody{}
+		return nil
+	}
+	if r.ContentLength > maxSignedBody {
+		return errTooLarge
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, maxSignedBody+1))
+	_ = r.Body.Close()
+	if err != nil {
+		return &auth.Error{Kind: auth.ErrMalformed, Message: "could not read the request body: " + err.Error()}
+	}
+	if buf.Len() > maxSignedBody {
+		return errTooLarge
+	}
+	r.Body = &signedBody{b: buf.Bytes()}
+	return nil
+}
+
+// signedBody is a body already read; Bytes lets an API take it as is.
+type signedBody struct {
+	b   []byte
+	off int
+}
+
+func (s *signedBody) Read(p []byte) (int, error) {
+	if s.off >= len(s.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b[s.off:])
+	s.off += n
+	return n, nil
+}
+
+func (s *signedBody) Close() error { return nil }
+
+// Bytes is the unread rest of the body.
+func (s *signedBody) Bytes() []byte { return s.b[s.off:] }
+
+// protocol is the wire an unauthenticated request expects its error in.
+type protocol int
+
+const (
+	restJSON protocol = iota // Lambda, Scheduler, API Gateway, Stratus
+	awsJSON                  // SQS's JSON protocol
+	queryXML                 // IAM, STS, SQS's query protocol
+)
+
+func protocolOf(r *http.Request) protocol {
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		return awsJSON
+	}
+	if r.Method == http.MethodPost && (r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/"+auth.Account+"/")) {
+		return queryXML
+	}
+	if r.URL.Query().Has("Action") {
+		return queryXML
+	}
+	return restJSON
+}
+
+// codes are each failure's error code in each protocol.
+func codes(err error) (rest, query string, status int) {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return "RequestTooLargeException", "RequestTooLong", http.StatusRequestEntityTooLarge
+	case errors.Is(err, auth.ErrMissing):
+		return "MissingAuthenticationTokenException", "MissingAuthenticationToken", http.StatusForbidden
+	case errors.Is(err, auth.ErrMalformed):
+		return "IncompleteSignatureException", "IncompleteSignature", http.StatusForbidden
+	case errors.Is(err, auth.ErrUnknownKey):
+		return "UnrecognizedClientException", "InvalidClientTokenId", http.StatusForbidden
+	case errors.Is(err, auth.ErrBadToken):
+		if strings.Contains(err.Error(), "expired") {
+			return "ExpiredTokenException", "ExpiredToken", http.StatusForbidden
+		}
+		return "UnrecognizedClientException", "InvalidClientTokenId", http.StatusForbidden
+	case errors.Is(err, auth.ErrSkewed):
+		return "InvalidSignatureException", "RequestExpired", http.StatusForbidden
+	case errors.Is(err, auth.ErrExpired):
+		return "InvalidSignatureException", "RequestExpired", http.StatusForbidden
+	}
+	return "InvalidSignatureException", "SignatureDoesNotMatch", http.StatusForbidden
+}
+
+func writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	rest, query, status := codes(err)
+	msg := err.Error()
+	rid := uuid.NewString()
+	h := w.Header()
+	h.Set("X-Amzn-RequestId", rid)
+	// The connection may still carry a body nobody read: close it rather
+	// than read a refused request's upload.
+	h.Set("Connection", "close")
+	switch protocolOf(r) {
+	case awsJSON:
+		h.Set("Content-Type", "application/x-amz-json-1.0")
+		h.Set("X-Amzn-Query-Error", query+";Sender")
+		w.WriteHeader(status)
+		b, _ := json.Marshal(map[string]string{"__type": "com.amazon.coral.service#" + rest, "message": msg})
+		_, _ = w.Write(b)
+	case queryXML:
+		h.Set("Content-Type", "text/xml")
+		w.WriteHeader(status)
+		var b bytes.Buffer
+		b.WriteString(`<ErrorResponse><Error><Type>Sender</Type><Code>`)
+		_ = xml.EscapeText(&b, []byte(query))
+		b.WriteString(`</Code><Message>`)
+		_ = xml.EscapeText(&b, []byte(msg))
+		b.WriteString(`</Message></Error><RequestId>` + rid + `</RequestId></ErrorResponse>`)
+		_, _ = w.Write(b.Bytes())
+	default:
+		h.Set("Content-Type", "application/json")
+		h.Set("X-Amzn-ErrorType", rest)
+		b, _ := json.Marshal(map[string]string{"Type": "User", "message": msg, "Message": msg})
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(status)
+		_, _ = w.Write(b)
+	}
+}

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	iamapi "github.com/stratus-faas/stratus/internal/api/iam"
+	sqsapi "github.com/stratus-faas/stratus/internal/api/sqs"
+	"github.com/stratus-faas/stratus/internal/auth"
+)
+
+// Profile is the AWS profile the server writes for its root key.
+const Profile = "stratus"
+
+// writeProfile writes the root key where the AWS CLI, boto3 and the
+// stratus CLI find it (a credentials and a config file in the data
+// folder, profile "stratus"), and says how to use it.
+func writeProfile(dataDir, endpoint, region string, root *auth.AccessKey, log *slog.Logger) error {
+	creds := filepath.Join(dataDir, "credentials")
+	conf := filepath.Join(dataDir, "config")
+	c := fmt.Sprintf("[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n", Profile, root.ID, root.Secret)
+	k := fmt.Sprintf("[profile %s]\nregion = %s\nendpoint_url = %s\n", Profile, region, endpoint)
+	for path, body := range map[string]string{creds: c, conf: k} {
+		if err := writeFileAtomic(path, []byte(body)); err != nil {
+			return fmt.Errorf("write the root profile: %w", err)
+		}
+	}
+	log.Info("root credentials are in profile "+Profile+"; for the AWS CLI and SDKs: export AWS_SHARED_CREDENTIALS_FILE="+creds+
+		" AWS_CONFIG_FILE="+conf+" AWS_PROFILE="+Profile, "access_key_id", root.ID)
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// queryRouter serves POST /, which the query protocols of SQS, IAM and
+// STS share: by the service the request was signed for, else by the
+// API version it names.
+type queryRouter struct {
+	sqs *sqsapi.API
+	iam *iamapi.API
+}
+
+func (q *queryRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-Amz-Target") != "" {
+		q.sqs.ServeHTTP(w, r)
+		return
+	}
+	body, err := bodyOf(r)
+	if err != nil {
+		http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		form = url.Values{}
+	}
+	for k, v := range r.URL.Query() {
+		if _, ok := form[k]; !ok {
+			form[k] = v
+		}
+	}
+	switch service(r, form) {
+	case "iam":
+		q.iam.ServeHTTP(w, r, form, false)
+	case "sts":
+		q.iam.ServeHTTP(w, r, form, true)
+	default:
+		r.Body = &signedBody{b: body}
+		q.sqs.ServeHTTP(w, r)
+	}
+}
+
+func bodyOf(r *http.Request) ([]byte, error) {
+	if b, ok := r.Body.(*signedBody); ok {
+		return b.Bytes(), nil
+	}
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, 8<<20+1))
+	if err == nil && buf.Len() > 8<<20 {
+		err = errTooLarge
+	}
+	return buf.Bytes(), err
+}
+
+// service is the service a query request is for.
+func service(r *http.Request, form url.Values) string {
+	if sig, err := auth.ParseSignature(r); err == nil {
+		return sig.Service
+	}
+	switch form.Get("Version") {
+	case iamapi.IAMVersion:
+		return "iam"
+	case iamapi.STSVersion:
+		return "sts"
+	}
+	return "sqs"
+}
+
+// allowed serves h to callers allowed action; the others get AWS's
+// AccessDenied.
+func allowed(authz auth.Authorizer, action string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := authz.Authorize(r.Context(), action, "*"); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Amzn-ErrorType", "AccessDeniedException")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"message":"`+strings.ReplaceAll(err.Error(), `"`, `'`)+`"}`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
