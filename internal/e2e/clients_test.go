@@ -13,14 +13,6 @@ import (
 	"time"
 )
 
-func clientEnv(home string) []string {
-	return append(os.Environ(),
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1",
-		"AWS_CONFIG_FILE="+filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
-		"AWS_PAGER=",
-	)
-}
-
 func runCmd(t *testing.T, env []string, name string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
@@ -41,7 +33,7 @@ func TestAWSCLI(t *testing.T) {
 	}
 	s := startServer(t, "")
 	dir := t.TempDir()
-	env := clientEnv(dir)
+	env := s.clientEnv(dir)
 	zipPath := filepath.Join(dir, "fn.zip")
 	if err := os.WriteFile(zipPath, goZip(t), 0o644); err != nil {
 		t.Fatal(err)
@@ -150,8 +142,7 @@ import base64, io, json, sys, zipfile
 import boto3, botocore
 
 endpoint, zip_path = sys.argv[1], sys.argv[2]
-c = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="test", aws_secret_access_key="test")
+c = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
 code = open(zip_path, "rb").read()
 
 buf = io.BytesIO()
@@ -221,7 +212,7 @@ func TestBoto3(t *testing.T) {
 	if err := os.WriteFile(script, []byte(boto3Script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runCmd(t, clientEnv(dir), boto3Python(t), script, s.Endpoint, zipPath)
+	out, err := runCmd(t, s.clientEnv(dir), boto3Python(t), script, s.Endpoint, zipPath)
 	if err != nil || !strings.Contains(out, "boto3 ok") {
 		t.Fatalf("boto3: %v\n%s", err, out)
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -80,7 +79,7 @@ func TestDiskFull(t *testing.T) {
 	if !strings.Contains(s.out.String(), "store sized from the disk") {
 		t.Fatalf("the store's sizes are not named at start:\n%s", s.out.String())
 	}
-	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
+	creds := s.creds()
 	lc := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), RetryMaxAttempts: 1, Credentials: creds})
 	qc := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), RetryMaxAttempts: 1, Credentials: creds})
 	ctx := context.Background()

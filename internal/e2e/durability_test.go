@@ -19,7 +19,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -215,9 +214,9 @@ func TestNATSOutage(t *testing.T) {
 	ctx := context.Background()
 	// No retries: each call's own answer is what is checked.
 	lc := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), RetryMaxAttempts: 1,
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+		Credentials: s.creds()})
 	qc := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), RetryMaxAttempts: 1,
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+		Credentials: s.creds()})
 	createFunction(t, lc, "outage", goZip(t), fnOpts{})
 	okQ := createQueue(t, qc, "outage-ok", nil)
 	okARN := queueAttrs(t, qc, okQ)["QueueArn"]

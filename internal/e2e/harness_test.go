@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
@@ -123,6 +122,7 @@ type server struct {
 	out      *lockedBuffer
 	done     chan struct{}
 	bin      string // the binary; stratusBin unless set
+	root     aws.Credentials
 }
 
 type lockedBuffer struct {
@@ -227,6 +227,8 @@ func (s *server) start() {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
+				s.loadCredentials()
+				s.ensureRoles()
 				return
 			}
 		}
@@ -273,7 +275,7 @@ func (s *server) lambda() *lambda.Client {
 	return lambda.New(lambda.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(s.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		Credentials:  s.creds(),
 		HTTPClient:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
 	})
 }

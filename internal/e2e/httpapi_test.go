@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	agtypes "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 )
@@ -25,7 +24,7 @@ func (s *server) apigw() *apigatewayv2.Client {
 	return apigatewayv2.New(apigatewayv2.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(s.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		Credentials:  s.creds(),
 	})
 }
 

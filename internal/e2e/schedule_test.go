@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -19,7 +18,7 @@ import (
 
 func (s *server) scheduler() *scheduler.Client {
 	return scheduler.New(scheduler.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+		Credentials: s.creds()})
 }
 
 func TestSchedules(t *testing.T) {

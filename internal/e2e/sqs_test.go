@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
@@ -24,7 +23,7 @@ func (s *server) sqs() *sqs.Client {
 	return sqs.New(sqs.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(s.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		Credentials:  s.creds(),
 		HTTPClient:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
 	})
 }
@@ -424,7 +423,7 @@ func TestSQSQueryProtocol(t *testing.T) {
 	if _, err := os.Stat(debianAWS); err != nil {
 		t.Fatal("Debian's awscli (/usr/bin/aws) is required for the query protocol; .ci/run installs it")
 	}
-	env := clientEnv(t.TempDir())
+	env := s.clientEnv(t.TempDir())
 	cli := func(args ...string) string {
 		t.Helper()
 		out, err := runCmd(t, env, debianAWS, append([]string{"--endpoint-url", s.Endpoint, "--region", "us-east-1", "--output", "text"}, args...)...)
@@ -456,7 +455,7 @@ func TestSQSQueryProtocol(t *testing.T) {
 const boto3SQSScript = `
 import sys, boto3, botocore
 ep = sys.argv[1]
-sqs = boto3.client("sqs", endpoint_url=ep, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+sqs = boto3.client("sqs", endpoint_url=ep, region_name="us-east-1")
 url = sqs.create_queue(QueueName="boto", Attributes={"VisibilityTimeout": "15"})["QueueUrl"]
 sqs.send_message(QueueUrl=url, MessageBody="hi", MessageAttributes={"a": {"DataType": "String", "StringValue": "b"}})
 r = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2, MessageAttributeNames=["All"], AttributeNames=["All"])
@@ -482,7 +481,7 @@ func TestSQSBoto3(t *testing.T) {
 	if err := os.WriteFile(script, []byte(boto3SQSScript), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runCmd(t, clientEnv(dir), boto3Python(t), script, s.Endpoint)
+	out, err := runCmd(t, s.clientEnv(dir), boto3Python(t), script, s.Endpoint)
 	if err != nil || !strings.Contains(out, "boto3 sqs ok") {
 		t.Fatalf("boto3: %v\n%s", err, out)
 	}
