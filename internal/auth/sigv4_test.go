@@ -98,9 +98,18 @@ func TestVerifyRefusesMutations(t *testing.T) {
 			r.Body = ioNop(b)
 			return r
 		}, ErrBadSignature},
-		{"signed header", func(r *http.Request) *http.Request { r.Header.Set("X-Amz-Date", now.Add(time.Second).Format(amzDateFormat)); return r }, ErrBadSignature},
-		{"query", func(r *http.Request) *http.Request { r.RequestURI = strings.Replace(r.RequestURI, "live", "prod", 1); return r }, ErrBadSignature},
-		{"path", func(r *http.Request) *http.Request { r.RequestURI = strings.Replace(r.RequestURI, "/f/", "/g/", 1); return r }, ErrBadSignature},
+		{"signed header", func(r *http.Request) *http.Request {
+			r.Header.Set("X-Amz-Date", now.Add(time.Second).Format(amzDateFormat))
+			return r
+		}, ErrBadSignature},
+		{"query", func(r *http.Request) *http.Request {
+			r.RequestURI = strings.Replace(r.RequestURI, "live", "prod", 1)
+			return r
+		}, ErrBadSignature},
+		{"path", func(r *http.Request) *http.Request {
+			r.RequestURI = strings.Replace(r.RequestURI, "/f/", "/g/", 1)
+			return r
+		}, ErrBadSignature},
 		{"host", func(r *http.Request) *http.Request { r.Host = "127.0.0.1:9001"; return r }, ErrBadSignature},
 		{"method", func(r *http.Request) *http.Request { r.Method = "PUT"; return r }, ErrBadSignature},
 		{"region", func(r *http.Request) *http.Request {
@@ -122,7 +131,10 @@ func TestVerifyRefusesMutations(t *testing.T) {
 			return r
 		}, ErrBadSignature},
 		{"unsigned", func(r *http.Request) *http.Request { r.Header.Del("Authorization"); return r }, ErrMissing},
-		{"garbage", func(r *http.Request) *http.Request { r.Header.Set("Authorization", "AWS4-HMAC-SHA256 garbage"); return r }, ErrMalformed},
+		{"garbage", func(r *http.Request) *http.Request {
+			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 garbage")
+			return r
+		}, ErrMalformed},
 		{"sigv2", func(r *http.Request) *http.Request { r.Header.Set("Authorization", "AWS AKIA:abc"); return r }, ErrMalformed},
 	}
 	for _, m := range mutations {

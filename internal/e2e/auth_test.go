@@ -176,11 +176,27 @@ func TestSignatureMutations(t *testing.T) {
 		return r
 	}
 	for name, r := range map[string]*http.Request{
-		"body byte":   withBody(sign(time.Now(), "lambda", "us-east-1"), []byte(`{"n":2}`)),
-		"header":      func() *http.Request { r := sign(time.Now(), "lambda", "us-east-1"); r.Header.Set("X-Amz-Invocation-Type", "Event"); return r }(),
-		"query":       func() *http.Request { r := sign(time.Now(), "lambda", "us-east-1"); r.URL.RawQuery = "Qualifier=1"; return r }(),
-		"path":        func() *http.Request { r := sign(time.Now(), "lambda", "us-east-1"); r.URL.Path = "/2015-03-31/functions/mut2/invocations"; return r }(),
-		"date":        func() *http.Request { r := sign(time.Now(), "lambda", "us-east-1"); r.Header.Set("X-Amz-Date", time.Now().Add(time.Second).UTC().Format("20060102T150405Z")); return r }(),
+		"body byte": withBody(sign(time.Now(), "lambda", "us-east-1"), []byte(`{"n":2}`)),
+		"header": func() *http.Request {
+			r := sign(time.Now(), "lambda", "us-east-1")
+			r.Header.Set("X-Amz-Invocation-Type", "Event")
+			return r
+		}(),
+		"query": func() *http.Request {
+			r := sign(time.Now(), "lambda", "us-east-1")
+			r.URL.RawQuery = "Qualifier=1"
+			return r
+		}(),
+		"path": func() *http.Request {
+			r := sign(time.Now(), "lambda", "us-east-1")
+			r.URL.Path = "/2015-03-31/functions/mut2/invocations"
+			return r
+		}(),
+		"date": func() *http.Request {
+			r := sign(time.Now(), "lambda", "us-east-1")
+			r.Header.Set("X-Amz-Date", time.Now().Add(time.Second).UTC().Format("20060102T150405Z"))
+			return r
+		}(),
 		"region":      sign(time.Now(), "lambda", "us-west-2"),
 		"service":     sign(time.Now(), "sqs", "us-east-1"),
 		"skew ahead":  sign(time.Now().Add(6*time.Minute), "lambda", "us-east-1"),
