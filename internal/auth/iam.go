@@ -545,3 +545,22 @@ func randomID(n int) string {
 func randomSecret() string {
 	return base64.StdEncoding.EncodeToString(random(30)) // 40 characters, as AWS's
 }
+
+// DefaultRole is the execution role made at first start, which the
+// stratus CLI gives the functions it deploys: Lambda may assume it, and
+// it allows what AWS's basic execution role does (logs), nothing more.
+const DefaultRole = "stratus-function"
+
+// EnsureDefaultRole creates DefaultRole once.
+func (a *IAM) EnsureDefaultRole(ctx context.Context) error {
+	if _, _, err := a.Get(KindRole, DefaultRole); err == nil {
+		return nil
+	}
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	_, err := a.Create(ctx, &Entity{Kind: KindRole, Name: DefaultRole, Trust: trust, Description: "Execution role of functions deployed with the stratus CLI",
+		Attached: []string{"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}})
+	if errors.Is(err, ErrEntityExists) {
+		return nil
+	}
+	return err
+}

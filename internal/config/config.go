@@ -34,6 +34,11 @@ type Server struct {
 	// --pprof) without credentials on a listener of its own, for a
 	// Prometheus that cannot sign requests.
 	MetricsListen string
+	// TLSCert and TLSKey serve both listeners over TLS (1.2 and up);
+	// SIGHUP reloads them.
+	TLSCert, TLSKey string
+	// AllowPlainHTTP lets a non-loopback listener serve without TLS.
+	AllowPlainHTTP bool
 }
 
 // Defaults returns the embedded defaults.
@@ -78,6 +83,9 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Unsandboxed, "unsandboxed", c.Unsandboxed, "run instances as plain child processes even where they could be isolated")
 	fs.BoolVar(&c.DevAuth, "dev-auth", c.DevAuth, "DEVELOPMENT ONLY: accept any request, signed or not, as the root (refused unless --listen is a loopback address)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics (and /debug/pprof with --pprof) without credentials on this address too")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) for both listeners; reloaded on SIGHUP")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
+	fs.BoolVar(&c.AllowPlainHTTP, "allow-plain-http", c.AllowPlainHTTP, "serve plain HTTP on a non-loopback --listen or --http-listen (credentials and payloads then cross the network unencrypted)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
 }
 
@@ -108,6 +116,16 @@ func (c *Server) Validate() error {
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			errs = append(errs, fmt.Errorf("--metrics-listen %q: %w", c.MetricsListen, err))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.TLSCert == "" && !c.AllowPlainHTTP {
+		for name, addr := range map[string]string{"--listen": c.Listen, "--http-listen": c.HTTPListen} {
+			if _, _, err := net.SplitHostPort(addr); err == nil && !Loopback(addr) {
+				errs = append(errs, fmt.Errorf("%s %s is not a loopback address: serve it with --tls-cert and --tls-key, or pass --allow-plain-http to say plain HTTP is intended", name, addr))
+			}
 		}
 	}
 	if c.DevAuth && !Loopback(c.Listen) {

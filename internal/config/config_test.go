@@ -32,6 +32,14 @@ func TestFlagsAndValidate(t *testing.T) {
 		{[]string{"--region", "mars"}, false},
 		{[]string{"--max-concurrency", "0"}, false},
 		{[]string{"--data-dir", ""}, false},
+		{[]string{"--listen", "0.0.0.0:9000"}, false}, // plain HTTP beyond loopback
+		{[]string{"--http-listen", "10.0.0.1:8080"}, false},
+		{[]string{"--listen", "0.0.0.0:9000", "--allow-plain-http"}, true},
+		{[]string{"--listen", "[::]:9000", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, true},
+		{[]string{"--tls-cert", "c.pem"}, false},
+		{[]string{"--dev-auth"}, true},
+		{[]string{"--dev-auth", "--listen", "localhost:9000"}, true},
+		{[]string{"--dev-auth", "--listen", "0.0.0.0:9000", "--allow-plain-http"}, false},
 	}
 	for _, tt := range tests {
 		c := Defaults()

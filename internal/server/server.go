@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,13 +64,21 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	defer ln.Close()
-	endpoint := "http://" + ln.Addr().String()
+	scheme := "http://"
+	var cert *certificate
+	if cfg.TLSCert != "" {
+		if cert, err = loadCertificate(cfg.TLSCert, cfg.TLSKey, log); err != nil {
+			return err
+		}
+		scheme = "https://"
+	}
+	endpoint := scheme + ln.Addr().String()
 	httpLn, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPListen, err)
 	}
 	defer httpLn.Close()
-	gatewayURL := "http://" + httpLn.Addr().String()
+	gatewayURL := scheme + httpLn.Addr().String()
 
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -84,6 +93,9 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer ids.Close()
+	if err := ids.EnsureDefaultRole(openCtx); err != nil {
+		return fmt.Errorf("create the default execution role: %w", err)
+	}
 	if err := writeProfile(cfg.DataDir, endpoint, cfg.Region, ids.Root(), log); err != nil {
 		return err
 	}
@@ -240,11 +252,19 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		BaseContext:       func(net.Listener) context.Context { return work },
 	}
 	served := make(chan error, 3)
-	go func() { served <- srv.Serve(newClientListener(ln)) }()
+	apiLn, trigLn := net.Listener(newClientListener(ln)), net.Listener(newClientListener(httpLn))
+	if cert != nil {
+		apiLn, trigLn = tls.NewListener(apiLn, cert.config()), tls.NewListener(trigLn, cert.config())
+		hupCtx, stopHup := context.WithCancel(context.Background())
+		hupDone := make(chan struct{})
+		go func() { defer close(hupDone); cert.reloadOnHangup(hupCtx) }()
+		defer func() { stopHup(); <-hupDone }()
+	}
+	go func() { served <- srv.Serve(apiLn) }()
 	gw := gateway.New(reg, apis, inv, log).Server()
 	gw.ErrorLog = srv.ErrorLog
 	gw.BaseContext = srv.BaseContext
-	go func() { served <- gw.Serve(newClientListener(httpLn)) }()
+	go func() { served <- gw.Serve(trigLn) }()
 	servers := []*http.Server{srv, gw}
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)

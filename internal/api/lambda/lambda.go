@@ -293,8 +293,14 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.at(ref, err)
 	}
+	conf := a.configuration(fn, true)
+	// GetFunction may be allowed where the configuration is not: then
+	// the environment's values (secrets, often) stay hidden.
+	if a.authorize(r, "lambda:GetFunctionConfiguration", a.resource(r)) != nil {
+		conf.Environment = nil
+	}
 	out := map[string]any{
-		"Configuration": a.configuration(fn, true),
+		"Configuration": conf,
 		"Code": map[string]string{
 			"RepositoryType": "S3",
 			"Location":       a.codeLocation(fn.CodeKey()),
