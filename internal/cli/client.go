@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
@@ -51,7 +52,9 @@ func (c *clientFlags) bind(fs *flag.FlagSet) {
 // profile, the environment), falling back to the root profile a server
 // with the default data folder wrote.
 func (c *clientFlags) credentials(ctx context.Context) (aws.CredentialsProvider, error) {
-	opts := []func(*config.LoadOptions) error{config.WithRegion(c.region)}
+	// No instance metadata service: this is not EC2, and asking it costs
+	// seconds of timeouts before a clear error.
+	opts := []func(*config.LoadOptions) error{config.WithRegion(c.region), config.WithEC2IMDSClientEnableState(imds.ClientDisabled)}
 	switch {
 	case c.profile != "":
 		opts = append(opts, config.WithSharedConfigProfile(c.profile))
@@ -66,7 +69,7 @@ func (c *clientFlags) credentials(ctx context.Context) (aws.CredentialsProvider,
 		return nil, fmt.Errorf("find credentials: %w", err)
 	}
 	if _, err := awsCfg.Credentials.Retrieve(ctx); err != nil {
-		return nil, fmt.Errorf("no credentials to sign requests with: start the server once (it writes its root profile) or set AWS_PROFILE or --profile: %w", err)
+		return nil, fmt.Errorf("no credentials to sign requests with: start the server once (it writes its root profile to its data folder, %s by default or $STRATUS_DATA_DIR), or set AWS_PROFILE or --profile: %w", cfgpkg.DefaultDataDir(), err)
 	}
 	return awsCfg.Credentials, nil
 }

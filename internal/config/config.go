@@ -56,9 +56,12 @@ func Defaults() Server {
 	}
 }
 
-// DefaultDataDir is under the user's data folder, never under /tmp:
-// $XDG_DATA_HOME/stratus, else ~/.local/share/stratus.
+// DefaultDataDir is $STRATUS_DATA_DIR, else under the user's data folder,
+// never under /tmp: $XDG_DATA_HOME/stratus, else ~/.local/share/stratus.
 func DefaultDataDir() string {
+	if d := os.Getenv("STRATUS_DATA_DIR"); d != "" {
+		return d
+	}
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "stratus")
 	}

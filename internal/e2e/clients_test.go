@@ -222,7 +222,8 @@ func TestBoto3(t *testing.T) {
 // with the stratus CLI.
 func TestStratusCLI(t *testing.T) {
 	s := startServer(t, "")
-	env := append(os.Environ(), "STRATUS_ENDPOINT="+s.Endpoint)
+	// The CLI finds the root profile in the server's data folder.
+	env := append(os.Environ(), "STRATUS_ENDPOINT="+s.Endpoint, "STRATUS_DATA_DIR="+s.dataDir)
 	stratus := func(args ...string) (string, error) {
 		cmd := exec.Command(stratusBin, args...)
 		cmd.Env = env

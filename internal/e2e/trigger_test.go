@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -341,7 +342,9 @@ func TestAsyncQueueDestinations(t *testing.T) {
 		t.Fatalf("dead letter: %s %+v", *m.Body, m.MessageAttributes)
 	}
 	// What happened is visible with the CLI.
-	out, err := runCmd(t, os.Environ(), stratusBin, "queues", "--endpoint", s.Endpoint)
+	// The CLI signs with a profile named in the environment, as the AWS CLI would.
+	env := append(os.Environ(), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(s.dataDir, "credentials"), "AWS_PROFILE=stratus")
+	out, err := runCmd(t, env, stratusBin, "queues", "--endpoint", s.Endpoint)
 	if err != nil || !strings.Contains(out, "fn-dlq") || !strings.Contains(out, "retries exhausted 1") || !strings.Contains(out, "dead-lettered 1") || !strings.Contains(out, "retried 1") {
 		t.Fatalf("stratus queues: %v\n%s", err, out)
 	}
