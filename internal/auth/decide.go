@@ -343,3 +343,29 @@ func (a *IAM) InstanceCredentials(roleARN, name string, d time.Duration) (Creden
 	}
 	return a.Session(role, name, d), true
 }
+
+// ResourcePolicy compiles a resource policy document (once per document).
+func (a *IAM) ResourcePolicy(doc string) (*Policy, error) { return a.parse(doc, true) }
+
+// AllowsService reports whether a resource policy lets the service
+// principal (apigateway.amazonaws.com, s3.amazonaws.com) perform action
+// on resource, with the request's conditions (aws:SourceArn, ...):
+// how a trigger of another service is let in.
+func AllowsService(pol *Policy, service, action, resource string, conds ...Cond) bool {
+	return evaluateAnonymous(pol, &Request{Action: action, Resource: resource, Service: service}, conds) == Allowed
+}
+
+// AllowsAnyone reports whether a resource policy grants action on
+// resource to every caller ("*"), as a function URL with AuthType NONE
+// needs.
+func AllowsAnyone(pol *Policy, action, resource string, conds ...Cond) bool {
+	return evaluateAnonymous(pol, &Request{Action: action, Resource: resource, Principal: &Principal{Kind: -1, ARN: "anonymous"}}, conds) == Allowed
+}
+
+func evaluateAnonymous(pol *Policy, req *Request, conds []Cond) Effect {
+	req.Context = map[string][]string{"aws:sourceaccount": {Account}}
+	for _, c := range conds {
+		req.Context[strings.ToLower(c.Key)] = c.Values
+	}
+	return pol.Evaluate(req)
+}

@@ -372,6 +372,7 @@ func BenchmarkGateway(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	allowPublicURL(b, c, "gw", "")
 	furl := aws.ToString(cfg.FunctionUrl)
 	invokeURL := s.Endpoint + "/2015-03-31/functions/gw/invocations"
 	for _, u := range []string{furl, invokeURL, echo} {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	agtypes "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 )
 
@@ -59,6 +60,11 @@ func TestHTTPAPIs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// As on AWS, the function's policy must let API Gateway in.
+		if status, _, body := httpDo(t, "GET", aws.ToString(api.ApiEndpoint)+"/x", "", nil); status != 500 || body != `{"message":"Internal Server Error"}` {
+			t.Errorf("an API the function does not allow: %d %s", status, body)
+		}
+		allowAPI(t, c, "api-go", aws.ToString(api.ApiId))
 		status, _, body := httpDo(t, "GET", aws.ToString(api.ApiEndpoint)+"/anything/at/all", "", nil)
 		if status != 200 || !strings.Contains(body, `"message":"hello, world"`) {
 			t.Errorf("quick create endpoint: %d %s", status, body)
@@ -70,6 +76,8 @@ func TestHTTPAPIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, endpoint := api.ApiId, aws.ToString(api.ApiEndpoint)
+	allowAPI(t, c, "api-node", aws.ToString(id))
+	allowAPI(t, c, "api-py", aws.ToString(id))
 	v2, err := gw.CreateIntegration(ctx, &apigatewayv2.CreateIntegrationInput{ApiId: id, IntegrationType: agtypes.IntegrationTypeAwsProxy,
 		IntegrationUri: nodeFn.FunctionArn, PayloadFormatVersion: aws.String("2.0")})
 	if err != nil {
@@ -214,5 +222,16 @@ func TestHTTPAPIs(t *testing.T) {
 	}
 	if status, _, _ := httpDo(t, "GET", endpoint+"/orders/1", "", nil); status != 404 {
 		t.Errorf("deleted api endpoint: %d", status)
+	}
+}
+
+// allowAPI lets an HTTP API invoke fn, as `aws lambda add-permission
+// --principal apigateway.amazonaws.com --source-arn ...` does.
+func allowAPI(t testing.TB, c *lambda.Client, fn, apiID string) {
+	t.Helper()
+	if _, err := c.AddPermission(context.Background(), &lambda.AddPermissionInput{FunctionName: aws.String(fn), StatementId: aws.String("api-" + apiID),
+		Action: aws.String("lambda:InvokeFunction"), Principal: aws.String("apigateway.amazonaws.com"),
+		SourceArn: aws.String("arn:aws:execute-api:us-east-1:000000000000:" + apiID + "/*")}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -65,10 +65,6 @@ func TestFunctionURLs(t *testing.T) {
 	ctx := context.Background()
 	createFunction(t, c, "web", makeZip(t, map[string][]byte{"index.mjs": []byte(urlFunction)}), fnOpts{runtime: "nodejs20.x", handler: "index.handler", timeout: 1})
 
-	_, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("web"), AuthType: types.FunctionUrlAuthTypeAwsIam})
-	if errorCode(err) != "InvalidParameterValueException" {
-		t.Errorf("AWS_IAM: %v", err)
-	}
 	created, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{
 		FunctionName: aws.String("web"),
 		AuthType:     types.FunctionUrlAuthTypeNone,
@@ -82,6 +78,12 @@ func TestFunctionURLs(t *testing.T) {
 	if !strings.HasPrefix(base, "http://") || aws.ToString(created.FunctionArn) != "arn:aws:lambda:us-east-1:000000000000:function:web" {
 		t.Fatalf("created %+v", created)
 	}
+	// As on AWS, a NONE URL answers only once the function's policy lets
+	// anyone invoke it through its URL.
+	if resp, err := http.Get(base + "echo"); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("a URL without the public permission: %v %v", resp, err)
+	}
+	allowPublicURL(t, c, "web", "")
 	if _, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("web"), AuthType: types.FunctionUrlAuthTypeNone}); errorCode(err) != "ResourceConflictException" {
 		t.Errorf("duplicate: %v", err)
 	}
@@ -265,6 +267,7 @@ func TestFunctionURLThrottle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	allowPublicURL(t, c, "held", "")
 	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("held"), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
 		t.Fatal(err)
 	}
@@ -310,5 +313,24 @@ func TestGatewaySlowClient(t *testing.T) {
 	}
 	if n := len(s.instances()); n != 0 {
 		t.Errorf("a stalled client started %d instances", n)
+	}
+}
+
+// allowPublicURL adds the two statements a function URL with AuthType
+// NONE needs, as `aws lambda add-permission` would.
+func allowPublicURL(t testing.TB, c *lambda.Client, fn, qualifier string) {
+	t.Helper()
+	var q *string
+	if qualifier != "" {
+		q = aws.String(qualifier)
+	}
+	ctx := context.Background()
+	if _, err := c.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String(fn), Qualifier: q, StatementId: aws.String("url-public"),
+		Action: aws.String("lambda:InvokeFunctionUrl"), Principal: aws.String("*"), FunctionUrlAuthType: types.FunctionUrlAuthTypeNone}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String(fn), Qualifier: q, StatementId: aws.String("url-invoke"),
+		Action: aws.String("lambda:InvokeFunction"), Principal: aws.String("*"), InvokedViaFunctionUrl: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
 	}
 }

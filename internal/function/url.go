@@ -25,12 +25,16 @@ type Cors struct {
 	MaxAge           int      `json:"MaxAge,omitempty"`
 }
 
+// A function URL's AuthType.
+const (
+	URLAuthNone = "NONE"
+	URLAuthIAM  = "AWS_IAM"
+)
+
 // Validate checks a URL configuration as Lambda does.
 func (u *URLConfig) Validate() error {
 	switch u.AuthType {
-	case "NONE":
-	case "AWS_IAM":
-		return invalidf("AuthType AWS_IAM is not supported by Stratus yet (it has no IAM to sign against); use NONE")
+	case URLAuthNone, URLAuthIAM:
 	default:
 		return invalidf("Value '%s' at 'authType' failed to satisfy constraint: Member must satisfy enum value set: [NONE, AWS_IAM]", u.AuthType)
 	}

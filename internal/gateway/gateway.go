@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/httpapi"
 	"github.com/stratus-faas/stratus/internal/invoke"
@@ -35,11 +37,91 @@ type Gateway struct {
 	inv  *invoke.Invoker
 	log  *slog.Logger
 	now  func() time.Time
+	opts Options
+}
+
+// Options configure the gateway.
+type Options struct {
+	Region string
+	// Trust decides who may invoke through a trigger; nil lets nothing in.
+	Trust Trust
+}
+
+// Trust checks signatures of AWS_IAM function URLs and evaluates
+// functions' resource policies.
+type Trust interface {
+	Check(r *http.Request, region string, services []string, body func() ([]byte, error)) (*auth.Principal, error)
+	AuthorizeWith(ctx context.Context, resourcePolicy *auth.Policy, action, resource string, conds ...auth.Cond) error
+	ResourcePolicy(doc string) (*auth.Policy, error)
 }
 
 // New returns a gateway.
-func New(reg *registry.Registry, apis *httpapi.Store, inv *invoke.Invoker, log *slog.Logger) *Gateway {
-	return &Gateway{reg: reg, apis: apis, inv: inv, log: log, now: time.Now}
+func New(reg *registry.Registry, apis *httpapi.Store, inv *invoke.Invoker, log *slog.Logger, opts Options) *Gateway {
+	return &Gateway{reg: reg, apis: apis, inv: inv, log: log, now: time.Now, opts: opts}
+}
+
+// policy is the compiled resource policy of name:qualifier, or nil.
+func (g *Gateway) policy(name, qualifier string) *auth.Policy {
+	if g.opts.Trust == nil {
+		return nil
+	}
+	p := g.reg.Policy(name, qualifier)
+	if p == nil {
+		return nil
+	}
+	pol, err := g.opts.Trust.ResourcePolicy(p.Document())
+	if err != nil {
+		g.log.Error("unreadable resource policy", "function", name, "qualifier", qualifier, "err", err)
+		return nil
+	}
+	return pol
+}
+
+// urlAllowed says whether a function URL's request may invoke, as Lambda
+// decides: AWS_IAM, a signed request whose caller is allowed
+// lambda:InvokeFunctionUrl (by identity or the function's policy); NONE,
+// the function's policy granting anyone both lambda:InvokeFunctionUrl
+// and lambda:InvokeFunction (the latter via the URL).
+func (g *Gateway) urlAllowed(r *http.Request, u *function.URLConfig, body []byte) bool {
+	if g.opts.Trust == nil {
+		return false
+	}
+	arn := function.ARN(g.opts.Region, u.Function, u.Qualifier)
+	pol := g.policy(u.Function, u.Qualifier)
+	authType := auth.Cond{Key: "lambda:FunctionUrlAuthType", Values: []string{u.AuthType}}
+	if u.AuthType == function.URLAuthIAM {
+		p, err := g.opts.Trust.Check(r, g.opts.Region, []string{"lambda"}, func() ([]byte, error) { return body, nil })
+		if err != nil {
+			return false
+		}
+		ctx := auth.WithPrincipal(r.Context(), p)
+		return g.opts.Trust.AuthorizeWith(ctx, pol, "lambda:InvokeFunctionUrl", arn, authType) == nil
+	}
+	return auth.AllowsAnyone(pol, "lambda:InvokeFunctionUrl", arn, authType) &&
+		auth.AllowsAnyone(pol, "lambda:InvokeFunction", arn, auth.Cond{Key: "lambda:InvokedViaFunctionUrl", Values: []string{"true"}})
+}
+
+// apiAllowed says whether an HTTP API may invoke the function of its
+// integration: the function's policy must let apigateway.amazonaws.com
+// in, for this API's source ARN, as on AWS.
+func (g *Gateway) apiAllowed(apiID string, route *httpapi.Route, ref string) bool {
+	name, q, err := function.ParseRef(ref)
+	if err != nil {
+		return false
+	}
+	key := "$default"
+	if route.RouteKey != "$default" {
+		method, path, _ := strings.Cut(route.RouteKey, " ")
+		if method == "ANY" {
+			method = "*"
+		}
+		key = method + path
+	} else {
+		key = "*/$default"
+	}
+	source := "arn:aws:execute-api:" + g.opts.Region + ":" + function.AccountID + ":" + apiID + "/$default/" + strings.TrimPrefix(key, "/")
+	return auth.AllowsService(g.policy(name, q), "apigateway.amazonaws.com", "lambda:InvokeFunction", function.ARN(g.opts.Region, name, q),
+		auth.Cond{Key: "aws:SourceArn", Values: []string{source}})
 }
 
 // Server wraps the gateway in an HTTP server whose timeouts keep slow or
@@ -137,6 +219,12 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, id, path stri
 		writeMessage(w, http.StatusInternalServerError, apiStyle, "Internal Server Error")
 		return
 	}
+	if !g.apiAllowed(api.ID, route, httpapi.FunctionRef(integ.URI)) {
+		// What API Gateway answers when the function's policy does not
+		// let it invoke.
+		writeMessage(w, http.StatusInternalServerError, apiStyle, "Internal Server Error")
+		return
+	}
 	// API Gateway gives up on the integration after its timeout (at most
 	// 30 s); the invocation itself still ends within the function's.
 	type result struct {
@@ -180,6 +268,10 @@ func (g *Gateway) serveURL(w http.ResponseWriter, r *http.Request, u *function.U
 			return
 		}
 		writeMessage(w, http.StatusBadRequest, urlStyle, "Bad Request")
+		return
+	}
+	if !g.urlAllowed(r, u, body) {
+		writeMessage(w, http.StatusForbidden, urlStyle, "Forbidden")
 		return
 	}
 	ev := g.eventV2(r, path, body)

@@ -56,11 +56,12 @@ type entry struct {
 	conc  *function.Concurrency
 	url   *function.URLConfig
 	eic   *function.EventInvokeConfig
+	pol   *function.ResourcePolicy
 	rev   uint64
 }
 
 func (e *entry) live() bool {
-	return e.fn != nil || e.alias != nil || e.conc != nil || e.url != nil || e.eic != nil
+	return e.fn != nil || e.alias != nil || e.conc != nil || e.url != nil || e.eic != nil || e.pol != nil
 }
 
 // Open loads every function and starts watching the store for changes.
@@ -109,6 +110,9 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		case kindEventConfig:
 			ent.eic = new(function.EventInvokeConfig)
 			err = json.Unmarshal(e.Value(), ent.eic)
+		case kindPolicy:
+			ent.pol = new(function.ResourcePolicy)
+			err = json.Unmarshal(e.Value(), ent.pol)
 		default:
 			ent.fn = new(function.Function)
 			err = json.Unmarshal(e.Value(), ent.fn)

@@ -28,6 +28,7 @@ const (
 	kindConcurrency
 	kindURL
 	kindEventConfig
+	kindPolicy
 )
 
 func versionKey(name, v string) string  { return name + ".v." + v }
@@ -41,8 +42,19 @@ func urlKey(name, q string) string {
 	return name + ".u." + strings.ReplaceAll(q, "$", "_")
 }
 
+// policyKey is a function's resource policy: of the unqualified
+// function ("_"), of $LATEST ("_LATEST"), or of a version or alias.
+func policyKey(name, q string) string {
+	if q == "" {
+		q = "_"
+	}
+	return name + ".p." + strings.ReplaceAll(q, "$", "_")
+}
+
 func kindOf(key string) kind {
 	switch {
+	case strings.Contains(key, ".p."):
+		return kindPolicy
 	case strings.Contains(key, ".v."):
 		return kindVersion
 	case strings.Contains(key, ".a."):

@@ -8,10 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -31,7 +29,6 @@ const maxSignedBody = 70 << 20
 type authn struct {
 	next http.Handler
 	iam  *auth.IAM
-	now  func() time.Time
 	// dev takes any request, signed or not, as the root's (loopback
 	// development only; the flag says so loudly).
 	dev    bool
@@ -91,42 +88,12 @@ func (a *authn) authenticate(r *http.Request) (*auth.Principal, error) {
 	if a.dev {
 		return a.iam.RootPrincipal(), nil
 	}
-	sig, err := auth.ParseSignature(r)
-	if err != nil {
-		return nil, err
-	}
-	if sig.Region != a.region {
-		return nil, &auth.Error{Kind: auth.ErrBadSignature, Message: "Credential should be scoped to a valid region, not '" + sig.Region + "'. This server answers for " + a.region + "."}
-	}
-	if want := services(r); !slices.Contains(want, sig.Service) {
-		return nil, &auth.Error{Kind: auth.ErrBadSignature, Message: "Credential should be scoped to correct service: '" + want[0] + "', not '" + sig.Service + "'."}
-	}
-	// Who and when first: an unknown key or a stale request is refused
-	// without reading its body.
-	p, secret, err := a.iam.Authenticate(sig)
-	if err != nil {
-		return nil, err
-	}
-	if err := sig.CheckTime(a.now()); err != nil {
-		return nil, err
-	}
-	hash := sig.PayloadHash
-	switch {
-	case hash == auth.UnsignedPayload && (sig.Presigned || sig.Service == "s3"):
-	default:
+	return a.iam.Check(r, a.region, services(r), func() ([]byte, error) {
 		if err := a.readBody(r); err != nil {
 			return nil, err
 		}
-		sum := auth.PayloadHash(r.Body.(*signedBody).b)
-		if hash != "" && hash != sum {
-			return nil, &auth.Error{Kind: auth.ErrBadSignature, Message: "The provided 'x-amz-content-sha256' header does not match what was computed."}
-		}
-		hash = sum
-	}
-	if err := sig.Verify(r, secret, hash, sig.Service != "s3"); err != nil {
-		return nil, err
-	}
-	return p, nil
+		return r.Body.(*signedBody).b, nil
+	})
 }
 
 // errTooLarge is a body past maxSignedBody.

@@ -245,7 +245,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	work, cancelWork := context.WithCancel(context.Background())
 	defer cancelWork()
 	srv := &http.Server{
-		Handler:           &guard{next: &authn{next: mux, iam: ids, now: time.Now, dev: cfg.DevAuth, region: cfg.Region}},
+		Handler:           &guard{next: &authn{next: mux, iam: ids, dev: cfg.DevAuth, region: cfg.Region}},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -261,7 +261,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		defer func() { stopHup(); <-hupDone }()
 	}
 	go func() { served <- srv.Serve(apiLn) }()
-	gw := gateway.New(reg, apis, inv, log).Server()
+	gw := gateway.New(reg, apis, inv, log, gateway.Options{Region: cfg.Region, Trust: ids}).Server()
 	gw.ErrorLog = srv.ErrorLog
 	gw.BaseContext = srv.BaseContext
 	go func() { served <- gw.Serve(trigLn) }()

@@ -54,6 +54,10 @@ func (a *API) toAWS(err error, ref string) awsError {
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The function " + a.arnOf(ref) + " doesn't have an EventInvokeConfig"}
 	case errors.Is(err, registry.ErrNoProvisioned):
 		return awsError{Status: 404, Code: "ProvisionedConcurrencyConfigNotFoundException", Message: "No Provisioned Concurrency Config found for this function"}
+	case errors.Is(err, registry.ErrNoPolicy), errors.Is(err, registry.ErrNoStatement):
+		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: detail(err)}
+	case errors.Is(err, registry.ErrStatementSid):
+		return awsError{Status: 409, Code: "ResourceConflictException", Message: detail(err)}
 	case errors.Is(err, esm.ErrNotFound):
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The resource you requested does not exist."}
 	case errors.Is(err, esm.ErrExists):
@@ -75,12 +79,27 @@ func (a *API) toAWS(err error, ref string) awsError {
 	return awsError{Status: 500, Code: "ServiceException", Message: "internal error: " + err.Error()}
 }
 
-// authorize asks the authorizer; without one, nothing is allowed.
+// authorize asks the authorizer, with the resource policy of the
+// function (version, alias) the request names; without an authorizer,
+// nothing is allowed.
 func (a *API) authorize(r *http.Request, action, resource string, conds ...auth.Cond) error {
 	if a.opts.Auth == nil {
 		return &auth.Denied{Action: action, Resource: resource}
 	}
-	return a.opts.Auth.Authorize(r.Context(), action, resource, conds...)
+	var pol *auth.Policy
+	if ref := r.PathValue("name"); ref != "" && a.reg != nil {
+		if name, q, err := function.ParseRef(ref); err == nil {
+			if al := r.PathValue("alias"); al != "" {
+				q = al
+			} else if q == "" {
+				q = r.URL.Query().Get("Qualifier")
+			}
+			if p := a.reg.Policy(name, q); p != nil {
+				pol, _ = a.opts.Auth.ResourcePolicy(p.Document())
+			}
+		}
+	}
+	return a.opts.Auth.AuthorizeWith(r.Context(), pol, action, resource, conds...)
 }
 
 // resource is the ARN of what the request's path names: a function (with

@@ -69,3 +69,7 @@ func TestHandlerErrorsReachTheWireOnce(t *testing.T) {
 type allowAll struct{}
 
 func (allowAll) Authorize(context.Context, string, string, ...auth.Cond) error { return nil }
+func (allowAll) AuthorizeWith(context.Context, *auth.Policy, string, string, ...auth.Cond) error {
+	return nil
+}
+func (allowAll) ResourcePolicy(string) (*auth.Policy, error) { return nil, nil }

@@ -37,8 +37,9 @@ type Options struct {
 	Gateway  string // public base URL of the HTTP trigger listener
 	Async    AsyncInvoker
 	Mappings *esm.Manager
-	// Auth decides what each caller may do; nil allows nothing.
-	Auth auth.Authorizer
+	// Auth decides what each caller may do, with the functions' resource
+	// policies; nil allows nothing.
+	Auth Authorizer
 	// URLs signs the code links GetFunction hands out.
 	URLs URLSigner
 	// Roles checks a function's execution role; nil allows none.
@@ -60,6 +61,13 @@ func (a *API) checkRole(ctx context.Context, arn string) error {
 		return function.Errorf(function.ErrInvalid, "The role defined for the function cannot be assumed by Lambda.")
 	}
 	return err
+}
+
+// Authorizer decides with identity and resource policies.
+type Authorizer interface {
+	auth.Authorizer
+	AuthorizeWith(ctx context.Context, resourcePolicy *auth.Policy, action, resource string, conds ...auth.Cond) error
+	ResourcePolicy(doc string) (*auth.Policy, error)
 }
 
 // URLSigner signs a path for a fetch without credentials until expires.
@@ -116,6 +124,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerTags(mux)
 	a.registerURLs(mux)
 	a.registerEventConfig(mux)
+	a.registerPolicy(mux)
 	if a.opts.Mappings != nil {
 		a.registerMappings(mux)
 	}
