@@ -403,6 +403,25 @@ func TestFunctionRole(t *testing.T) {
 	if msgs, _ := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(other)}); len(msgs.Messages) != 0 {
 		t.Fatal("a refused send arrived")
 	}
+	// Triggers and destinations act with the function's role: checked
+	// when they are configured.
+	otherARN, allowedARN := "arn:aws:sqs:us-east-1:000000000000:role-other", "arn:aws:sqs:us-east-1:000000000000:role-allowed"
+	if _, err := lc.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("probe"), EventSourceArn: aws.String(otherARN)}); errorCode(err) != "InvalidParameterValueException" ||
+		!strings.Contains(err.Error(), "ReceiveMessage") {
+		t.Errorf("a mapping the role cannot poll: %v", err)
+	}
+	if _, err := lc.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("probe"),
+		DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String(otherARN)}}}); errorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("a destination the role cannot send to: %v", err)
+	}
+	if _, err := lc.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("probe"),
+		DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String(allowedARN)}}}); err != nil {
+		t.Errorf("a destination the role may send to: %v", err)
+	}
+	if _, err := lc.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("probe"),
+		DeadLetterConfig: &types.DeadLetterConfig{TargetArn: aws.String(otherARN)}}); errorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("a dead-letter queue the role cannot send to: %v", err)
+	}
 	// The role must exist and trust Lambda.
 	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("ec2-only"),
 		AssumeRolePolicyDocument: aws.String(`{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}); err != nil {

@@ -62,6 +62,16 @@ func (a *API) putEventConfig(w http.ResponseWriter, r *http.Request, merge bool)
 			c.OnFailure = d.OnFailure.Destination
 		}
 	}
+	if fn, err := a.reg.Get(name); err == nil {
+		for _, d := range []string{c.OnSuccess, c.OnFailure} {
+			if d == "" {
+				continue
+			}
+			if err := a.roleMay(fn.Role, d, deliveryActions(d)...); err != nil {
+				return a.at(ref, err)
+			}
+		}
+	}
 	out, err := a.reg.PutEventConfig(r.Context(), c, merge)
 	if err != nil {
 		return a.at(ref, err)

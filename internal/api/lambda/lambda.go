@@ -50,6 +50,33 @@ type Options struct {
 // that the caller may pass it.
 type RoleChecker interface {
 	ExecutionRole(ctx context.Context, arn string) error
+	// RoleAllows: may the role perform action on resource by its own
+	// policies (a *auth.Denied if not)?
+	RoleAllows(roleARN, action, resource string) error
+}
+
+// roleMay checks, as Lambda does when a trigger, destination or
+// dead-letter queue is configured, that the function's execution role may
+// call each action on target; else Lambda's InvalidParameterValue.
+func (a *API) roleMay(role, target string, actions ...string) error {
+	if a.opts.Roles == nil {
+		return function.Errorf(function.ErrInvalid, "The provided execution role does not have permissions to call %s", actions[0])
+	}
+	for _, action := range actions {
+		if err := a.opts.Roles.RoleAllows(role, action, target); err != nil {
+			svc, op, _ := strings.Cut(action, ":")
+			return function.Errorf(function.ErrInvalid, "The provided execution role does not have permissions to call %s on %s", op, strings.ToUpper(svc))
+		}
+	}
+	return nil
+}
+
+// deliveryActions are what sending to a destination takes.
+func deliveryActions(target string) []string {
+	if strings.HasPrefix(target, "arn:aws:lambda:") {
+		return []string{"lambda:InvokeFunction"}
+	}
+	return []string{"sqs:SendMessage"}
 }
 
 func (a *API) checkRole(ctx context.Context, arn string) error {
@@ -281,6 +308,11 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	if in.DeadLetterConfig != nil {
 		cfg.DeadLetterTarget = in.DeadLetterConfig.TargetArn
+		if t := cfg.DeadLetterTarget; t != "" {
+			if err := a.roleMay(in.Role, t, deliveryActions(t)...); err != nil {
+				return a.at(name, err)
+			}
+		}
 	}
 	switch len(in.Architectures) {
 	case 0:
@@ -463,6 +495,17 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	}
 	if in.Role != nil {
 		if err := a.checkRole(r.Context(), *in.Role); err != nil {
+			return a.at(ref, err)
+		}
+	}
+	if in.DeadLetterConfig != nil && in.DeadLetterConfig.TargetArn != "" {
+		role := ""
+		if in.Role != nil {
+			role = *in.Role
+		} else if cur, err := a.reg.Get(name); err == nil {
+			role = cur.Role
+		}
+		if err := a.roleMay(role, in.DeadLetterConfig.TargetArn, deliveryActions(in.DeadLetterConfig.TargetArn)...); err != nil {
 			return a.at(ref, err)
 		}
 	}

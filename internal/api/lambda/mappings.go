@@ -108,6 +108,12 @@ func (a *API) createMapping(w http.ResponseWriter, r *http.Request) error {
 	if m.ReportItemFailures, err = responseTypes(in.FunctionResponseTypes); err != nil {
 		return a.at(in.FunctionName, err)
 	}
+	// The poller acts with the function's role, as Lambda's does.
+	if fn, err := a.reg.Get(name); err == nil {
+		if err := a.roleMay(fn.Role, in.EventSourceArn, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"); err != nil {
+			return a.at(in.FunctionName, err)
+		}
+	}
 	out, err := a.opts.Mappings.Create(r.Context(), m)
 	if err != nil {
 		return a.at(in.FunctionName, err)
