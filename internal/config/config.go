@@ -39,6 +39,8 @@ type Server struct {
 	TLSCert, TLSKey string
 	// AllowPlainHTTP lets a non-loopback listener serve without TLS.
 	AllowPlainHTTP bool
+	// StoreKeyFile holds the key that encrypts the embedded store at rest.
+	StoreKeyFile string
 }
 
 // Defaults returns the embedded defaults.
@@ -89,6 +91,7 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) for both listeners; reloaded on SIGHUP")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.BoolVar(&c.AllowPlainHTTP, "allow-plain-http", c.AllowPlainHTTP, "serve plain HTTP on a non-loopback --listen or --http-listen (credentials and payloads then cross the network unencrypted)")
+	fs.StringVar(&c.StoreKeyFile, "store-key-file", c.StoreKeyFile, "file holding the key that encrypts the embedded store at rest (keep it off the data folder's disk; the same key at every start)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
 }
 

@@ -14,6 +14,7 @@ import (
 	iamapi "github.com/stratus-faas/stratus/internal/api/iam"
 	sqsapi "github.com/stratus-faas/stratus/internal/api/sqs"
 	"github.com/stratus-faas/stratus/internal/auth"
+	"github.com/stratus-faas/stratus/internal/config"
 )
 
 // Profile is the AWS profile the server writes for its root key.
@@ -122,4 +123,25 @@ func allowed(authz auth.Authorizer, action string, h http.Handler) http.Handler 
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// storeKey reads the key that encrypts the embedded store, if any.
+func storeKey(cfg config.Server, log *slog.Logger) (string, error) {
+	if cfg.StoreKeyFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(cfg.StoreKeyFile)
+	if err != nil {
+		return "", fmt.Errorf("read --store-key-file: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if len(key) < 16 {
+		return "", fmt.Errorf("--store-key-file %s: the key must be at least 16 characters", cfg.StoreKeyFile)
+	}
+	if cfg.NATSURL != "" {
+		log.Warn("--store-key-file encrypts the embedded store only: with --nats-url, encrypt at rest in that NATS's own configuration (jetstream { key: ... })")
+		return "", nil
+	}
+	log.Info("the store is encrypted at rest (JetStream, ChaCha20-Poly1305)")
+	return key, nil
 }

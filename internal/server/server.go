@@ -82,7 +82,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	st, err := store.Open(openCtx, store.Options{DataDir: cfg.DataDir, URL: cfg.NATSURL, Logger: log})
+	key, err := storeKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(openCtx, store.Options{DataDir: cfg.DataDir, URL: cfg.NATSURL, Logger: log, EncryptionKey: key})
 	if err != nil {
 		return err
 	}

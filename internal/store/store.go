@@ -56,6 +56,9 @@ type Options struct {
 	DataDir string // embedded server's JetStream folder lives under it
 	URL     string // external NATS; empty starts the embedded server
 	Logger  *slog.Logger
+	// EncryptionKey, when set, encrypts the embedded store at rest
+	// (JetStream's own encryption, ChaCha20-Poly1305).
+	EncryptionKey string
 }
 
 // inMemory reports whether dir is on a file system kept in memory, where
@@ -144,7 +147,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	var err error
 	if o.URL == "" {
 		var cfg server.JetStreamConfig
-		if s.srv, cfg, s.Limits, err = startEmbedded(o.DataDir); err != nil {
+		if s.srv, cfg, s.Limits, err = startEmbedded(o.DataDir, o.EncryptionKey); err != nil {
 			return nil, err
 		}
 		s.space = newSpace(s.srv, cfg, o.Logger)
@@ -176,7 +179,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-func startEmbedded(dataDir string) (*server.Server, server.JetStreamConfig, Limits, error) {
+func startEmbedded(dataDir, key string) (*server.Server, server.JetStreamConfig, Limits, error) {
 	var none server.JetStreamConfig
 	dir := filepath.Join(dataDir, "jetstream")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -200,6 +203,10 @@ func startEmbedded(dataDir string) (*server.Server, server.JetStreamConfig, Limi
 		DontListen: true,
 		NoSigs:     true,
 		NoLog:      true,
+	}
+	if key != "" {
+		opts.JetStreamKey = key
+		opts.JetStreamCipher = server.ChaCha
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
