@@ -75,7 +75,8 @@ type loadResult struct {
 
 // load posts benchBody to url from conc workers for d, like wrk does.
 func load(url string, conc int, d time.Duration) loadResult {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	// Requests to Stratus are signed, as any client's are.
+	client := &http.Client{Transport: signer{base: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}}
 	var count, errs atomic.Int64
 	lat := make([][]time.Duration, conc)
 	stop := time.Now().Add(d)
@@ -146,6 +147,43 @@ func BenchmarkWarmInvoke(b *testing.B) {
 			b.ReportMetric(float64(st.p99.Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(base.p50.Microseconds())/1000, "baseline-p50-ms")
 			b.ReportMetric(float64(base.p99.Microseconds())/1000, "baseline-p99-ms")
+		})
+	}
+}
+
+// BenchmarkAuthCost: what checking signatures costs a warm invoke: the
+// same signed requests at 32 and 1 concurrent against a server that
+// verifies them and one in --dev-auth that takes them as the root's,
+// alternating in one run. The ratio is verified over unverified
+// throughput (budget: at least 0.95).
+func BenchmarkAuthCost(b *testing.B) {
+	s := startServer(b, "")
+	dev := startServer(b, "", "--dev-auth")
+	createFunction(b, s.lambda(), "bench", goZip(b), fnOpts{})
+	createFunction(b, dev.lambda(), "bench", goZip(b), fnOpts{})
+	const path = "/2015-03-31/functions/bench/invocations"
+	for _, conc := range []int{32, 1} {
+		b.Run(fmt.Sprintf("c%d", conc), func(b *testing.B) {
+			load(s.Endpoint+path, conc, time.Second)
+			load(dev.Endpoint+path, conc, time.Second)
+			var signed, open loadResult
+			const rounds = 3
+			for range rounds {
+				f := load(s.Endpoint+path, conc, 2*time.Second)
+				o := load(dev.Endpoint+path, conc, 2*time.Second)
+				signed.rps += f.rps / rounds
+				open.rps += o.rps / rounds
+				signed.p50 += f.p50 / rounds
+				open.p50 += o.p50 / rounds
+				signed.errors += f.errors + o.errors
+			}
+			if signed.errors > 0 {
+				b.Errorf("%d failed invocations", signed.errors)
+			}
+			b.ReportMetric(signed.rps, "verified-invokes/s")
+			b.ReportMetric(open.rps, "unverified-invokes/s")
+			b.ReportMetric(signed.rps/open.rps, "ratio")
+			b.ReportMetric(float64((signed.p50-open.p50).Microseconds())/1000, "added-p50-ms")
 		})
 	}
 }
@@ -399,7 +437,7 @@ func BenchmarkGateway(b *testing.B) {
 // loadReqs is load with any request: conc workers for d, counting answers
 // with status want.
 func loadReqs(conc int, d time.Duration, want int, req func() *http.Request) (rps float64, errs int64) {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	client := &http.Client{Transport: signer{base: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}}
 	var count, bad atomic.Int64
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
