@@ -221,7 +221,7 @@ func TestIAMUsersAndPolicies(t *testing.T) {
 	s := startServer(t, "")
 	ctx := context.Background()
 	lc := s.lambda()
-	createFunction(t, lc, "open", goZip(t), fnOpts{})
+	createFunction(t, lc, "open", goZip(t), fnOpts{env: map[string]string{"DB_PASSWORD": "hunter2"}})
 	createFunction(t, lc, "closed", goZip(t), fnOpts{})
 	ic := s.iam()
 	if _, err := ic.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("invoker")}); err != nil {
@@ -268,6 +268,18 @@ func TestIAMUsersAndPolicies(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "user/invoker is not authorized to perform") {
 			t.Errorf("%s: message %q does not name the caller and action", name, err)
 		}
+	}
+	// GetFunction without GetFunctionConfiguration: no environment values.
+	if _, err := ic.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("invoker"), PolicyName: aws.String("get"),
+		PolicyDocument: aws.String(`{"Statement":[{"Effect":"Allow","Action":"lambda:GetFunction","Resource":"arn:aws:lambda:us-east-1:000000000000:function:open"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := uc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("open")})
+	if err != nil || got.Configuration.Environment != nil {
+		t.Fatalf("GetFunction without GetFunctionConfiguration: %v %+v", err, got)
+	}
+	if got, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("open")}); err != nil || got.Configuration.Environment.Variables["DB_PASSWORD"] != "hunter2" {
+		t.Fatalf("GetFunction as the root: %v", err)
 	}
 	// STS: who am I, as the user and as the root.
 	usts := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), Credentials: userCreds})
@@ -445,7 +457,7 @@ func TestResourcePolicies(t *testing.T) {
 	s := startServer(t, "")
 	ctx := context.Background()
 	lc := s.lambda()
-	createFunction(t, lc, "guarded", goZip(t), fnOpts{})
+	createFunction(t, lc, "guarded", makeZip(t, map[string][]byte{"index.mjs": []byte(urlFunction)}), fnOpts{runtime: "nodejs20.x", handler: "index.handler"})
 	if _, err := lc.GetPolicy(ctx, &lambda.GetPolicyInput{FunctionName: aws.String("guarded")}); errorCode(err) != "ResourceNotFoundException" {
 		t.Fatalf("GetPolicy with none: %v", err)
 	}
@@ -453,7 +465,8 @@ func TestResourcePolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := aws.ToString(cfg.FunctionUrl) + "hello?x=1"
+	url := aws.ToString(cfg.FunctionUrl) + "echo?x=1"
+	var lastBody string
 	get := func(c aws.Credentials) int {
 		r, _ := http.NewRequest("GET", url, nil)
 		if c.AccessKeyID != "" {
@@ -463,7 +476,9 @@ func TestResourcePolicies(t *testing.T) {
 			}
 		}
 		resp := unsigned(t, r)
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		lastBody = string(b)
 		return resp.StatusCode
 	}
 	if code := get(aws.Credentials{}); code != 403 {
@@ -493,6 +508,9 @@ func TestResourcePolicies(t *testing.T) {
 	}
 	if code := get(alice); code != 200 {
 		t.Errorf("a user allowed by her own policy: %d", code)
+	}
+	if !strings.Contains(lastBody, `"userArn":"arn:aws:iam::000000000000:user/alice"`) {
+		t.Errorf("the event does not name the signed caller in requestContext.authorizer.iam: %s", lastBody)
 	}
 	// Bob is let in by the function's policy.
 	add := func(sid, action, principal string) error {

@@ -82,9 +82,9 @@ func (g *Gateway) policy(name, qualifier string) *auth.Policy {
 // lambda:InvokeFunctionUrl (by identity or the function's policy); NONE,
 // the function's policy granting anyone both lambda:InvokeFunctionUrl
 // and lambda:InvokeFunction (the latter via the URL).
-func (g *Gateway) urlAllowed(r *http.Request, u *function.URLConfig, body []byte) bool {
+func (g *Gateway) urlAllowed(r *http.Request, u *function.URLConfig, body []byte) (*auth.Principal, bool) {
 	if g.opts.Trust == nil {
-		return false
+		return nil, false
 	}
 	arn := function.ARN(g.opts.Region, u.Function, u.Qualifier)
 	pol := g.policy(u.Function, u.Qualifier)
@@ -92,12 +92,12 @@ func (g *Gateway) urlAllowed(r *http.Request, u *function.URLConfig, body []byte
 	if u.AuthType == function.URLAuthIAM {
 		p, err := g.opts.Trust.Check(r, g.opts.Region, []string{"lambda"}, func() ([]byte, error) { return body, nil })
 		if err != nil {
-			return false
+			return nil, false
 		}
 		ctx := auth.WithPrincipal(r.Context(), p)
-		return g.opts.Trust.AuthorizeWith(ctx, pol, "lambda:InvokeFunctionUrl", arn, authType) == nil
+		return p, g.opts.Trust.AuthorizeWith(ctx, pol, "lambda:InvokeFunctionUrl", arn, authType) == nil
 	}
-	return auth.AllowsAnyone(pol, "lambda:InvokeFunctionUrl", arn, authType) &&
+	return nil, auth.AllowsAnyone(pol, "lambda:InvokeFunctionUrl", arn, authType) &&
 		auth.AllowsAnyone(pol, "lambda:InvokeFunction", arn, auth.Cond{Key: "lambda:InvokedViaFunctionUrl", Values: []string{"true"}})
 }
 
@@ -270,12 +270,17 @@ func (g *Gateway) serveURL(w http.ResponseWriter, r *http.Request, u *function.U
 		writeMessage(w, http.StatusBadRequest, urlStyle, "Bad Request")
 		return
 	}
-	if !g.urlAllowed(r, u, body) {
+	caller, ok := g.urlAllowed(r, u, body)
+	if !ok {
 		writeMessage(w, http.StatusForbidden, urlStyle, "Forbidden")
 		return
 	}
 	ev := g.eventV2(r, path, body)
 	ev.RequestContext.APIID, ev.RequestContext.DomainPrefix = u.ID, u.ID
+	if caller != nil {
+		ev.RequestContext.Authorizer = &Authorizer{IAM: &IAMCaller{AccessKey: caller.AccessKey, AccountID: auth.Account,
+			CallerID: caller.UserID, UserARN: caller.ARN, UserID: caller.UserID}}
+	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		writeMessage(w, http.StatusInternalServerError, urlStyle, "Internal Server Error")
@@ -381,6 +386,22 @@ type RequestContext struct {
 	Stage        string      `json:"stage"`
 	Time         string      `json:"time"`
 	TimeEpoch    int64       `json:"timeEpoch"`
+	Authorizer   *Authorizer `json:"authorizer,omitempty"`
+}
+
+// Authorizer is requestContext.authorizer: the signed caller of an
+// AWS_IAM function URL.
+type Authorizer struct {
+	IAM *IAMCaller `json:"iam"`
+}
+
+// IAMCaller is requestContext.authorizer.iam.
+type IAMCaller struct {
+	AccessKey string `json:"accessKey"`
+	AccountID string `json:"accountId"`
+	CallerID  string `json:"callerId"`
+	UserARN   string `json:"userArn"`
+	UserID    string `json:"userId"`
 }
 
 // HTTPContext is requestContext.http.

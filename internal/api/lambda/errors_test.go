@@ -39,6 +39,9 @@ func TestToAWS(t *testing.T) {
 		{invoke.ErrShuttingDown, 500, "ServiceException", "shutting down"},
 		{fmt.Errorf("publish: %w", nats.ErrNoResponders), 503, "ServiceException", "cannot reach its store"},
 		{errors.New("something odd"), 500, "ServiceException", "internal error: something odd"},
+		{&auth.Denied{Action: "lambda:DeleteFunction", Resource: "arn:aws:lambda:us-east-1:000000000000:function:fn", Who: "arn:aws:iam::000000000000:user/bob"}, 403, "AccessDeniedException",
+			"User: arn:aws:iam::000000000000:user/bob is not authorized to perform: lambda:DeleteFunction on resource: arn:aws:lambda:us-east-1:000000000000:function:fn because no identity-based policy allows the lambda:DeleteFunction action"},
+		{function.Errorf(registry.ErrStatementSid, "The statement id (s) provided already exists."), 409, "ResourceConflictException", "already exists"},
 	}
 	for _, tt := range tests {
 		e := a.toAWS(tt.err, "fn")
@@ -73,3 +76,16 @@ func (allowAll) AuthorizeWith(context.Context, *auth.Policy, string, string, ...
 	return nil
 }
 func (allowAll) ResourcePolicy(string) (*auth.Policy, error) { return nil, nil }
+
+// An API without an authorizer allows nothing: a missing dependency must
+// not open every route.
+func TestNoAuthorizerAllowsNothing(t *testing.T) {
+	a := &API{log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: Options{Region: "us-east-1"}}
+	ran := false
+	h := a.h("GetFunction", func(http.ResponseWriter, *http.Request) error { ran = true; return nil })
+	rec := httptest.NewRecorder()
+	h(rec, httptest.NewRequest("GET", "/f/x", nil))
+	if ran || rec.Code != 403 || rec.Header().Get("X-Amzn-ErrorType") != "AccessDeniedException" {
+		t.Fatalf("ran %v, answered %d %s", ran, rec.Code, rec.Body)
+	}
+}
