@@ -669,6 +669,13 @@ func readLimited(r io.Reader, size int64, limit int) ([]byte, error) {
 // size when it is known (io.ReadAll doubles its buffer as it goes: a
 // 66 MB body would take 128 MB).
 func readAll(r io.Reader, size int64, limit int) ([]byte, error) {
+	// A body the server read whole to check its signature is taken as is.
+	if b, ok := r.(interface{ Bytes() []byte }); ok {
+		if out := b.Bytes(); len(out) <= limit {
+			return out, nil
+		}
+		return b.Bytes()[:limit+1], nil
+	}
 	var buf bytes.Buffer
 	if size > 0 && size <= int64(limit) {
 		buf.Grow(int(size) + 1)
