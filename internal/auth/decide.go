@@ -203,6 +203,9 @@ func (a *IAM) AuthorizeWith(ctx context.Context, resourcePolicy *Policy, action,
 	if p == nil {
 		return &Denied{Action: action, Resource: resource}
 	}
+	if p.Kind == Root && resourcePolicy == nil {
+		return nil // the invocation path's common case: nothing to evaluate
+	}
 	req := &Request{Action: action, Resource: resource, Principal: p, Context: a.requestContext(p, conds)}
 	res := resourcePolicy.Evaluate(req)
 	if res == DeniedExplicitly {
@@ -343,9 +346,6 @@ func (a *IAM) InstanceCredentials(roleARN, name string, d time.Duration) (Creden
 	}
 	return a.Session(role, name, d), true
 }
-
-// ResourcePolicy compiles a resource policy document (once per document).
-func (a *IAM) ResourcePolicy(doc string) (*Policy, error) { return a.parse(doc, true) }
 
 // AllowsService reports whether a resource policy lets the service
 // principal (apigateway.amazonaws.com, s3.amazonaws.com) perform action

@@ -222,11 +222,12 @@ func (s *Signature) Verify(r *http.Request, secret, payloadHash string, uriEscap
 // canonicalRequest is SigV4's canonical form of r, as s says it was signed.
 func canonicalRequest(r *http.Request, s *Signature, payloadHash string, uriEscaped bool) string {
 	var b strings.Builder
+	b.Grow(512)
 	b.WriteString(r.Method)
 	b.WriteByte('\n')
 	path := rawPath(r)
 	if uriEscaped {
-		path = httpbinding.EscapePath(path, false)
+		path = escape(path, false)
 	}
 	b.WriteString(path)
 	b.WriteByte('\n')
@@ -306,7 +307,7 @@ func canonicalQuery(raw string, presigned bool) string {
 		if presigned && k == "X-Amz-Signature" {
 			continue
 		}
-		pairs = append(pairs, pair{httpbinding.EscapePath(k, true), httpbinding.EscapePath(v, true)})
+		pairs = append(pairs, pair{escape(k, true), escape(v, true)})
 	}
 	slices.SortFunc(pairs, func(a, b pair) int {
 		if c := strings.Compare(a.k, b.k); c != 0 {
@@ -324,6 +325,18 @@ func canonicalQuery(raw string, presigned bool) string {
 		b.WriteString(p.v)
 	}
 	return b.String()
+}
+
+// escape is SigV4's URI encoding (smithy-go's), skipped for the common
+// string that needs none.
+func escape(s string, encodeSep bool) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' && !encodeSep) {
+			return httpbinding.EscapePath(s, encodeSep)
+		}
+	}
+	return s
 }
 
 func unescapeQuery(s string) string {
@@ -352,11 +365,13 @@ func hmacSHA256(key, data []byte) []byte {
 // request otherwise. The cache is small and emptied when full.
 var keyCache struct {
 	sync.Mutex
-	m map[string][]byte
+	m map[scopeKey][]byte
 }
 
+type scopeKey struct{ secret, date, region, service string }
+
 func signingKey(secret, date, region, service string) []byte {
-	id := secret + "\x00" + date + "\x00" + region + "\x00" + service
+	id := scopeKey{secret, date, region, service}
 	keyCache.Lock()
 	k, ok := keyCache.m[id]
 	keyCache.Unlock()
@@ -369,7 +384,7 @@ func signingKey(secret, date, region, service string) []byte {
 	k = hmacSHA256(k, []byte("aws4_request"))
 	keyCache.Lock()
 	if keyCache.m == nil || len(keyCache.m) >= 4096 {
-		keyCache.m = map[string][]byte{}
+		keyCache.m = map[scopeKey][]byte{}
 	}
 	keyCache.m[id] = k
 	keyCache.Unlock()

@@ -167,10 +167,10 @@ func BenchmarkAuthCost(b *testing.B) {
 			load(s.Endpoint+path, conc, time.Second)
 			load(dev.Endpoint+path, conc, time.Second)
 			var signed, open loadResult
-			const rounds = 3
+			const rounds = 6
 			for range rounds {
-				f := load(s.Endpoint+path, conc, 2*time.Second)
-				o := load(dev.Endpoint+path, conc, 2*time.Second)
+				f := load(s.Endpoint+path, conc, time.Second)
+				o := load(dev.Endpoint+path, conc, time.Second)
 				signed.rps += f.rps / rounds
 				open.rps += o.rps / rounds
 				signed.p50 += f.p50 / rounds

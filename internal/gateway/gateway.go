@@ -52,7 +52,6 @@ type Options struct {
 type Trust interface {
 	Check(r *http.Request, region string, services []string, body func() ([]byte, error)) (*auth.Principal, error)
 	AuthorizeWith(ctx context.Context, resourcePolicy *auth.Policy, action, resource string, conds ...auth.Cond) error
-	ResourcePolicy(doc string) (*auth.Policy, error)
 }
 
 // New returns a gateway.
@@ -62,19 +61,7 @@ func New(reg *registry.Registry, apis *httpapi.Store, inv *invoke.Invoker, log *
 
 // policy is the compiled resource policy of name:qualifier, or nil.
 func (g *Gateway) policy(name, qualifier string) *auth.Policy {
-	if g.opts.Trust == nil {
-		return nil
-	}
-	p := g.reg.Policy(name, qualifier)
-	if p == nil {
-		return nil
-	}
-	pol, err := g.opts.Trust.ResourcePolicy(p.Document())
-	if err != nil {
-		g.log.Error("unreadable resource policy", "function", name, "qualifier", qualifier, "err", err)
-		return nil
-	}
-	return pol
+	return g.reg.CompiledPolicy(name, qualifier)
 }
 
 // urlAllowed says whether a function URL's request may invoke, as Lambda

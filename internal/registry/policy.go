@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 )
 
@@ -25,6 +26,14 @@ var (
 func (r *Registry) Policy(name, qualifier string) *function.ResourcePolicy {
 	if e := r.entryOf(policyKey(name, qualifier)); e != nil {
 		return e.pol
+	}
+	return nil
+}
+
+// CompiledPolicy is Policy ready to evaluate, or nil.
+func (r *Registry) CompiledPolicy(name, qualifier string) *auth.Policy {
+	if e := r.entryOf(policyKey(name, qualifier)); e != nil {
+		return e.cpol
 	}
 	return nil
 }

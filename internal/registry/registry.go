@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/store"
 )
@@ -57,6 +58,7 @@ type entry struct {
 	url   *function.URLConfig
 	eic   *function.EventInvokeConfig
 	pol   *function.ResourcePolicy
+	cpol  *auth.Policy // pol, compiled once for the invocation path
 	rev   uint64
 }
 
@@ -130,6 +132,12 @@ func (r *Registry) set(key string, fn *function.Function, rev uint64) {
 }
 
 func (r *Registry) setEntry(key string, ent *entry) {
+	if ent.pol != nil && ent.cpol == nil {
+		var err error
+		if ent.cpol, err = auth.ParsePolicy(ent.pol.Document(), true); err != nil {
+			r.log.Error("unreadable resource policy", "key", key, "err", err)
+		}
+	}
 	r.mu.Lock()
 	cur, ok := r.fns[key]
 	if ok && cur.rev >= ent.rev {

@@ -94,9 +94,7 @@ func (a *API) authorize(r *http.Request, action, resource string, conds ...auth.
 			} else if q == "" {
 				q = r.URL.Query().Get("Qualifier")
 			}
-			if p := a.reg.Policy(name, q); p != nil {
-				pol, _ = a.opts.Auth.ResourcePolicy(p.Document())
-			}
+			pol = a.reg.CompiledPolicy(name, q)
 		}
 	}
 	return a.opts.Auth.AuthorizeWith(r.Context(), pol, action, resource, conds...)

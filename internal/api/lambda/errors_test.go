@@ -75,7 +75,6 @@ func (allowAll) Authorize(context.Context, string, string, ...auth.Cond) error {
 func (allowAll) AuthorizeWith(context.Context, *auth.Policy, string, string, ...auth.Cond) error {
 	return nil
 }
-func (allowAll) ResourcePolicy(string) (*auth.Policy, error) { return nil, nil }
 
 // An API without an authorizer allows nothing: a missing dependency must
 // not open every route.

@@ -94,7 +94,6 @@ func (a *API) checkRole(ctx context.Context, arn string) error {
 type Authorizer interface {
 	auth.Authorizer
 	AuthorizeWith(ctx context.Context, resourcePolicy *auth.Policy, action, resource string, conds ...auth.Cond) error
-	ResourcePolicy(doc string) (*auth.Policy, error)
 }
 
 // URLSigner signs a path for a fetch without credentials until expires.
