@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,31 @@ func TestUnauthenticated(t *testing.T) {
 		{"GET", "/2015-03-31/FUNCTIONS/", "", nil},
 		{"DELETE", "/2015-03-31/functions%2Fkeep", "", nil},
 		{"POST", "/healthz", "", nil},
+	}
+	// Every route the APIs register, read from their source so a new
+	// route is covered without editing this table, and every SQS and
+	// IAM action.
+	for _, rt := range registeredRoutes(t) {
+		routes = append(routes, struct {
+			method, path, body string
+			hdr                map[string]string
+		}{rt[0], rt[1], "{}", nil})
+	}
+	for _, op := range sourceSet(t, "internal/api/sqs/ops.go", `"([A-Z][A-Za-z]+)": true`) {
+		routes = append(routes, struct {
+			method, path, body string
+			hdr                map[string]string
+		}{"POST", "/", `{"QueueUrl":"` + s.Endpoint + `/000000000000/keep-q"}`, map[string]string{"X-Amz-Target": "AmazonSQS." + op, "Content-Type": "application/x-amz-json-1.0"}})
+	}
+	for _, op := range sourceSet(t, "internal/api/iam/ops.go", `"([A-Z][A-Za-z]+)": true`) {
+		routes = append(routes, struct {
+			method, path, body string
+			hdr                map[string]string
+		}{"POST", "/", "Action=" + op + "&Version=2010-05-08&UserName=evil&RoleName=evil", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
+	}
+	t.Logf("%d routes, each with %d kinds of bad credentials", len(routes), 4)
+	if len(routes) < 120 {
+		t.Fatalf("only %d routes found: the source scan broke", len(routes))
 	}
 	creds := []struct {
 		name string
@@ -139,6 +165,63 @@ func TestUnauthenticated(t *testing.T) {
 	if _, err := wrongRegion.ListFunctions(context.Background(), &lambda.ListFunctionsInput{}); httpStatus(err) != 403 {
 		t.Errorf("wrong region: %v", err)
 	}
+}
+
+// registeredRoutes reads "METHOD PATH" of every mux.Handle(Func) of the
+// API packages, with their path variables filled in.
+func registeredRoutes(t *testing.T) [][2]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, "internal", "api", "*", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := regexp.MustCompile(`(?m)^\s*(?:const )?(\w+)\s*:?= "(/[^"]*)"`)
+	plain := regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+) (/[^"]*)"`)
+	joined := regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+) "\+(\w+)(?:\+"([^"]*)")?`)
+	account := regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+) /"\+queue\.Account\+"([^"]*)"`)
+	fill := strings.NewReplacer("{name}", "keep", "{alias}", "a", "{uuid}", "00000000-0000-0000-0000-000000000000",
+		"{arn}", "arn:aws:lambda:us-east-1:000000000000:function:keep", "{api}", "x", "{id}", "x", "{sid}", "s",
+		"{key}", strings.Repeat("a", 64), "{queue}", "keep-q", "{$}", "")
+	var out [][2]string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := map[string]string{}
+		for _, m := range consts.FindAllStringSubmatch(string(b), -1) {
+			vars[m[1]] = m[2]
+		}
+		for _, m := range plain.FindAllStringSubmatch(string(b), -1) {
+			out = append(out, [2]string{m[1], fill.Replace(m[2])})
+		}
+		for _, m := range joined.FindAllStringSubmatch(string(b), -1) {
+			if v, ok := vars[m[2]]; ok {
+				out = append(out, [2]string{m[1], fill.Replace(v + m[3])})
+			}
+		}
+		for _, m := range account.FindAllStringSubmatch(string(b), -1) {
+			out = append(out, [2]string{m[1], fill.Replace("/000000000000" + m[2])})
+		}
+	}
+	return out
+}
+
+// sourceSet returns the first group of every match of re in a source file.
+func sourceSet(t *testing.T, file, re string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range regexp.MustCompile(re).FindAllStringSubmatch(string(b), -1) {
+		out = append(out, m[1])
+	}
+	return out
 }
 
 func mustRequest(t *testing.T, method, url string) *http.Request {
@@ -374,11 +457,9 @@ func TestFunctionRole(t *testing.T) {
 	}
 	lc := s.lambda()
 	createFunction(t, lc, "victim", goZip(t), fnOpts{env: map[string]string{"SECRET": "s3cr3t"}})
-	probe := filepath.Join(binDir, "roleprobe")
-	if _, err := os.Stat(probe); err != nil {
-		if err := goBuildPlain(probe, "./internal/e2e/testdata/roleprobe"); err != nil {
-			t.Fatal(err)
-		}
+	probe := filepath.Join(t.TempDir(), "roleprobe")
+	if err := goBuildPlain(probe, "./internal/e2e/testdata/roleprobe"); err != nil {
+		t.Fatal(err)
 	}
 	code, err := os.ReadFile(probe)
 	if err != nil {
@@ -388,7 +469,12 @@ func TestFunctionRole(t *testing.T) {
 		Role: aws.String("arn:aws:iam::000000000000:role/sender"), Timeout: aws.Int32(30), Code: &types.FunctionCode{ZipFile: makeZip(t, map[string][]byte{"bootstrap": code})}}); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ := json.Marshal(map[string]string{"allowed": allowed, "other": other, "victim": "victim"})
+	vf, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("victim")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codePath, _, _ := strings.Cut(strings.TrimPrefix(aws.ToString(vf.Code.Location), s.Endpoint), "?")
+	ev, _ := json.Marshal(map[string]string{"allowed": allowed, "other": other, "victim": "victim", "code": codePath})
 	out := invoke(t, lc, "probe", string(ev))
 	if out.FunctionError != nil {
 		t.Fatalf("probe failed: %s", out.Payload)
@@ -401,7 +487,9 @@ func TestFunctionRole(t *testing.T) {
 		"send-allowed": "ok", "send-other": "AccessDenied", "receive-other": "AccessDenied", "purge-other": "AccessDenied", "list-queues": "AccessDenied",
 		"list-functions": "AccessDeniedException", "get-victim": "AccessDeniedException", "update-victim": "AccessDeniedException",
 		"delete-victim": "AccessDeniedException", "invoke-victim": "AccessDeniedException",
-		"usage": "403", "metrics": "403", "logs": "403", "unsigned-list": "403",
+		"usage": "403", "metrics": "403", "logs": "403", "unsigned-list": "403", "code": "403", "pprof": "403",
+		"url-victim": "AccessDeniedException", "permission-victim": "AccessDeniedException", "schedule-victim": "AccessDeniedException",
+		"escalate-role": "AccessDenied",
 	}
 	for k, v := range want {
 		if got[k] != v && !(v == "AccessDenied" && got[k] == "AccessDeniedException") {

@@ -17,7 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	lambdasvc "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 )
@@ -26,6 +29,7 @@ type event struct {
 	Allowed string `json:"allowed"` // a queue URL the role may send to
 	Other   string `json:"other"`   // one it may not
 	Victim  string `json:"victim"`  // another function
+	Code    string `json:"code"`    // the path of the victim's code, without its link's signature
 }
 
 func outcome(err error) string {
@@ -67,11 +71,24 @@ func handle(ctx context.Context, e event) (map[string]string, error) {
 	out["delete-victim"] = outcome(err)
 	_, err = l.Invoke(ctx, &lambdasvc.InvokeInput{FunctionName: &e.Victim})
 	out["invoke-victim"] = outcome(err)
+	_, err = l.CreateFunctionUrlConfig(ctx, &lambdasvc.CreateFunctionUrlConfigInput{FunctionName: &e.Victim, AuthType: "NONE"})
+	out["url-victim"] = outcome(err)
+	_, err = l.AddPermission(ctx, &lambdasvc.AddPermissionInput{FunctionName: &e.Victim, StatementId: aws.String("open"),
+		Action: aws.String("lambda:InvokeFunction"), Principal: aws.String("*")})
+	out["permission-victim"] = outcome(err)
+	_, err = scheduler.NewFromConfig(cfg).CreateSchedule(ctx, &scheduler.CreateScheduleInput{Name: aws.String("evil"), ScheduleExpression: aws.String("rate(1 minute)"),
+		FlexibleTimeWindow: &stypes.FlexibleTimeWindow{Mode: stypes.FlexibleTimeWindowModeOff},
+		Target:             &stypes.Target{Arn: aws.String("arn:aws:lambda:us-east-1:000000000000:function:" + e.Victim), RoleArn: aws.String("arn:aws:iam::000000000000:role/sender")}})
+	out["schedule-victim"] = outcome(err)
+	_, err = iam.NewFromConfig(cfg).PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("sender"), PolicyName: aws.String("escalate"),
+		PolicyDocument: aws.String(`{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)})
+	out["escalate-role"] = outcome(err)
 	creds, err := cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for name, path := range map[string]string{"usage": "/stratus/v1/usage", "metrics": "/metrics", "logs": "/stratus/v1/functions/" + e.Victim + "/logs"} {
+	for name, path := range map[string]string{"usage": "/stratus/v1/usage", "metrics": "/metrics", "logs": "/stratus/v1/functions/" + e.Victim + "/logs",
+		"code": e.Code, "pprof": "/debug/pprof/"} {
 		r, _ := http.NewRequestWithContext(ctx, "GET", os.Getenv("AWS_ENDPOINT_URL")+path, nil)
 		sum := sha256.Sum256(nil)
 		_ = v4.NewSigner().SignHTTP(ctx, creds, r, hex.EncodeToString(sum[:]), "stratus", cfg.Region, time.Now())
