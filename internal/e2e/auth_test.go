@@ -587,6 +587,19 @@ func TestResourcePolicies(t *testing.T) {
 		return aws.Credentials{AccessKeyID: *k.AccessKey.AccessKeyId, SecretAccessKey: *k.AccessKey.SecretAccessKey}
 	}
 	alice, bob := newUser("alice"), newUser("bob")
+	var names []string
+	for p := iam.NewListUsersPaginator(ic, &iam.ListUsersInput{MaxItems: aws.Int32(1)}); p.HasMorePages(); {
+		pg, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range pg.Users {
+			names = append(names, aws.ToString(u.UserName))
+		}
+	}
+	if strings.Join(names, ",") != "alice,bob" {
+		t.Errorf("ListUsers one at a time: %v", names)
+	}
 	if code := get(alice); code != 403 {
 		t.Errorf("a user with no permission: %d", code)
 	}

@@ -203,10 +203,15 @@ func (a *API) dispatch(r *http.Request, op string, form url.Values, sts bool) (a
 		for _, e := range a.iam.List(auth.KindUser, form.Get("PathPrefix")) {
 			out = append(out, toUser(e))
 		}
+		out, more, marker, err := page(out, form, func(u userXML) string { return u.UserName })
+		if err != nil {
+			return nil, err
+		}
 		return struct {
 			Users       members[userXML]
 			IsTruncated bool
-		}{Users: members[userXML]{out}}, nil
+			Marker      string `xml:",omitempty"`
+		}{members[userXML]{out}, more, marker}, nil
 	case "DeleteUser":
 		if err := need(form, "UserName"); err != nil {
 			return nil, err
@@ -284,10 +289,15 @@ func (a *API) dispatch(r *http.Request, op string, form url.Values, sts bool) (a
 		for _, e := range a.iam.List(auth.KindRole, form.Get("PathPrefix")) {
 			out = append(out, toRole(e))
 		}
+		out, more, marker, err := page(out, form, func(r roleXML) string { return r.RoleName })
+		if err != nil {
+			return nil, err
+		}
 		return struct {
 			Roles       members[roleXML]
 			IsTruncated bool
-		}{Roles: members[roleXML]{out}}, nil
+			Marker      string `xml:",omitempty"`
+		}{members[roleXML]{out}, more, marker}, nil
 	case "DeleteRole":
 		if err := need(form, "RoleName"); err != nil {
 			return nil, err
@@ -409,10 +419,15 @@ func (a *API) dispatch(r *http.Request, op string, form url.Values, sts bool) (a
 		if form.Get("OnlyAttached") == "true" {
 			out = slices.DeleteFunc(out, func(p policyXML) bool { return p.AttachmentCount == 0 })
 		}
+		out, more, marker, err := page(out, form, func(p policyXML) string { return p.Arn })
+		if err != nil {
+			return nil, err
+		}
 		return struct {
 			Policies    members[policyXML]
 			IsTruncated bool
-		}{Policies: members[policyXML]{out}}, nil
+			Marker      string `xml:",omitempty"`
+		}{members[policyXML]{out}, more, marker}, nil
 	case "DeletePolicy":
 		if err := need(form, "PolicyArn"); err != nil {
 			return nil, err
@@ -472,6 +487,29 @@ func (a *API) dispatch(r *http.Request, op string, form url.Values, sts bool) (a
 		}{AttachedPolicies: members[attachedXML]{out}}, nil
 	}
 	return nil, &wireError{400, "InvalidAction", "Could not find operation " + op}
+}
+
+// page cuts a list at Marker (the key of its first item) and MaxItems
+// (1 to 1,000, default 100), as IAM's List operations do.
+func page[T any](items []T, form url.Values, key func(T) string) (out []T, truncated bool, next string, err error) {
+	n := 100
+	if v := form.Get("MaxItems"); v != "" {
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+			return nil, false, "", invalid("1 validation error detected: Value '" + v + "' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000")
+		}
+	}
+	start := 0
+	if m := form.Get("Marker"); m != "" {
+		start = slices.IndexFunc(items, func(it T) bool { return key(it) == m })
+		if start < 0 {
+			return nil, false, "", invalid("Invalid Marker")
+		}
+	}
+	items = items[start:]
+	if len(items) > n {
+		return items[:n], true, key(items[n]), nil
+	}
+	return items, false, "", nil
 }
 
 // inlineOf says whose policy an operation is about: a user's or a role's,
