@@ -41,6 +41,9 @@ type Server struct {
 	AllowPlainHTTP bool
 	// StoreKeyFile holds the key that encrypts the embedded store at rest.
 	StoreKeyFile string
+	// RatePerCaller limits each caller's requests per second on the API
+	// listener (0: no limit).
+	RatePerCaller float64
 }
 
 // Defaults returns the embedded defaults.
@@ -92,6 +95,7 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.BoolVar(&c.AllowPlainHTTP, "allow-plain-http", c.AllowPlainHTTP, "serve plain HTTP on a non-loopback --listen or --http-listen (credentials and payloads then cross the network unencrypted)")
 	fs.StringVar(&c.StoreKeyFile, "store-key-file", c.StoreKeyFile, "file holding the key that encrypts the embedded store at rest (keep it off the data folder's disk; the same key at every start)")
+	fs.Float64Var(&c.RatePerCaller, "rate-per-caller", c.RatePerCaller, "requests per second each caller (access key; a function's instances together) may make on the API listener, with bursts of twice that; 0 for no limit")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
 }
 
@@ -136,6 +140,9 @@ func (c *Server) Validate() error {
 	}
 	if c.DevAuth && !Loopback(c.Listen) {
 		errs = append(errs, fmt.Errorf("--dev-auth takes every request as the root's: it is refused on --listen %s, which is not a loopback address", c.Listen))
+	}
+	if c.RatePerCaller < 0 {
+		errs = append(errs, errors.New("--rate-per-caller must not be negative"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))

@@ -685,3 +685,64 @@ func TestResourcePolicies(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestRatePerCaller: with --rate-per-caller, a caller over its rate gets
+// the protocol's throttling error with Retry-After, and other callers are
+// not slowed by it.
+func TestRatePerCaller(t *testing.T) {
+	s := startServer(t, "", "--rate-per-caller", "5")
+	ctx := context.Background()
+	ic := s.iam()
+	keys := map[string]aws.Credentials{}
+	for _, name := range []string{"noisy", "quiet"} {
+		if _, err := ic.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(name)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ic.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: aws.String(name), PolicyArn: aws.String("arn:aws:iam::aws:policy/ReadOnlyAccess")}); err != nil {
+			t.Fatal(err)
+		}
+		k, err := ic.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[name] = aws.Credentials{AccessKeyID: *k.AccessKey.AccessKeyId, SecretAccessKey: *k.AccessKey.SecretAccessKey}
+	}
+	client := func(c aws.Credentials) *lambda.Client {
+		return lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), RetryMaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, "")})
+	}
+	noisy, quiet := client(keys["noisy"]), client(keys["quiet"])
+	throttled := 0
+	for range 40 {
+		_, err := noisy.ListFunctions(ctx, &lambda.ListFunctionsInput{})
+		if err == nil {
+			continue
+		}
+		var tm *types.TooManyRequestsException
+		if !errors.As(err, &tm) || httpStatus(err) != 429 {
+			t.Fatalf("over the rate: %v", err)
+		}
+		throttled++
+	}
+	if throttled == 0 {
+		t.Fatal("40 requests at once were never throttled at 5 per second")
+	}
+	if _, err := quiet.ListFunctions(ctx, &lambda.ListFunctionsInput{}); err != nil {
+		t.Fatalf("another caller was slowed: %v", err)
+	}
+	r, _ := http.NewRequest("GET", s.Endpoint+"/2015-03-31/functions/", nil)
+	sum := sha256.Sum256(nil)
+	for range 20 {
+		r2 := r.Clone(ctx)
+		_ = v4.NewSigner().SignHTTP(ctx, keys["noisy"], r2, hex.EncodeToString(sum[:]), "lambda", "us-east-1", time.Now())
+		resp := unsigned(t, r2)
+		resp.Body.Close()
+		if resp.StatusCode == 429 {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+			return
+		}
+	}
+	t.Fatal("no 429 on the wire")
+}

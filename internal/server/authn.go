@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -33,6 +34,7 @@ type authn struct {
 	// development only; the flag says so loudly).
 	dev    bool
 	region string
+	limits *callerLimits // nil: no per-caller rate limit
 }
 
 // services are the signing services a path's API accepts.
@@ -80,6 +82,12 @@ func (a *authn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.Secure = r.TLS != nil
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		p.SourceIP = host
+	}
+	if a.limits != nil {
+		if ok, wait := a.limits.allow(p.ARN+"\x00"+limitKey(p), time.Now()); !ok {
+			writeThrottled(w, r, wait)
+			return
+		}
 	}
 	a.next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 }
@@ -225,4 +233,14 @@ func writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(status)
 		_, _ = w.Write(b)
 	}
+}
+
+// limitKey is what a caller's rate is counted by: its access key, or for
+// a role session (an instance's credentials, renewed per instance) the
+// session's principal, so that a function's instances share one rate.
+func limitKey(p *auth.Principal) string {
+	if p.Kind == auth.AssumedRole {
+		return ""
+	}
+	return p.AccessKey
 }

@@ -248,8 +248,12 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	// timeout has passed, so no invocation outlives the shutdown.
 	work, cancelWork := context.WithCancel(context.Background())
 	defer cancelWork()
+	var limits *callerLimits
+	if cfg.RatePerCaller > 0 {
+		limits = newCallerLimits(cfg.RatePerCaller)
+	}
 	srv := &http.Server{
-		Handler:           &guard{next: &authn{next: mux, iam: ids, dev: cfg.DevAuth, region: cfg.Region}},
+		Handler:           &guard{next: &authn{next: mux, iam: ids, dev: cfg.DevAuth, region: cfg.Region, limits: limits}},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"encoding/json"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// callerLimits bounds each caller's request rate on the API listener: a
+// key (an instance's role session counts by its principal, so all
+// instances of a function share one) over its rate is told to slow down
+// with its protocol's throttling error, and cannot crowd out the others.
+type callerLimits struct {
+	perSecond float64
+	burst     int
+
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+func newCallerLimits(perSecond float64) *callerLimits {
+	return &callerLimits{perSecond: perSecond, burst: max(1, int(math.Ceil(2*perSecond))), m: map[string]*rate.Limiter{}}
+}
+
+// allow takes one request of caller; when refused, it says how long to wait.
+func (c *callerLimits) allow(caller string, now time.Time) (bool, time.Duration) {
+	c.mu.Lock()
+	l, ok := c.m[caller]
+	if !ok {
+		if len(c.m) >= 10000 {
+			// Forget callers whose bucket has refilled: they are idle.
+			for k, v := range c.m {
+				if v.TokensAt(now) >= float64(c.burst) {
+					delete(c.m, k)
+				}
+			}
+		}
+		l = rate.NewLimiter(rate.Limit(c.perSecond), c.burst)
+		c.m[caller] = l
+	}
+	c.mu.Unlock()
+	r := l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// writeThrottled answers in the shape of the request's protocol.
+func writeThrottled(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	msg := "Rate exceeded for this caller: slow down and retry"
+	h := w.Header()
+	h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	switch protocolOf(r) {
+	case awsJSON:
+		h.Set("Content-Type", "application/x-amz-json-1.0")
+		h.Set("X-Amzn-Query-Error", "RequestThrottled;Sender")
+		w.WriteHeader(http.StatusTooManyRequests)
+		b, _ := json.Marshal(map[string]string{"__type": "com.amazonaws.sqs#RequestThrottled", "message": msg})
+		_, _ = w.Write(b)
+	case queryXML:
+		h.Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>` + msg + `</Message></Error></ErrorResponse>`))
+	default:
+		h.Set("Content-Type", "application/json")
+		h.Set("X-Amzn-ErrorType", "TooManyRequestsException")
+		w.WriteHeader(http.StatusTooManyRequests)
+		b, _ := json.Marshal(map[string]string{"Type": "User", "message": msg, "Reason": "CallerRateLimitExceeded"})
+		_, _ = w.Write(b)
+	}
+}
