@@ -400,6 +400,25 @@ type HTTPContext struct {
 	UserAgent string `json:"userAgent"`
 }
 
+// forwarded is what API Gateway and function URLs add to a request's
+// headers: the client's address appended to X-Forwarded-For, and the
+// protocol and port the client reached.
+func forwarded(r *http.Request) (forFor, proto, port string) {
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	forFor = ip
+	if prev := r.Header.Values("X-Forwarded-For"); len(prev) > 0 {
+		forFor = strings.Join(prev, ", ") + ", " + ip
+	}
+	proto = "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		_, port, _ = net.SplitHostPort(a.String())
+	}
+	return forFor, proto, port
+}
+
 // eventV2 builds the 2.0 event; callers fill in route and API fields.
 func (g *Gateway) eventV2(r *http.Request, path string, body []byte) *HTTPEvent {
 	now := g.now()
@@ -444,6 +463,7 @@ func (g *Gateway) eventV2(r *http.Request, path string, body []byte) *HTTPEvent 
 	if r.Host != "" {
 		ev.Headers["host"] = r.Host
 	}
+	ev.Headers["x-forwarded-for"], ev.Headers["x-forwarded-proto"], ev.Headers["x-forwarded-port"] = forwarded(r)
 	if q, err := url.ParseQuery(r.URL.RawQuery); err == nil && len(q) > 0 {
 		ev.QueryStringParameters = make(map[string]string, len(q))
 		for k, vs := range q {

@@ -24,6 +24,10 @@ func (g *Gateway) eventV1(r *http.Request, apiID string, route *httpapi.Route, p
 	if r.Host != "" {
 		headers["Host"], multi["Host"] = r.Host, []string{r.Host}
 	}
+	ff, proto, port := forwarded(r)
+	for k, v := range map[string]string{"X-Forwarded-For": ff, "X-Forwarded-Proto": proto, "X-Forwarded-Port": port} {
+		headers[k], multi[k] = v, []string{v}
+	}
 	var query map[string]string
 	var multiQuery map[string][]string
 	if q, err := url.ParseQuery(r.URL.RawQuery); err == nil && len(q) > 0 {

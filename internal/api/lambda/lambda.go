@@ -144,6 +144,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("PUT "+fns+"/{name}/configuration", a.h("UpdateFunctionConfiguration", a.updateFunctionConfiguration))
 	mux.HandleFunc("PUT "+fns+"/{name}/code", a.h("UpdateFunctionCode", a.updateFunctionCode))
 	mux.HandleFunc("POST "+fns+"/{name}/invocations", a.h("InvokeFunction", a.invoke))
+	mux.HandleFunc("GET /2020-06-30/functions/{name}/code-signing-config", a.h("GetFunctionCodeSigningConfig", a.getCodeSigning))
 	mux.HandleFunc("GET /2016-08-19/account-settings", a.h("GetAccountSettings", a.accountSettings))
 	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.h("GetAccountSettings", a.accountSettings))
 	a.registerVersions(mux)
@@ -154,6 +155,22 @@ func (a *API) Register(mux *http.ServeMux) {
 	if a.opts.Mappings != nil {
 		a.registerMappings(mux)
 	}
+}
+
+// getCodeSigning answers that no code signing configuration applies:
+// Stratus verifies no signatures on code (tools such as Terraform read
+// this on every function).
+func (a *API) getCodeSigning(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err == nil {
+		_, err = a.reg.Get(name)
+	}
+	if err != nil {
+		return a.at(ref, err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"CodeSigningConfigArn": "", "FunctionName": name})
+	return nil
 }
 
 // Wire shapes.
@@ -265,11 +282,40 @@ type createFunctionInput struct {
 	Architectures    []string          `json:"Architectures"`
 	PackageType      string            `json:"PackageType"`
 	Tags             map[string]string `json:"Tags"`
+	Publish          bool              `json:"Publish"`
+	unsupported
+}
+
+// unsupported are request fields a function would depend on that
+// Stratus does not have yet: refused by name rather than dropped, so that
+// a function never deploys and then fails without them.
+type unsupported struct {
+	Layers               []string          `json:"Layers"`
+	FileSystemConfigs    []json.RawMessage `json:"FileSystemConfigs"`
+	CodeSigningConfigArn string            `json:"CodeSigningConfigArn"`
+	ImageConfig          json.RawMessage   `json:"ImageConfig"`
+}
+
+func (u *unsupported) check() error {
+	switch {
+	case len(u.Layers) > 0:
+		return function.Errorf(function.ErrInvalid, "Layers are not supported by Stratus yet: include the layer's files in the function's package")
+	case len(u.FileSystemConfigs) > 0:
+		return function.Errorf(function.ErrInvalid, "FileSystemConfigs (EFS) are not supported by Stratus")
+	case u.CodeSigningConfigArn != "":
+		return function.Errorf(function.ErrInvalid, "CodeSigningConfigArn is not supported by Stratus: it signs no code")
+	case len(u.ImageConfig) > 0 && string(u.ImageConfig) != "null":
+		return function.Errorf(function.ErrInvalid, "ImageConfig is not supported by Stratus: it runs .zip packages")
+	}
+	return nil
 }
 
 func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	var in createFunctionInput
 	if err := decode(r, &in, "CreateFunction"); err != nil {
+		return a.at(in.FunctionName, err)
+	}
+	if err := in.check(); err != nil {
 		return a.at(in.FunctionName, err)
 	}
 	if in.PackageType != "" && in.PackageType != "Zip" {
@@ -284,6 +330,11 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.checkRole(r.Context(), in.Role); err != nil {
 		return a.at(name, err)
+	}
+	if in.Publish {
+		if err := a.authorize(r, "lambda:PublishVersion", function.ARN(a.opts.Region, name, "")); err != nil {
+			return a.at(name, err)
+		}
 	}
 	zip, err := in.Code.zip()
 	if err != nil {
@@ -323,6 +374,12 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	fn, err := a.reg.Create(r.Context(), cfg, zip)
 	if err != nil {
 		return a.at(name, err)
+	}
+	if in.Publish {
+		// As Lambda does: the answer is the version just published.
+		if fn, err = a.reg.PublishVersion(r.Context(), name, "", "", ""); err != nil {
+			return a.at(name, err)
+		}
 	}
 	writeJSON(w, http.StatusCreated, a.configuration(fn, true))
 	return nil
@@ -464,15 +521,26 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, a.configuration(fn, true))
 		return nil
 	}
+	if in.Publish {
+		if err := a.authorize(r, "lambda:PublishVersion", function.ARN(a.opts.Region, name, "")); err != nil {
+			return a.at(ref, err)
+		}
+	}
 	fn, err := a.reg.UpdateCode(r.Context(), name, in.RevisionID, zip)
 	if err != nil {
 		return a.at(ref, err)
+	}
+	if in.Publish {
+		if fn, err = a.reg.PublishVersion(r.Context(), name, "", "", ""); err != nil {
+			return a.at(ref, err)
+		}
 	}
 	writeJSON(w, http.StatusOK, a.configuration(fn, true))
 	return nil
 }
 
 type updateConfigInput struct {
+	unsupported
 	Runtime          *string           `json:"Runtime"`
 	Role             *string           `json:"Role"`
 	Handler          *string           `json:"Handler"`
@@ -490,6 +558,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	var in updateConfigInput
 	name, err := named(r, &in, "UpdateFunctionConfiguration")
 	if err != nil {
+		return a.at(ref, err)
+	}
+	if err := in.check(); err != nil {
 		return a.at(ref, err)
 	}
 	if in.Role != nil {

@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+)
+
+// TestLambdaFidelity: settings that used to be dropped now work or are
+// refused by name: Publish on CreateFunction and UpdateFunctionCode,
+// Layers and other unsupported fields, GetFunctionCodeSigningConfig, and
+// the X-Forwarded-* headers of HTTP events.
+func TestLambdaFidelity(t *testing.T) {
+	s := startServer(t, "")
+	ctx := context.Background()
+	c := s.lambda()
+	out, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("pub"), Runtime: "provided.al2023", Handler: aws.String("bootstrap"),
+		Role: aws.String("arn:aws:iam::000000000000:role/test"), Code: &types.FunctionCode{ZipFile: goZip(t)}, Publish: true})
+	if err != nil || aws.ToString(out.Version) != "1" || !strings.HasSuffix(aws.ToString(out.FunctionArn), ":pub:1") {
+		t.Fatalf("CreateFunction with Publish: %v %+v", err, out)
+	}
+	// New code: unchanged code publishes nothing new, as on Lambda.
+	v2 := makeZip(t, map[string][]byte{"bootstrap": goBootstrap, "VERSION": []byte("2")})
+	up, err := c.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("pub"), ZipFile: v2, Publish: true})
+	if err != nil || aws.ToString(up.Version) != "2" {
+		t.Fatalf("UpdateFunctionCode with Publish: %v %+v", err, up)
+	}
+	vs, err := c.ListVersionsByFunction(ctx, &lambda.ListVersionsByFunctionInput{FunctionName: aws.String("pub")})
+	if err != nil || len(vs.Versions) != 3 {
+		t.Fatalf("versions: %v %+v", err, vs)
+	}
+	for name, in := range map[string]*lambda.CreateFunctionInput{
+		"Layers":               {Layers: []string{"arn:aws:lambda:us-east-1:000000000000:layer:deps:1"}},
+		"FileSystemConfigs":    {FileSystemConfigs: []types.FileSystemConfig{{Arn: aws.String("arn:aws:elasticfilesystem:us-east-1:000000000000:access-point/fsap-1"), LocalMountPath: aws.String("/mnt/x")}}},
+		"CodeSigningConfigArn": {CodeSigningConfigArn: aws.String("arn:aws:lambda:us-east-1:000000000000:code-signing-config:csc-1")},
+	} {
+		in.FunctionName, in.Runtime, in.Handler = aws.String("refused"), "provided.al2023", aws.String("bootstrap")
+		in.Role, in.Code = aws.String("arn:aws:iam::000000000000:role/test"), &types.FunctionCode{ZipFile: goZip(t)}
+		_, err := c.CreateFunction(ctx, in)
+		if errorCode(err) != "InvalidParameterValueException" || !strings.Contains(err.Error(), name) {
+			t.Errorf("CreateFunction with %s: %v", name, err)
+		}
+	}
+	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("pub"), Layers: []string{"arn:aws:lambda:us-east-1:000000000000:layer:x:1"}}); errorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("UpdateFunctionConfiguration with Layers: %v", err)
+	}
+	if _, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("refused")}); errorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("a refused function exists: %v", err)
+	}
+	csc, err := c.GetFunctionCodeSigningConfig(ctx, &lambda.GetFunctionCodeSigningConfigInput{FunctionName: aws.String("pub")})
+	if err != nil || aws.ToString(csc.FunctionName) != "pub" || aws.ToString(csc.CodeSigningConfigArn) != "" {
+		t.Errorf("GetFunctionCodeSigningConfig: %v %+v", err, csc)
+	}
+	if _, err := c.GetFunctionCodeSigningConfig(ctx, &lambda.GetFunctionCodeSigningConfigInput{FunctionName: aws.String("nope")}); errorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("GetFunctionCodeSigningConfig of no function: %v", err)
+	}
+	// X-Forwarded-* in an HTTP event.
+	createFunction(t, c, "fwd", makeZip(t, map[string][]byte{"index.mjs": []byte(urlFunction)}), fnOpts{runtime: "nodejs20.x", handler: "index.handler"})
+	cfg, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("fwd"), AuthType: types.FunctionUrlAuthTypeNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowPublicURL(t, c, "fwd", "")
+	req, _ := http.NewRequest("GET", aws.ToString(cfg.FunctionUrl)+"echo", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	resp := unsigned(t, req)
+	defer resp.Body.Close()
+	var ev struct {
+		Headers map[string]string `json:"headers"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ev); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(aws.ToString(cfg.FunctionUrl))
+	if ev.Headers["x-forwarded-for"] != "203.0.113.7, 127.0.0.1" || ev.Headers["x-forwarded-proto"] != "http" || ev.Headers["x-forwarded-port"] != u.Port() {
+		t.Errorf("forwarded headers: for %q proto %q port %q (listener port %s)", ev.Headers["x-forwarded-for"], ev.Headers["x-forwarded-proto"], ev.Headers["x-forwarded-port"], u.Port())
+	}
+}
