@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	agtypes "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 )
@@ -81,5 +83,44 @@ func TestLambdaFidelity(t *testing.T) {
 	u, _ := url.Parse(aws.ToString(cfg.FunctionUrl))
 	if ev.Headers["x-forwarded-for"] != "203.0.113.7, 127.0.0.1" || ev.Headers["x-forwarded-proto"] != "http" || ev.Headers["x-forwarded-port"] != u.Port() {
 		t.Errorf("forwarded headers: for %q proto %q port %q (listener port %s)", ev.Headers["x-forwarded-for"], ev.Headers["x-forwarded-proto"], ev.Headers["x-forwarded-port"], u.Port())
+	}
+}
+
+// TestHTTPAPICors: an HTTP API's CorsConfiguration is stored, returned,
+// answers preflights without invoking the function, and adds its headers
+// to answers.
+func TestHTTPAPICors(t *testing.T) {
+	s := startServer(t, "")
+	ctx := context.Background()
+	c := s.lambda()
+	fn := createFunction(t, c, "cors-fn", goZip(t), fnOpts{})
+	gw := s.apigw()
+	api, err := gw.CreateApi(ctx, &apigatewayv2.CreateApiInput{Name: aws.String("cors"), ProtocolType: agtypes.ProtocolTypeHttp, Target: fn.FunctionArn,
+		CorsConfiguration: &agtypes.Cors{AllowOrigins: []string{"https://app.example"}, AllowMethods: []string{"GET", "POST"}, AllowHeaders: []string{"content-type"}, MaxAge: aws.Int32(300)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowAPI(t, c, "cors-fn", aws.ToString(api.ApiId))
+	got, err := gw.GetApi(ctx, &apigatewayv2.GetApiInput{ApiId: api.ApiId})
+	if err != nil || got.CorsConfiguration == nil || aws.ToInt32(got.CorsConfiguration.MaxAge) != 300 || got.CorsConfiguration.AllowOrigins[0] != "https://app.example" {
+		t.Fatalf("GetApi: %v %+v", err, got)
+	}
+	endpoint := aws.ToString(api.ApiEndpoint)
+	status, h, _ := httpDo(t, "OPTIONS", endpoint+"/orders", "", map[string][]string{"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"POST"}})
+	if status >= 300 || h.Get("Access-Control-Allow-Origin") != "https://app.example" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Errorf("preflight: %d %v", status, h)
+	}
+	if n := s.usage(t, "cors-fn").Requests; n != 0 {
+		t.Errorf("the preflight invoked the function (%d)", n)
+	}
+	status, h, _ = httpDo(t, "GET", endpoint+"/orders", "", map[string][]string{"Origin": {"https://app.example"}})
+	if status != 200 || h.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("answer: %d %v", status, h)
+	}
+	if _, err := gw.DeleteCorsConfiguration(ctx, &apigatewayv2.DeleteCorsConfigurationInput{ApiId: api.ApiId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, h, _ := httpDo(t, "GET", endpoint+"/orders", "", map[string][]string{"Origin": {"https://app.example"}}); h.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("CORS headers after DeleteCorsConfiguration: %v", h)
 	}
 }

@@ -170,6 +170,14 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, id, path stri
 		writeMessage(w, http.StatusNotFound, apiStyle, "Not Found")
 		return
 	}
+	// With a CorsConfiguration, API Gateway answers preflights itself,
+	// whatever the routes, and adds the headers to every answer.
+	if api.Cors != nil {
+		if preflight(w, r, api.Cors) {
+			return
+		}
+		corsHeaders(w, r, api.Cors)
+	}
 	route, params := httpapi.Match(api, r.Method, path)
 	if route == nil {
 		writeMessage(w, http.StatusNotFound, apiStyle, "Not Found")

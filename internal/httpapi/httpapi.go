@@ -37,6 +37,9 @@ type API struct {
 	Integrations map[string]*Integration `json:"integrations"`
 	Routes       map[string]*Route       `json:"routes"`
 	Stages       map[string]*Stage       `json:"stages"`
+	// Cors, when set, is answered and applied by the gateway for every
+	// route, as API Gateway's CorsConfiguration is.
+	Cors *function.Cors `json:"cors,omitempty"`
 }
 
 // Integration sends requests to a Lambda function (AWS_PROXY).

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v2/apis/{api}", a.h(a.getAPI))
 	mux.HandleFunc("PATCH /v2/apis/{api}", a.h(a.updateAPI))
 	mux.HandleFunc("DELETE /v2/apis/{api}", a.h(a.deleteAPI))
+	mux.HandleFunc("DELETE /v2/apis/{api}/cors", a.h(a.deleteCors))
 	mux.HandleFunc("POST /v2/apis/{api}/integrations", a.h(a.createIntegration))
 	mux.HandleFunc("GET /v2/apis/{api}/integrations", a.h(a.getIntegrations))
 	mux.HandleFunc("GET /v2/apis/{api}/integrations/{id}", a.h(a.getIntegration))
@@ -140,7 +142,7 @@ func decode(r *http.Request, v any) error {
 const timeFormat = "2006-01-02T15:04:05Z"
 
 func (a *API) apiOut(api *httpapi.API) map[string]any {
-	return map[string]any{
+	out := map[string]any{
 		"apiId":                     api.ID,
 		"apiEndpoint":               Endpoint(a.gateway, api.ID),
 		"name":                      api.Name,
@@ -151,14 +153,65 @@ func (a *API) apiOut(api *httpapi.API) map[string]any {
 		"createdDate":               api.Created.UTC().Format(timeFormat),
 		"disableExecuteApiEndpoint": false,
 	}
+	if api.Cors != nil {
+		out["corsConfiguration"] = corsOut(api.Cors)
+	}
+	return out
+}
+
+func (a *API) deleteCors(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
+		api.Cors = nil
+		return nil
+	}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 type apiInput struct {
-	Name         *string `json:"name"`
-	Description  *string `json:"description"`
-	ProtocolType string  `json:"protocolType"`
-	Target       string  `json:"target"`
-	RouteKey     string  `json:"routeKey"`
+	Name              *string   `json:"name"`
+	Description       *string   `json:"description"`
+	ProtocolType      string    `json:"protocolType"`
+	Target            string    `json:"target"`
+	RouteKey          string    `json:"routeKey"`
+	CorsConfiguration *corsWire `json:"corsConfiguration"`
+}
+
+// corsWire is API Gateway's CorsConfiguration.
+type corsWire struct {
+	AllowCredentials *bool    `json:"allowCredentials,omitempty"`
+	AllowHeaders     []string `json:"allowHeaders,omitempty"`
+	AllowMethods     []string `json:"allowMethods,omitempty"`
+	AllowOrigins     []string `json:"allowOrigins,omitempty"`
+	ExposeHeaders    []string `json:"exposeHeaders,omitempty"`
+	MaxAge           *int     `json:"maxAge,omitempty"`
+}
+
+func (c *corsWire) cors() (*function.Cors, error) {
+	out := &function.Cors{AllowHeaders: c.AllowHeaders, AllowMethods: c.AllowMethods, AllowOrigins: c.AllowOrigins, ExposeHeaders: c.ExposeHeaders}
+	if c.AllowCredentials != nil {
+		out.AllowCredentials = *c.AllowCredentials
+	}
+	if c.MaxAge != nil {
+		if *c.MaxAge < -1 || *c.MaxAge > 86400 {
+			return nil, function.Errorf(httpapi.ErrInvalid, "maxAge must be between -1 and 86400")
+		}
+		out.MaxAge = max(*c.MaxAge, 0)
+	}
+	if out.AllowCredentials && slices.Contains(out.AllowOrigins, "*") {
+		return nil, function.Errorf(httpapi.ErrInvalid, "allowCredentials is not supported with the allowOrigins value '*'")
+	}
+	return out, nil
+}
+
+func corsOut(c *function.Cors) *corsWire {
+	if c == nil {
+		return nil
+	}
+	return &corsWire{AllowCredentials: &c.AllowCredentials, AllowHeaders: c.AllowHeaders, AllowMethods: c.AllowMethods,
+		AllowOrigins: c.AllowOrigins, ExposeHeaders: c.ExposeHeaders, MaxAge: &c.MaxAge}
 }
 
 func (a *API) createAPI(w http.ResponseWriter, r *http.Request) error {
@@ -177,6 +230,12 @@ func (a *API) createAPI(w http.ResponseWriter, r *http.Request) error {
 		Integrations: map[string]*httpapi.Integration{}, Routes: map[string]*httpapi.Route{}, Stages: map[string]*httpapi.Stage{}}
 	if in.Description != nil {
 		api.Description = *in.Description
+	}
+	if in.CorsConfiguration != nil {
+		var err error
+		if api.Cors, err = in.CorsConfiguration.cors(); err != nil {
+			return err
+		}
 	}
 	if in.Target != "" {
 		// Quick create: an integration to the target, a route to it and the $default stage.
@@ -268,6 +327,13 @@ func (a *API) updateAPI(w http.ResponseWriter, r *http.Request) error {
 		}
 		if in.Description != nil {
 			api.Description = *in.Description
+		}
+		if in.CorsConfiguration != nil {
+			c, err := in.CorsConfiguration.cors()
+			if err != nil {
+				return err
+			}
+			api.Cors = c
 		}
 		return nil
 	})
