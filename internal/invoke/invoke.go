@@ -279,6 +279,11 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 	}
 	rec.DurationMs = ms(dur)
 	rec.BilledMs = meter.BilledMs(dur)
+	if res.Outcome == outcome.Timeout {
+		// A timed-out run is billed its timeout, as on Lambda, not the
+		// moments it took to notice and stop it.
+		rec.BilledMs = min(rec.BilledMs, int64(fn.Timeout)*1000)
+	}
 	logs.Platform("END RequestId: " + reqID)
 	logs.Platform(report(reqID, dur, rec.BilledMs, fn.MemorySize, maxMem, rec.InitMs, cold))
 	if req.LogTail {

@@ -213,6 +213,14 @@ func TestOutcomesAndRecords(t *testing.T) {
 	if got[outcome.Success] != 2 || got[outcome.Error] != 2 || got[outcome.Timeout] != 1 {
 		t.Fatalf("records: %v", got)
 	}
+	// A timeout is billed its timeout, not the moments after it.
+	f.rec.mu.Lock()
+	for _, rec := range f.rec.all {
+		if rec.Outcome == outcome.Timeout && rec.BilledMs != 1000 {
+			t.Errorf("a 1 s timeout billed %d ms (ran %.2f ms)", rec.BilledMs, rec.DurationMs)
+		}
+	}
+	f.rec.mu.Unlock()
 	// The crash and the timeout each cost an instance.
 	if n := f.l.Started(); n != 3 {
 		t.Fatalf("%d instances started, want 3", n)

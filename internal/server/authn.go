@@ -65,6 +65,9 @@ func public(r *http.Request) bool {
 }
 
 func (a *authn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Every answer names a request id, as AWS's do (an API that has its
+	// own, such as Invoke's, replaces it).
+	w.Header().Set("X-Amzn-RequestId", uuid.NewString())
 	if public(r) {
 		a.next.ServeHTTP(w, r)
 		return
@@ -202,9 +205,8 @@ func codes(err error) (rest, query string, status int) {
 func writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
 	rest, query, status := codes(err)
 	msg := err.Error()
-	rid := uuid.NewString()
 	h := w.Header()
-	h.Set("X-Amzn-RequestId", rid)
+	rid := h.Get("X-Amzn-RequestId")
 	// The connection may still carry a body nobody read: close it rather
 	// than read a refused request's upload.
 	h.Set("Connection", "close")
