@@ -63,6 +63,17 @@ func TestLambdaFidelity(t *testing.T) {
 	if _, err := c.GetFunctionCodeSigningConfig(ctx, &lambda.GetFunctionCodeSigningConfigInput{FunctionName: aws.String("nope")}); errorCode(err) != "ResourceNotFoundException" {
 		t.Errorf("GetFunctionCodeSigningConfig of no function: %v", err)
 	}
+	// Every answer names a request id, errors too.
+	for _, path := range []string{"/2015-03-31/functions/pub", "/2015-03-31/functions/nope", "/2016-08-19/account-settings"} {
+		resp, err := http.Get(s.Endpoint + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(resp.Header.Get("X-Amzn-RequestId")) < 32 {
+			t.Errorf("GET %s: %d without x-amzn-RequestId", path, resp.StatusCode)
+		}
+	}
 	// X-Forwarded-* in an HTTP event.
 	createFunction(t, c, "fwd", makeZip(t, map[string][]byte{"index.mjs": []byte(urlFunction)}), fnOpts{runtime: "nodejs20.x", handler: "index.handler"})
 	cfg, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("fwd"), AuthType: types.FunctionUrlAuthTypeNone})
