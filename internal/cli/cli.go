@@ -60,6 +60,10 @@ func Run(ctx context.Context, env *Env, args []string) int {
 		usage(env.Stdout)
 		return 0
 	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintln(env.Stdout, Version())
+		return 0
+	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.run(ctx, env, args[1:])
@@ -67,7 +71,7 @@ func Run(ctx context.Context, env *Env, args []string) int {
 				return 0
 			}
 			if err != nil {
-				fmt.Fprintf(env.Stderr, "stratus %s: %v\n", c.name, err)
+				fmt.Fprintf(env.Stderr, "stratus %s: %s\n", c.name, explain(err))
 				var ue usageError
 				if errors.As(err, &ue) {
 					return 2
@@ -93,6 +97,7 @@ Commands:
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintf(w, "  %-8s %s\n", "version", "print the version of this binary")
 	fmt.Fprint(w, `
 Run "stratus <command> --help" for a command's flags. Client commands reach
 the server at --endpoint (default $STRATUS_ENDPOINT or http://127.0.0.1:9000).

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -69,7 +70,9 @@ func (c *clientFlags) credentials(ctx context.Context) (aws.CredentialsProvider,
 		return nil, fmt.Errorf("find credentials: %w", err)
 	}
 	if _, err := awsCfg.Credentials.Retrieve(ctx); err != nil {
-		return nil, fmt.Errorf("no credentials to sign requests with: start the server once (it writes its root profile to its data folder, %s by default or $STRATUS_DATA_DIR), or set AWS_PROFILE or --profile: %w", cfgpkg.DefaultDataDir(), err)
+		// The SDK's own chain of reasons (every provider it tried) says
+		// less than where the key should be.
+		return nil, fmt.Errorf("no credentials to sign requests with: start the server once (it writes its root profile to its data folder, %s by default or $STRATUS_DATA_DIR), or set AWS_PROFILE or --profile", cfgpkg.DefaultDataDir())
 	}
 	return awsCfg.Credentials, nil
 }
@@ -357,6 +360,7 @@ func runInvoke(ctx context.Context, env *Env, args []string) error {
 	cf.bind(fs)
 	qualifier := fs.String("qualifier", "", "version or alias")
 	showLog := fs.Bool("log", false, "print the tail of the invocation's log to stderr")
+	async := fs.Bool("async", false, "queue the invocation (InvocationType Event) and print its request id")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -381,6 +385,12 @@ func runInvoke(ctx context.Context, env *Env, args []string) error {
 	if *showLog {
 		in.LogType = types.LogTypeTail
 	}
+	if *async {
+		if *showLog {
+			return usagef("--log needs the invocation's answer; it cannot go with --async")
+		}
+		in.InvocationType = types.InvocationTypeEvent
+	}
 	client, err := cf.lambda(ctx)
 	if err != nil {
 		return err
@@ -388,6 +398,11 @@ func runInvoke(ctx context.Context, env *Env, args []string) error {
 	out, err := client.Invoke(ctx, in)
 	if err != nil {
 		return err
+	}
+	if *async {
+		id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+		fmt.Fprintf(env.Stdout, "queued: request id %s (stratus logs %s shows its run)\n", id, pos[0])
+		return nil
 	}
 	if *showLog && out.LogResult != nil {
 		if b, err := base64.StdEncoding.DecodeString(*out.LogResult); err == nil {

@@ -265,6 +265,17 @@ func TestStratusCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "hello-go") || !strings.Contains(out, "512 MB") || !strings.Contains(out, "python3") {
 		t.Errorf("ls: %v %s", err, out)
 	}
+	// Plain words for what went wrong, a version, and async invokes.
+	if out, err := stratus("invoke", "nope"); err == nil || !strings.HasPrefix(out, "stratus invoke: Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope") {
+		t.Errorf("invoke of no function: %v %q", err, out)
+	}
+	if out, err := stratus("ls", "--endpoint", "http://127.0.0.1:1"); err == nil || !strings.Contains(out, "cannot reach Stratus at http://127.0.0.1:1: is `stratus server` running?") {
+		t.Errorf("ls with no server: %v %q", err, out)
+	}
+	if out, err := stratus("version"); err != nil || !strings.HasPrefix(out, "stratus ") || !strings.Contains(out, "go1.") {
+		t.Errorf("version: %v %q", err, out)
+	}
+
 	// Logs are stored off the invocation path; give the batch a moment.
 	waitFor(t, 5*time.Second, "logs", func() bool {
 		out, _ := stratus("logs", "hello-node")
@@ -313,6 +324,9 @@ func TestStratusCLI(t *testing.T) {
 	out, err = stratus("usage")
 	if err != nil || !strings.Contains(out, "hello-go") || !strings.Contains(out, "TOTAL") || !strings.Contains(out, "per GB-second") {
 		t.Errorf("usage: %v %s", err, out)
+	}
+	if out, err := stratus("invoke", "hello-node", `{"name":"later"}`, "--async"); err != nil || !strings.HasPrefix(out, "queued: request id ") {
+		t.Errorf("invoke --async: %v %q", err, out)
 	}
 	if out, err := stratus("rm", "hello-go", "hello-node"); err != nil {
 		t.Errorf("rm: %v %s", err, out)
