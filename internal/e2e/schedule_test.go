@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 )
@@ -136,5 +138,53 @@ func TestScheduleOnceAcrossNodes(t *testing.T) {
 	// Six seconds of a one-second rate on two nodes: about six runs, not twelve.
 	if n < 4 || n > 8 {
 		t.Errorf("%d runs in 6 s of rate(1 second) on two nodes", n)
+	}
+}
+
+// TestScheduleDeadLetter: a schedule's RetryPolicy and DeadLetterConfig
+// are stored and returned; a tick whose function is gone goes to the
+// dead-letter queue with Scheduler's attributes.
+func TestScheduleDeadLetter(t *testing.T) {
+	s := startServer(t, "")
+	ctx := context.Background()
+	c := s.lambda()
+	sc := s.scheduler()
+	q := s.sqs()
+	dlq := createQueue(t, q, "sched-dlq", nil)
+	fn := createFunction(t, c, "doomed", goZip(t), fnOpts{})
+	off := &stypes.FlexibleTimeWindow{Mode: stypes.FlexibleTimeWindowModeOff}
+	target := &stypes.Target{Arn: fn.FunctionArn, RoleArn: aws.String("arn:aws:iam::000000000000:role/x"), Input: aws.String(`{"tick":"lost"}`),
+		RetryPolicy:      &stypes.RetryPolicy{MaximumEventAgeInSeconds: aws.Int32(120), MaximumRetryAttempts: aws.Int32(3)},
+		DeadLetterConfig: &stypes.DeadLetterConfig{Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:sched-dlq")}}
+	if _, err := sc.CreateSchedule(ctx, &scheduler.CreateScheduleInput{Name: aws.String("bad-retry"), ScheduleExpression: aws.String("rate(1 minute)"),
+		Target: &stypes.Target{Arn: fn.FunctionArn, RoleArn: target.RoleArn, RetryPolicy: &stypes.RetryPolicy{MaximumRetryAttempts: aws.Int32(200)}}, FlexibleTimeWindow: off}); errorCode(err) != "ValidationException" {
+		t.Errorf("200 retries: %v", err)
+	}
+	if _, err := sc.CreateSchedule(ctx, &scheduler.CreateScheduleInput{Name: aws.String("doomed"), ScheduleExpression: aws.String("rate(2 seconds)"), Target: target, FlexibleTimeWindow: off}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := sc.GetSchedule(ctx, &scheduler.GetScheduleInput{Name: aws.String("doomed")})
+	if err != nil || aws.ToInt32(got.Target.RetryPolicy.MaximumRetryAttempts) != 3 || aws.ToInt32(got.Target.RetryPolicy.MaximumEventAgeInSeconds) != 120 ||
+		got.Target.DeadLetterConfig == nil || aws.ToString(got.Target.DeadLetterConfig.Arn) != "arn:aws:sqs:us-east-1:000000000000:sched-dlq" {
+		t.Fatalf("get: %v %+v", err, got)
+	}
+	if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("doomed")}); err != nil {
+		t.Fatal(err)
+	}
+	var msgs *sqs.ReceiveMessageOutput
+	waitFor(t, 15*time.Second, "a dead letter", func() bool {
+		msgs, err = q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(dlq), WaitTimeSeconds: 2, MessageAttributeNames: []string{"All"}})
+		return err == nil && len(msgs.Messages) > 0
+	})
+	m := msgs.Messages[0]
+	attr := func(k string) string {
+		if v, ok := m.MessageAttributes[k]; ok {
+			return aws.ToString(v.StringValue)
+		}
+		return ""
+	}
+	if aws.ToString(m.Body) != `{"tick":"lost"}` || attr("ERROR_CODE") != "ResourceNotFoundException" ||
+		attr("SCHEDULE_ARN") != "arn:aws:scheduler:us-east-1:000000000000:schedule/default/doomed" || attr("TARGET_ARN") != aws.ToString(fn.FunctionArn) {
+		t.Errorf("dead letter %s %v", aws.ToString(m.Body), m.MessageAttributes)
 	}
 }

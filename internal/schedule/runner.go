@@ -21,21 +21,42 @@ import (
 
 // Schedule is one EventBridge Scheduler schedule with a function target.
 type Schedule struct {
-	Name                  string     `json:"name"`
-	Group                 string     `json:"group"`
-	Expression            string     `json:"expression"`
-	Timezone              string     `json:"timezone,omitempty"`
-	Description           string     `json:"description,omitempty"`
-	State                 string     `json:"state"` // ENABLED or DISABLED
-	TargetARN             string     `json:"targetArn"`
-	RoleARN               string     `json:"roleArn,omitempty"`
-	Input                 string     `json:"input,omitempty"`
-	StartDate             *time.Time `json:"startDate,omitempty"`
-	EndDate               *time.Time `json:"endDate,omitempty"`
-	ActionAfterCompletion string     `json:"actionAfterCompletion,omitempty"`
-	Created               time.Time  `json:"created"`
-	Modified              time.Time  `json:"modified"`
+	Name                  string      `json:"name"`
+	Group                 string      `json:"group"`
+	Expression            string      `json:"expression"`
+	Timezone              string      `json:"timezone,omitempty"`
+	Description           string      `json:"description,omitempty"`
+	State                 string      `json:"state"` // ENABLED or DISABLED
+	TargetARN             string      `json:"targetArn"`
+	RoleARN               string      `json:"roleArn,omitempty"`
+	Input                 string      `json:"input,omitempty"`
+	StartDate             *time.Time  `json:"startDate,omitempty"`
+	EndDate               *time.Time  `json:"endDate,omitempty"`
+	ActionAfterCompletion string      `json:"actionAfterCompletion,omitempty"`
+	Retry                 RetryPolicy `json:"retry,omitzero"`
+	DeadLetterARN         string      `json:"deadLetterArn,omitempty"`
+	ARN                   string      `json:"arn,omitempty"` // its own, for dead letters
+	Created               time.Time   `json:"created"`
+	Modified              time.Time   `json:"modified"`
 }
+
+// RetryPolicy bounds how long and how often a tick that could not be
+// delivered is tried again, as Scheduler's Target.RetryPolicy does.
+type RetryPolicy struct {
+	MaxAgeSeconds int `json:"maxAge"`
+	MaxAttempts   int `json:"maxAttempts"`
+}
+
+// DefaultRetry is Scheduler's default: a day, 185 retries.
+var DefaultRetry = RetryPolicy{MaxAgeSeconds: 86400, MaxAttempts: 185}
+
+// ErrTargetGone is a delivery that no retry can mend (the function is
+// gone): sent to the dead-letter queue at once.
+var ErrTargetGone = errors.New("target does not exist")
+
+// DeadLetter sends an undeliverable tick's input to a queue, with
+// Scheduler's message attributes.
+type DeadLetter func(ctx context.Context, queueARN string, body []byte, attrs map[string]string) error
 
 // Errors the wire layer maps.
 var (
@@ -67,6 +88,15 @@ func (s *Schedule) Validate() (Expr, error) {
 	if s.Input != "" && !json.Valid([]byte(s.Input)) {
 		return nil, invalidf("Target.Input must be JSON for a Lambda function target")
 	}
+	if s.Retry == (RetryPolicy{}) {
+		s.Retry = DefaultRetry
+	}
+	if s.Retry.MaxAgeSeconds < 60 || s.Retry.MaxAgeSeconds > 86400 {
+		return nil, invalidf("RetryPolicy.MaximumEventAgeInSeconds must be between 60 and 86400")
+	}
+	if s.Retry.MaxAttempts < 0 || s.Retry.MaxAttempts > 185 {
+		return nil, invalidf("RetryPolicy.MaximumRetryAttempts must be between 0 and 185")
+	}
 	return Parse(s.Expression, s.Timezone, s.Created)
 }
 
@@ -81,7 +111,11 @@ type Runner struct {
 	kv   jetstream.KeyValue
 	log  *slog.Logger
 	fire Fire
+	dlq  DeadLetter
 	now  func() time.Time
+	// backoff is the first wait before a retry; each doubles it, to a minute.
+	backoff time.Duration
+	stopped chan struct{} // closed by Close: retries give up
 
 	stopWatch func()
 
@@ -100,8 +134,8 @@ type entry struct {
 }
 
 // Open loads the schedules and starts firing them.
-func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, fire Fire) (*Runner, error) {
-	r := &Runner{kv: kv, log: log, fire: fire, now: time.Now, scheds: map[string]*entry{}}
+func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, fire Fire, dlq DeadLetter) (*Runner, error) {
+	r := &Runner{kv: kv, log: log, fire: fire, dlq: dlq, now: time.Now, backoff: time.Second, stopped: make(chan struct{}), scheds: map[string]*entry{}}
 	var err error
 	var loaded atomic.Bool // re-arm on each change, but once for the initial load
 	r.stopWatch, err = store.FollowJSON(ctx, kv, log, func(name string, s *Schedule, rev uint64) {
@@ -208,9 +242,8 @@ func (r *Runner) fireOne(k string, s *Schedule, tick time.Time) {
 		payload = []byte("{}")
 	}
 	id := "schedule:" + k + ":" + strconv.FormatInt(tick.Unix(), 10)
-	first, err := r.fire(ctx, s.TargetARN, payload, id)
+	first, err := r.deliver(s, payload, id, tick)
 	if err != nil {
-		r.log.Warn("schedule tick not queued", "schedule", k, "tick", tick, "err", err)
 		return
 	}
 	// One-shot schedules that asked for it go once fired (by the node that fired).
@@ -221,11 +254,83 @@ func (r *Runner) fireOne(k string, s *Schedule, tick time.Time) {
 	}
 }
 
+// deliver queues a tick's invocation, retrying a failed delivery with
+// growing waits within the schedule's RetryPolicy; a tick that cannot be
+// delivered goes to its dead-letter queue with Scheduler's attributes.
+func (r *Runner) deliver(s *Schedule, payload []byte, id string, tick time.Time) (bool, error) {
+	retry := s.Retry
+	if retry == (RetryPolicy{}) {
+		retry = DefaultRetry
+	}
+	deadline := tick.Add(time.Duration(retry.MaxAgeSeconds) * time.Second)
+	wait := r.backoff
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		first, err := r.fire(ctx, s.TargetARN, payload, id)
+		cancel()
+		if err == nil {
+			return first, nil
+		}
+		exhausted := ""
+		switch {
+		case errors.Is(err, ErrTargetGone):
+		case attempt >= retry.MaxAttempts:
+			exhausted = "MaximumRetryAttempts"
+		case r.now().Add(wait).After(deadline):
+			exhausted = "MaximumEventAgeInSeconds"
+		}
+		if errors.Is(err, ErrTargetGone) || exhausted != "" {
+			r.log.Warn("schedule tick not delivered", "schedule", key(s.Group, s.Name), "tick", tick, "retries", attempt, "err", err)
+			r.deadLetter(s, payload, id, attempt, exhausted, err)
+			return false, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-r.stopped:
+			return false, err
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+func (r *Runner) deadLetter(s *Schedule, payload []byte, id string, retries int, exhausted string, cause error) {
+	if s.DeadLetterARN == "" || r.dlq == nil {
+		return
+	}
+	code := "TargetDeliveryFailed"
+	if errors.Is(cause, ErrTargetGone) {
+		code = "ResourceNotFoundException"
+	}
+	msg := cause.Error()
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	attrs := map[string]string{
+		"ERROR_CODE":     code,
+		"ERROR_MESSAGE":  msg,
+		"EXECUTION_ID":   id,
+		"RETRY_ATTEMPTS": strconv.Itoa(retries),
+		"SCHEDULE_ARN":   s.ARN,
+		"TARGET_ARN":     s.TargetARN,
+	}
+	if exhausted != "" {
+		attrs["EXHAUSTED_RETRY_CONDITION"] = exhausted
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.dlq(ctx, s.DeadLetterARN, payload, attrs); err != nil {
+		r.log.Error("schedule tick lost: its dead-letter queue refused it", "schedule", key(s.Group, s.Name), "queue", s.DeadLetterARN, "err", err)
+	}
+}
+
 func isOneShot(expr string) bool { return len(expr) > 3 && expr[:3] == "at(" }
 
 // Close stops firing.
 func (r *Runner) Close() {
 	r.mu.Lock()
+	if !r.closed {
+		close(r.stopped)
+	}
 	r.closed = true
 	if r.timer != nil {
 		r.timer.Stop()

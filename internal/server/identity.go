@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	sqsapi "github.com/stratus-faas/stratus/internal/api/sqs"
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/config"
+	"github.com/stratus-faas/stratus/internal/queue"
 )
 
 // Profile is the AWS profile the server writes for its root key.
@@ -144,4 +146,21 @@ func storeKey(cfg config.Server, log *slog.Logger) (string, error) {
 	}
 	log.Info("the store is encrypted at rest (JetStream, ChaCha20-Poly1305)")
 	return key, nil
+}
+
+// sendDeadLetter puts a message with string attributes on a queue.
+func sendDeadLetter(ctx context.Context, queues *queue.Manager, queueARN string, body []byte, attrs map[string]string) error {
+	name, err := queue.NameFromARN(queueARN)
+	if err != nil {
+		return err
+	}
+	qa := make(map[string]queue.Attribute, len(attrs))
+	for k, v := range attrs {
+		qa[k] = queue.Attribute{DataType: "String", StringValue: &v}
+	}
+	res, err := queues.Send(ctx, name, []queue.SendEntry{{Body: string(body), Attributes: qa}})
+	if err != nil {
+		return err
+	}
+	return res[0].Err
 }

@@ -194,7 +194,16 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer async.Stop(context.Background())
-	sched, err := schedule.Open(openCtx, st.Schedules, log, async.EnqueueOnce)
+	fire := func(ctx context.Context, ref string, payload []byte, id string) (bool, error) {
+		first, err := async.EnqueueOnce(ctx, ref, payload, id)
+		if errors.Is(err, registry.ErrNotFound) {
+			err = fmt.Errorf("%w: %v", schedule.ErrTargetGone, err)
+		}
+		return first, err
+	}
+	sched, err := schedule.Open(openCtx, st.Schedules, log, fire, func(ctx context.Context, queueARN string, body []byte, attrs map[string]string) error {
+		return sendDeadLetter(ctx, queues, queueARN, body, attrs)
+	})
 	if err != nil {
 		return err
 	}

@@ -114,9 +114,18 @@ func group(g string) (string, error) {
 }
 
 type target struct {
-	Arn     string `json:"Arn"`
-	RoleArn string `json:"RoleArn"`
-	Input   string `json:"Input,omitempty"`
+	Arn              string       `json:"Arn"`
+	RoleArn          string       `json:"RoleArn"`
+	Input            string       `json:"Input,omitempty"`
+	RetryPolicy      *retryPolicy `json:"RetryPolicy,omitempty"`
+	DeadLetterConfig *struct {
+		Arn string `json:"Arn"`
+	} `json:"DeadLetterConfig,omitempty"`
+}
+
+type retryPolicy struct {
+	MaximumEventAgeInSeconds *int `json:"MaximumEventAgeInSeconds,omitempty"`
+	MaximumRetryAttempts     *int `json:"MaximumRetryAttempts,omitempty"`
 }
 
 type scheduleInput struct {
@@ -172,7 +181,21 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, create bool) error {
 		Name: r.PathValue("name"), Group: g, Expression: in.ScheduleExpression, Timezone: in.ScheduleExpressionTimezone,
 		Description: in.Description, State: in.State, TargetARN: in.Target.Arn, RoleARN: in.Target.RoleArn, Input: in.Target.Input,
 		StartDate: epoch(in.StartDate), EndDate: epoch(in.EndDate), ActionAfterCompletion: in.ActionAfterCompletion,
-		Created: now, Modified: now,
+		Created: now, Modified: now, Retry: schedule.DefaultRetry,
+	}
+	if rp := in.Target.RetryPolicy; rp != nil {
+		if rp.MaximumEventAgeInSeconds != nil {
+			s.Retry.MaxAgeSeconds = *rp.MaximumEventAgeInSeconds
+		}
+		if rp.MaximumRetryAttempts != nil {
+			s.Retry.MaxAttempts = *rp.MaximumRetryAttempts
+		}
+	}
+	if dl := in.Target.DeadLetterConfig; dl != nil && dl.Arn != "" {
+		if !strings.HasPrefix(dl.Arn, "arn:aws:sqs:") {
+			return function.Errorf(schedule.ErrInvalid, "DeadLetterConfig.Arn must be an SQS queue ARN, not %s", dl.Arn)
+		}
+		s.DeadLetterARN = dl.Arn
 	}
 	if !create {
 		cur, err := a.run.Get(g, s.Name)
@@ -184,11 +207,27 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, create bool) error {
 	if _, err := s.Validate(); err != nil {
 		return err
 	}
+	s.ARN = a.arn(s)
 	if err := a.run.Put(r.Context(), s, create); err != nil {
 		return err
 	}
 	writeJSON(w, map[string]string{"ScheduleArn": a.arn(s)})
 	return nil
+}
+
+func (a *API) targetOut(s *schedule.Schedule) target {
+	retry := s.Retry
+	if retry == (schedule.RetryPolicy{}) {
+		retry = schedule.DefaultRetry // schedules stored before retry policies
+	}
+	t := target{Arn: s.TargetARN, RoleArn: s.RoleARN, Input: s.Input,
+		RetryPolicy: &retryPolicy{MaximumEventAgeInSeconds: &retry.MaxAgeSeconds, MaximumRetryAttempts: &retry.MaxAttempts}}
+	if s.DeadLetterARN != "" {
+		t.DeadLetterConfig = &struct {
+			Arn string `json:"Arn"`
+		}{s.DeadLetterARN}
+	}
+	return t
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -203,7 +242,7 @@ func (a *API) out(s *schedule.Schedule) map[string]any {
 		"Arn": a.arn(s), "Name": s.Name, "GroupName": s.Group, "ScheduleExpression": s.Expression,
 		"State": s.State, "Description": s.Description, "ActionAfterCompletion": s.ActionAfterCompletion,
 		"FlexibleTimeWindow": map[string]string{"Mode": "OFF"},
-		"Target":             target{Arn: s.TargetARN, RoleArn: s.RoleARN, Input: s.Input},
+		"Target":             a.targetOut(s),
 		"CreationDate":       secs(s.Created), "LastModificationDate": secs(s.Modified),
 	}
 	if s.Timezone != "" {
