@@ -210,7 +210,26 @@ func Aggregate(ctx context.Context, st *store.Store, since time.Time, fn string,
 		rep.Total.Cost += t.Cost
 	}
 	sort.Slice(rep.Functions, func(i, j int) bool { return rep.Functions[i].Function < rep.Functions[j].Function })
+	for i := range rep.Functions {
+		rep.Functions[i].round()
+	}
+	rep.Total.round()
 	return rep, nil
+}
+
+// round keeps what a bill can tell apart and drops the noise of summing
+// floats (0.004750000000000002): GB-seconds to the micro, cost to the
+// ten-billionth of a unit, init time to the microsecond.
+func (t *Totals) round() {
+	t.GBSeconds = roundTo(t.GBSeconds, 6)
+	t.ProvisionedGBSeconds = roundTo(t.ProvisionedGBSeconds, 6)
+	t.Cost = roundTo(t.Cost, 10)
+	t.InitMsTotal = roundTo(t.InitMsTotal, 3)
+}
+
+func roundTo(x float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(x*p) / p
 }
 
 func (t *Totals) add(r Record) {

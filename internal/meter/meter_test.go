@@ -45,3 +45,11 @@ func TestTotalsAndCost(t *testing.T) {
 		t.Errorf("cost %v, want %v", cost, want)
 	}
 }
+
+func TestRoundDropsFloatNoise(t *testing.T) {
+	tot := Totals{GBSeconds: 0.1 + 0.2, Cost: 0.004750000000000002, InitMsTotal: 1.23456789}
+	tot.round()
+	if tot.GBSeconds != 0.3 || tot.Cost != 0.00475 || tot.InitMsTotal != 1.235 {
+		t.Fatalf("rounded: %+v", tot)
+	}
+}
