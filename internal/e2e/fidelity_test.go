@@ -135,3 +135,39 @@ func TestHTTPAPICors(t *testing.T) {
 		t.Errorf("CORS headers after DeleteCorsConfiguration: %v", h)
 	}
 }
+
+// TestListAllVersions: ListFunctions with FunctionVersion=ALL lists every
+// published version after $LATEST, across pages.
+func TestListAllVersions(t *testing.T) {
+	s := startServer(t, "")
+	ctx := context.Background()
+	c := s.lambda()
+	for _, name := range []string{"va", "vb"} {
+		createFunction(t, c, name, goZip(t), fnOpts{})
+		for i := range 2 {
+			if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String(name), Timeout: aws.Int32(int32(10 + i))}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String(name)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var got []string
+	for p := lambda.NewListFunctionsPaginator(c, &lambda.ListFunctionsInput{FunctionVersion: types.FunctionVersionAll, MaxItems: aws.Int32(2)}); p.HasMorePages(); {
+		pg, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range pg.Functions {
+			got = append(got, aws.ToString(f.FunctionName)+":"+aws.ToString(f.Version))
+		}
+	}
+	if want := "va:$LATEST,va:1,va:2,vb:$LATEST,vb:1,vb:2"; strings.Join(got, ",") != want {
+		t.Errorf("FunctionVersion=ALL: %v, want %s", got, want)
+	}
+	all, err := c.ListFunctions(ctx, &lambda.ListFunctionsInput{})
+	if err != nil || len(all.Functions) != 2 {
+		t.Errorf("without FunctionVersion: %v %d", err, len(all.Functions))
+	}
+}

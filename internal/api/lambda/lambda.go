@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -444,20 +445,44 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) error {
 		}
 		after = string(b)
 	}
-	all := a.reg.List()
+	allVersions := false
+	switch v := q.Get("FunctionVersion"); v {
+	case "":
+	case "ALL":
+		allVersions = true
+	default:
+		return a.at("", function.Errorf(function.ErrInvalid, "1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", v))
+	}
 	out := struct {
 		Functions  []functionConfiguration `json:"Functions"`
 		NextMarker string                  `json:"NextMarker,omitempty"`
 	}{Functions: []functionConfiguration{}}
-	for _, fn := range all {
-		if fn.Name <= after {
-			continue
+	// Each entry's key orders the listing and marks where a page ends:
+	// the name, then (with FunctionVersion=ALL) the version's place.
+	var lastKey string
+	for _, latest := range a.reg.List() {
+		fns := []*function.Function{latest}
+		if allVersions {
+			if vs, err := a.reg.Versions(latest.Name); err == nil {
+				fns = vs
+			}
 		}
-		if len(out.Functions) == maxItems {
-			out.NextMarker = base64.RawURLEncoding.EncodeToString([]byte(out.Functions[len(out.Functions)-1].FunctionName))
-			break
+		for i, fn := range fns {
+			key := latest.Name
+			if allVersions {
+				key += "\x00" + fmt.Sprintf("%06d", i)
+			}
+			if key <= after {
+				continue
+			}
+			if len(out.Functions) == maxItems {
+				out.NextMarker = base64.RawURLEncoding.EncodeToString([]byte(lastKey))
+				writeJSON(w, http.StatusOK, out)
+				return nil
+			}
+			out.Functions = append(out.Functions, a.configuration(fn, false))
+			lastKey = key
 		}
-		out.Functions = append(out.Functions, a.configuration(fn, false))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
