@@ -93,6 +93,12 @@ func (a *authn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	// The request stays referenced by the connection until its next
+	// request; a body read whole must not: the guard gives its memory
+	// back to the system as soon as the last large body is done.
+	if b, ok := r.Body.(*signedBody); ok {
+		b.b = nil
+	}
 }
 
 func (a *authn) authenticate(r *http.Request) (*auth.Principal, error) {
