@@ -38,6 +38,9 @@ const (
 	KindPolicy = "policy"
 )
 
+// titles name the kinds in IAM's messages.
+var titles = map[string]string{KindUser: "User", KindRole: "Role", KindPolicy: "Policy"}
+
 // Entity is a user, a role or a customer managed policy, as stored.
 type Entity struct {
 	Kind        string            `json:"kind"`
@@ -310,7 +313,7 @@ func checkName(what, name string, max int) error {
 // caller's; the rest is filled in.
 func (a *IAM) Create(ctx context.Context, e *Entity) (*Entity, error) {
 	max := map[string]int{KindUser: 64, KindRole: 64, KindPolicy: 128}[e.Kind]
-	if err := checkName(strings.Title(e.Kind)+"Name", e.Name, max); err != nil { //nolint:staticcheck // ASCII names
+	if err := checkName(titles[e.Kind]+"Name", e.Name, max); err != nil {
 		return nil, err
 	}
 	if e.Path == "" {
@@ -348,7 +351,7 @@ func (a *IAM) Create(ctx context.Context, e *Entity) (*Entity, error) {
 	e.Updated = e.Created
 	if err := a.put(ctx, entityKey(e.Kind, e.Name), e, 0, true); err != nil {
 		if errors.Is(err, ErrEntityExists) {
-			return nil, fmt.Errorf("%w: %s with name %s already exists.", ErrEntityExists, strings.Title(e.Kind), e.Name) //nolint:staticcheck // ASCII names
+			return nil, fmt.Errorf("%w: %s with name %s already exists.", ErrEntityExists, titles[e.Kind], e.Name)
 		}
 		return nil, err
 	}
