@@ -72,9 +72,6 @@ type AccessKey struct {
 type Options struct {
 	Log   *slog.Logger
 	Clock func() time.Time
-	// RootKey, when both are set, is the root key to create at first
-	// start instead of a random one (an operator's choice, or tests').
-	RootKeyID, RootSecret string
 }
 
 // IAM is the identity store: users, roles, policies and keys in a store
@@ -124,11 +121,7 @@ func Open(ctx context.Context, kv jetstream.KeyValue, o Options) (*IAM, error) {
 		return nil, fmt.Errorf("token key in the store is unreadable")
 	}
 	if _, err := ensure(ctx, kv, rootKey, func() ([]byte, error) {
-		k := &AccessKey{ID: "AKIA" + randomID(16), Secret: randomSecret(), Status: "Active", Created: a.now().UTC()}
-		if o.RootKeyID != "" && o.RootSecret != "" {
-			k.ID, k.Secret = o.RootKeyID, o.RootSecret
-		}
-		return json.Marshal(k)
+		return json.Marshal(&AccessKey{ID: "AKIA" + randomID(16), Secret: randomSecret(), Status: "Active", Created: a.now().UTC()})
 	}); err != nil {
 		return nil, err
 	}
