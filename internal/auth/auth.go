@@ -48,6 +48,7 @@ const (
 	Root PrincipalKind = iota
 	User
 	AssumedRole
+	Anonymous // an unsigned caller, as a public function URL's
 )
 
 // Principal is the identity a request was made with.

@@ -359,7 +359,7 @@ func AllowsService(pol *Policy, service, action, resource string, conds ...Cond)
 // resource to every caller ("*"), as a function URL with AuthType NONE
 // needs.
 func AllowsAnyone(pol *Policy, action, resource string, conds ...Cond) bool {
-	return evaluateAnonymous(pol, &Request{Action: action, Resource: resource, Principal: &Principal{Kind: -1, ARN: "anonymous"}}, conds) == Allowed
+	return evaluateAnonymous(pol, &Request{Action: action, Resource: resource, Principal: &Principal{Kind: Anonymous, ARN: "anonymous"}}, conds) == Allowed
 }
 
 func evaluateAnonymous(pol *Policy, req *Request, conds []Cond) Effect {
