@@ -118,3 +118,13 @@ type Cond struct {
 	Key    string
 	Values []string
 }
+
+// Ask asks authz whether the caller of ctx may perform action on
+// resource. An API built without an authorizer allows nothing: a missing
+// dependency must never open every route.
+func Ask(ctx context.Context, authz Authorizer, action, resource string, conds ...Cond) error {
+	if authz == nil {
+		return &Denied{Action: action, Resource: resource}
+	}
+	return authz.Authorize(ctx, action, resource, conds...)
+}

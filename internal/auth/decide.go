@@ -152,6 +152,10 @@ func (a *IAM) policies(p *Principal) []*Policy {
 		}
 	}
 	for _, arn := range e.Attached {
+		if m := AWSManaged(arn); m != nil {
+			out = append(out, m.Policy) // compiled once, at start
+			continue
+		}
 		if m, err := a.Policy(arn); err == nil {
 			if pol, err := a.parse(m.Document, false); err == nil {
 				out = append(out, pol)

@@ -210,35 +210,52 @@ func codes(err error) (rest, query string, status int) {
 
 func writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
 	rest, query, status := codes(err)
-	msg := err.Error()
-	h := w.Header()
-	rid := h.Get("X-Amzn-RequestId")
 	// The connection may still carry a body nobody read: close it rather
 	// than read a refused request's upload.
-	h.Set("Connection", "close")
+	w.Header().Set("Connection", "close")
+	writeRefusal(w, r, refusal{status: status, rest: rest, query: query, awsJSON: "com.amazon.coral.service#" + rest, msg: err.Error()})
+}
+
+// refusal is an answer the server gives before any API sees the request,
+// with its code in each protocol.
+type refusal struct {
+	status      int
+	rest, query string // REST-JSON's X-Amzn-ErrorType; the query protocol's Code
+	awsJSON     string // the JSON protocol's __type
+	msg, reason string
+}
+
+// writeRefusal puts a refusal on the wire in the shape of the request's
+// protocol: the one place the server does.
+func writeRefusal(w http.ResponseWriter, r *http.Request, e refusal) {
+	h := w.Header()
 	switch protocolOf(r) {
 	case awsJSON:
 		h.Set("Content-Type", "application/x-amz-json-1.0")
-		h.Set("X-Amzn-Query-Error", query+";Sender")
-		w.WriteHeader(status)
-		b, _ := json.Marshal(map[string]string{"__type": "com.amazon.coral.service#" + rest, "message": msg})
+		h.Set("X-Amzn-Query-Error", e.query+";Sender")
+		w.WriteHeader(e.status)
+		b, _ := json.Marshal(map[string]string{"__type": e.awsJSON, "message": e.msg})
 		_, _ = w.Write(b)
 	case queryXML:
 		h.Set("Content-Type", "text/xml")
-		w.WriteHeader(status)
+		w.WriteHeader(e.status)
 		var b bytes.Buffer
 		b.WriteString(`<ErrorResponse><Error><Type>Sender</Type><Code>`)
-		_ = xml.EscapeText(&b, []byte(query))
+		_ = xml.EscapeText(&b, []byte(e.query))
 		b.WriteString(`</Code><Message>`)
-		_ = xml.EscapeText(&b, []byte(msg))
-		b.WriteString(`</Message></Error><RequestId>` + rid + `</RequestId></ErrorResponse>`)
+		_ = xml.EscapeText(&b, []byte(e.msg))
+		b.WriteString(`</Message></Error><RequestId>` + h.Get("X-Amzn-RequestId") + `</RequestId></ErrorResponse>`)
 		_, _ = w.Write(b.Bytes())
 	default:
 		h.Set("Content-Type", "application/json")
-		h.Set("X-Amzn-ErrorType", rest)
-		b, _ := json.Marshal(map[string]string{"Type": "User", "message": msg, "Message": msg})
+		h.Set("X-Amzn-ErrorType", e.rest)
+		body := map[string]string{"Type": "User", "message": e.msg, "Message": e.msg}
+		if e.reason != "" {
+			body["Reason"] = e.reason
+		}
+		b, _ := json.Marshal(body)
 		h.Set("Content-Length", strconv.Itoa(len(b)))
-		w.WriteHeader(status)
+		w.WriteHeader(e.status)
 		_, _ = w.Write(b)
 	}
 }

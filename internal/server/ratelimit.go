@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"math"
 	"net/http"
 	"strconv"
@@ -54,25 +53,7 @@ func (c *callerLimits) allow(caller string, now time.Time) (bool, time.Duration)
 
 // writeThrottled answers in the shape of the request's protocol.
 func writeThrottled(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	msg := "Rate exceeded for this caller: slow down and retry"
-	h := w.Header()
-	h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	switch protocolOf(r) {
-	case awsJSON:
-		h.Set("Content-Type", "application/x-amz-json-1.0")
-		h.Set("X-Amzn-Query-Error", "RequestThrottled;Sender")
-		w.WriteHeader(http.StatusTooManyRequests)
-		b, _ := json.Marshal(map[string]string{"__type": "com.amazonaws.sqs#RequestThrottled", "message": msg})
-		_, _ = w.Write(b)
-	case queryXML:
-		h.Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = w.Write([]byte(`<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>` + msg + `</Message></Error></ErrorResponse>`))
-	default:
-		h.Set("Content-Type", "application/json")
-		h.Set("X-Amzn-ErrorType", "TooManyRequestsException")
-		w.WriteHeader(http.StatusTooManyRequests)
-		b, _ := json.Marshal(map[string]string{"Type": "User", "message": msg, "Reason": "CallerRateLimitExceeded"})
-		_, _ = w.Write(b)
-	}
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	writeRefusal(w, r, refusal{status: http.StatusTooManyRequests, rest: "TooManyRequestsException", query: "Throttling",
+		awsJSON: "com.amazonaws.sqs#RequestThrottled", msg: "Rate exceeded for this caller: slow down and retry", reason: "CallerRateLimitExceeded"})
 }

@@ -101,10 +101,7 @@ func (a *API) toWire(err error) wireError {
 func (a *API) h(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		action, resource := "apigateway:"+r.Method, "arn:aws:apigateway:"+a.region+"::"+r.URL.Path
-		var err error = &auth.Denied{Action: action, Resource: resource}
-		if a.auth != nil {
-			err = a.auth.Authorize(r.Context(), action, resource)
-		}
+		err := auth.Ask(r.Context(), a.auth, action, resource)
 		if err == nil {
 			err = fn(w, r)
 		}

@@ -89,10 +89,7 @@ func (a *API) h(action string, fn func(http.ResponseWriter, *http.Request) error
 		if name := r.PathValue("name"); name != "" {
 			resource = "arn:aws:scheduler:" + a.region + ":" + function.AccountID + ":schedule/" + groupOf(r) + "/" + name
 		}
-		var err error = &auth.Denied{Action: action, Resource: resource}
-		if a.auth != nil {
-			err = a.auth.Authorize(r.Context(), action, resource)
-		}
+		err := auth.Ask(r.Context(), a.auth, action, resource)
 		if err == nil {
 			err = fn(w, r)
 		}

@@ -482,11 +482,7 @@ func (a *API) authorize(r *http.Request, op string, req *request) *wireError {
 		}
 	}
 	action := iamAction(op)
-	var err error = &auth.Denied{Action: action, Resource: resource}
-	if a.auth != nil {
-		err = a.auth.Authorize(r.Context(), action, resource)
-	}
-	if err != nil {
+	if err := auth.Ask(r.Context(), a.auth, action, resource); err != nil {
 		return a.toWire(err)
 	}
 	return nil

@@ -60,11 +60,7 @@ func (a *API) allow(action string, resource func(*http.Request) string, h http.H
 		if resource != nil {
 			res = resource(r)
 		}
-		var err error = &auth.Denied{Action: action, Resource: res}
-		if a.auth != nil {
-			err = a.auth.Authorize(r.Context(), action, res)
-		}
-		if err != nil {
+		if err := auth.Ask(r.Context(), a.auth, action, res); err != nil {
 			fail(w, http.StatusForbidden, "AccessDeniedException", err.Error())
 			return
 		}
@@ -177,11 +173,7 @@ func (a *API) code(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		var err error = &auth.Denied{Action: "stratus:GetCode", Resource: "*"}
-		if a.auth != nil {
-			err = a.auth.Authorize(r.Context(), "stratus:GetCode", "*")
-		}
-		if err != nil {
+		if err := auth.Ask(r.Context(), a.auth, "stratus:GetCode", "*"); err != nil {
 			fail(w, http.StatusForbidden, "AccessDeniedException", err.Error())
 			return
 		}
