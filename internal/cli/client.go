@@ -443,8 +443,26 @@ func runList(ctx context.Context, env *Env, args []string) error {
 		}
 		resp.Body.Close()
 	}
+	// What runs of each function now: its instances and their network.
+	type status struct {
+		Function  string `json:"function"`
+		Network   string `json:"network"`
+		Instances int    `json:"instances"`
+	}
+	running := map[string]status{}
+	if resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/functions"); err == nil {
+		var rep struct {
+			Functions []status `json:"functions"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&rep) == nil {
+			for _, f := range rep.Functions {
+				running[f.Function] = f
+			}
+		}
+		resp.Body.Close()
+	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tRUNTIME\tHANDLER\tMEMORY\tTIMEOUT\tCODE\tREQUESTS\tCOLD STARTS\tAVG INIT\tMODIFIED")
+	fmt.Fprintln(tw, "NAME\tRUNTIME\tHANDLER\tMEMORY\tTIMEOUT\tCODE\tINSTANCES\tNETWORK\tREQUESTS\tCOLD STARTS\tAVG INIT\tMODIFIED")
 	client, err := cf.lambda(ctx)
 	if err != nil {
 		return err
@@ -461,8 +479,13 @@ func runList(ctx context.Context, env *Env, args []string) error {
 			if u.ColdStarts > 0 {
 				avgInit = fmt.Sprintf("%.1f ms", u.InitMsTotal/float64(u.ColdStarts))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d MB\t%d s\t%s\t%d\t%d\t%s\t%s\n", aws.ToString(f.FunctionName), f.Runtime, aws.ToString(f.Handler),
-				aws.ToInt32(f.MemorySize), aws.ToInt32(f.Timeout), humanBytes(int(f.CodeSize)), u.Requests, u.ColdStarts, avgInit, aws.ToString(f.LastModified))
+			st, ok := running[aws.ToString(f.FunctionName)]
+			instances, network := "-", "-"
+			if ok {
+				instances, network = fmt.Sprint(st.Instances), st.Network
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d MB\t%d s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", aws.ToString(f.FunctionName), f.Runtime, aws.ToString(f.Handler),
+				aws.ToInt32(f.MemorySize), aws.ToInt32(f.Timeout), humanBytes(int(f.CodeSize)), instances, network, u.Requests, u.ColdStarts, avgInit, aws.ToString(f.LastModified))
 		}
 	}
 	return tw.Flush()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -44,6 +45,9 @@ type Server struct {
 	// RatePerCaller limits each caller's requests per second on the API
 	// listener (0: no limit).
 	RatePerCaller float64
+	// HostNetwork names functions whose instances share the host's
+	// network instead of getting their own.
+	HostNetwork []string
 }
 
 // Defaults returns the embedded defaults.
@@ -96,6 +100,17 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowPlainHTTP, "allow-plain-http", c.AllowPlainHTTP, "serve plain HTTP on a non-loopback --listen or --http-listen (credentials and payloads then cross the network unencrypted)")
 	fs.StringVar(&c.StoreKeyFile, "store-key-file", c.StoreKeyFile, "file holding the key that encrypts the embedded store at rest (keep it off the data folder's disk; the same key at every start)")
 	fs.Float64Var(&c.RatePerCaller, "rate-per-caller", c.RatePerCaller, "requests per second each caller (access key; a function's instances together) may make on the API listener, with bursts of twice that; 0 for no limit")
+	fs.Func("host-network", "comma-separated names of functions whose instances share the host's network (every listener on the host is then theirs to reach) instead of each getting a network of its own", func(v string) error {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if !functionNameRE.MatchString(name) {
+					return fmt.Errorf("%q is not a function name", name)
+				}
+				c.HostNetwork = append(c.HostNetwork, name)
+			}
+		}
+		return nil
+	})
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
 }
 
@@ -112,6 +127,8 @@ func Loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+var functionNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
 var regionRE = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-\d$`)
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,18 +41,63 @@ func UID(conn net.Conn) (int, error) {
 	return find(data, client, server)
 }
 
+// Diag looks sockets up in the network namespace it was opened in: a
+// server's connections from inside another namespace are found only there.
+type Diag struct {
+	mu sync.Mutex
+	fd int
+}
+
+// OpenDiag opens a lookup in the calling thread's network namespace.
+func OpenDiag() (*Diag, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("peercred: %w", err)
+	}
+	return &Diag{fd: fd}, nil
+}
+
+// UID is as the package's UID, looked up in the Diag's namespace.
+func (d *Diag) UID(conn net.Conn) (int, error) {
+	client, ok1 := conn.RemoteAddr().(*net.TCPAddr)
+	server, ok2 := conn.LocalAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 {
+		return -1, errors.New("peercred: not a TCP connection")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd < 0 {
+		return -1, net.ErrClosed
+	}
+	return diagOn(d.fd, client, server)
+}
+
+// Close releases the lookup.
+func (d *Diag) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd >= 0 {
+		unix.Close(d.fd)
+		d.fd = -1
+	}
+}
+
 // diagUID asks the kernel (NETLINK_SOCK_DIAG) for the owner of the TCP
 // socket whose local address is local and remote address is remote.
 func diagUID(local, remote *net.TCPAddr) (int, error) {
-	l4, r4 := local.IP.To4(), remote.IP.To4()
-	if l4 == nil || r4 == nil {
-		return -1, errors.New("peercred: only IPv4 is supported")
-	}
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(fd)
+	return diagOn(fd, local, remote)
+}
+
+func diagOn(fd int, local, remote *net.TCPAddr) (int, error) {
+	l4, r4 := local.IP.To4(), remote.IP.To4()
+	if l4 == nil || r4 == nil {
+		return -1, errors.New("peercred: only IPv4 is supported")
+	}
 	const hdrLen, reqLen = 16, 56
 	req := make([]byte, hdrLen+reqLen)
 	ne := binary.NativeEndian

@@ -80,7 +80,8 @@ func initFailure(typ, msg string, d time.Duration, capture *logs.Capture) *InitE
 func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, error) {
 	id := uuid.New()
 	hexID := fmt.Sprintf("%x", id[:])
-	lay, err := p.deps.Launcher.Layout(hexID, p.spec.CodeDir, p.deps.Runtimes.Dir)
+	hostNet := p.deps.HostNetwork != nil && p.deps.HostNetwork(p.spec.Function.Name)
+	lay, err := p.deps.Launcher.Layout(hexID, p.spec.CodeDir, p.deps.Runtimes.Dir, hostNet)
 	if err != nil {
 		return nil, err
 	}
@@ -89,21 +90,32 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 		p.deps.Launcher.Release(lay)
 		return nil, err
 	}
-	// The endpoint answers the instance's uid alone (any caller when not isolated).
-	ep, err := runtimeapi.Listen(lay.UID)
-	if err != nil {
-		p.deps.Launcher.Release(lay)
-		return nil, fmt.Errorf("runtime api: %w", err)
+	// The endpoint answers the instance's uid alone (any caller when not
+	// isolated). In a network of the instance's own, the launcher makes
+	// its listener there; otherwise it is on the host's loopback.
+	var ep *runtimeapi.Endpoint
+	apiAddr := lay.RuntimeAPI
+	if apiAddr == "" {
+		if ep, err = runtimeapi.Listen(lay.UID); err != nil {
+			p.deps.Launcher.Release(lay)
+			return nil, fmt.Errorf("runtime api: %w", err)
+		}
+		apiAddr = ep.Addr()
+	}
+	closeEP := func() {
+		if ep != nil {
+			ep.Close()
+		}
 	}
 	capture, err := logs.NewCapture(p.spec.Function.Name, p.deps.Logs)
 	if err != nil {
 		p.deps.Launcher.Release(lay)
-		ep.Close()
+		closeEP()
 		return nil, err
 	}
 	start := p.deps.Clock.Now()
 	stream := start.UTC().Format("2006/01/02") + "/[" + p.spec.Version + "]" + hexID
-	env := p.env(ep.Addr(), lay, stream, provisioned)
+	env := p.env(apiAddr, lay, stream, provisioned)
 	var retireAt time.Time
 	if p.deps.Credentials != nil {
 		if c, ok := p.deps.Credentials(p.spec.Function); ok {
@@ -124,9 +136,18 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 	})
 	capture.Started()
 	if err != nil {
-		ep.Close()
+		closeEP()
 		capture.Close()
 		return nil, err
+	}
+	if ep == nil {
+		ln, uidOf := proc.RuntimeListener()
+		if ln == nil {
+			proc.Kill()
+			capture.Close()
+			return nil, errors.New("runtime api: the launcher made no listener")
+		}
+		ep = runtimeapi.ServeChecked(ln, lay.UID, uidOf)
 	}
 	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned, retireAt: retireAt}
 	timer := time.NewTimer(function.InitTimeout)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,7 @@ var RealClock Clock = realClock{}
 type Launcher interface {
 	// Layout returns the paths an instance will see and reserves its uid;
 	// Start takes it over, or Release gives it back.
-	Layout(id, codeDir, runtimeDir string) (sandbox.Layout, error)
+	Layout(id, codeDir, runtimeDir string, hostNetwork bool) (sandbox.Layout, error)
 	Release(sandbox.Layout)
 	Start(sandbox.Spec) (Process, error)
 }
@@ -58,6 +59,10 @@ type Process interface {
 	MaxMemoryMB() int
 	// OOMKilled reports a kill for exceeding the memory limit, once Done.
 	OOMKilled() bool
+	// RuntimeListener is the Runtime API's listener the launcher made
+	// inside the instance's network, when its Layout named one, and how
+	// to find a connection's peer uid there.
+	RuntimeListener() (net.Listener, func(net.Conn) (int, error))
 }
 
 // Sandbox adapts the sandbox's launcher to Launcher.
@@ -80,6 +85,9 @@ type Deps struct {
 	Logs        *logs.Sink
 	Region      string
 	APIEndpoint string
+	// HostNetwork names the functions whose instances share the host's
+	// network (an operator's choice); nil: none.
+	HostNetwork func(function string) bool
 	Clock       Clock
 	Log         *slog.Logger
 

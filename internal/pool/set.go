@@ -254,3 +254,18 @@ func (s *Set) Close() {
 	}
 	s.retiring.Wait()
 }
+
+// Instances counts the live instances of every version of a function on
+// this node.
+func (s *Set) Instances(name string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, p := range s.pools {
+		if p.spec.Function.Name == name {
+			_, total := p.Counts()
+			n += total
+		}
+	}
+	return n
+}

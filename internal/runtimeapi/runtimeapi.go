@@ -70,8 +70,20 @@ func Listen(uid int) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Serve(ln, uid), nil
+}
+
+// Serve serves an endpoint on ln, which it then owns. With uid >= 0, only
+// connections from sockets of that uid are served.
+func Serve(ln net.Listener, uid int) *Endpoint {
+	return ServeChecked(ln, uid, peercred.UID)
+}
+
+// ServeChecked is Serve with the lookup of a connection's peer uid given:
+// one in the network namespace ln is in.
+func ServeChecked(ln net.Listener, uid int, uidOf func(net.Conn) (int, error)) *Endpoint {
 	if uid >= 0 {
-		ln = &peerListener{Listener: ln, uid: uid}
+		ln = &peerListener{Listener: ln, uid: uid, uidOf: uidOf}
 	}
 	e := &Endpoint{
 		ln:      ln,
@@ -89,7 +101,7 @@ func Listen(uid int) (*Endpoint, error) {
 	// No write timeout: /next is a long poll that may wait for minutes.
 	e.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = e.srv.Serve(ln) }()
-	return e, nil
+	return e
 }
 
 // Addr is the host:port for AWS_LAMBDA_RUNTIME_API.
@@ -271,7 +283,8 @@ func writeError(w http.ResponseWriter, status int, typ, msg string) {
 // another instance, or a process of the host.
 type peerListener struct {
 	net.Listener
-	uid int
+	uid   int
+	uidOf func(net.Conn) (int, error)
 }
 
 func (l *peerListener) Accept() (net.Conn, error) {
@@ -280,7 +293,7 @@ func (l *peerListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if uid, err := peercred.UID(c); err == nil && uid == l.uid {
+		if uid, err := l.uidOf(c); err == nil && uid == l.uid {
 			return c, nil
 		}
 		_ = c.Close()

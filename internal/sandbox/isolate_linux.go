@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,6 +56,12 @@ type isolator struct {
 	work   chan spawnJob
 	seq    atomic.Int64
 
+	// net, when set, gives each instance a network of its own; hostWork
+	// then takes the starts of instances that share the host's, on a
+	// spawner that never leaves it.
+	net      *network
+	hostWork chan spawnJob
+
 	pending atomic.Int64 // starts waiting for a spawner
 	wakeMu  sync.Mutex
 	wake    chan struct{} // closed and replaced when a start is queued
@@ -66,35 +75,48 @@ type isolator struct {
 	closeOnce sync.Once
 }
 
-func newIsolator(base string, expose []string) (*isolator, error) {
+// newIsolator starts the spawners. With serve, instances get networks of
+// their own where the API at api is served; netErr says why they cannot.
+func newIsolator(base string, expose []string, api netip.AddrPort, serve func(net.Listener)) (iso *isolator, netErr, err error) {
 	if os.Geteuid() != 0 {
-		return nil, errors.New("not running as root")
+		return nil, nil, errors.New("not running as root")
 	}
 	// One cgroup parent per data folder: two servers on one host never
 	// sweep each other's instances.
 	sum := sha256.Sum256([]byte(base))
 	cg, err := detectCgroups("stratus-" + hex.EncodeToString(sum[:6]))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cg.sweep()
 	uids, err := claimUIDs()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	iso := &isolator{cg: cg, base: base, expose: expose, uids: uids, work: make(chan spawnJob), wake: make(chan struct{})}
-	ready := make(chan error, spawners)
+	iso = &isolator{cg: cg, base: base, expose: expose, uids: uids, work: make(chan spawnJob), wake: make(chan struct{})}
+	n := spawners
+	ready := make(chan error, spawners+1)
+	if serve == nil {
+		netErr = errors.New("no API to serve instances")
+	} else if iso.net, netErr = newNetwork((uids.first-uidBase)/maxSlots, api, serve); netErr == nil {
+		// Instances that share the host's network start on a spawner
+		// that never leaves it.
+		iso.hostWork = make(chan spawnJob)
+		n++
+		iso.spawning.Add(1)
+		go iso.spawner(ready, iso.hostWork, true)
+	}
 	for range spawners {
 		iso.spawning.Add(1)
-		go iso.spawner(ready)
+		go iso.spawner(ready, iso.work, false)
 	}
-	for range spawners {
+	for range n {
 		if err := <-ready; err != nil {
 			iso.close()
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return iso, nil
+	return iso, netErr, nil
 }
 
 // close stops the spawner threads, once every instance has been torn
@@ -103,18 +125,36 @@ func newIsolator(base string, expose []string) (*isolator, error) {
 func (iso *isolator) close() {
 	iso.closeOnce.Do(func() {
 		close(iso.work)
+		if iso.hostWork != nil {
+			close(iso.hostWork)
+		}
 		iso.spawning.Wait()
 		iso.cg.sweep()
 		iso.cg.removeParents()
+		if iso.net != nil {
+			iso.net.close()
+		}
 		iso.uids.release()
 	})
 }
 
-// spawner runs on a thread it never gives back: the thread's mount
-// namespace and no_new_privs bit must not leak to other goroutines.
-func (iso *isolator) spawner(ready chan<- error) {
+func (iso *isolator) network() *network { return iso.net }
+
+// spawner runs on a thread it never gives back: the thread's mount and
+// network namespaces and no_new_privs bit must not leak to other
+// goroutines. It takes starts from work; with hostNet it never leaves
+// the host's network.
+func (iso *isolator) spawner(ready chan<- error, work chan spawnJob, hostNet bool) {
 	defer iso.spawning.Done()
 	runtime.LockOSThread()
+	// Opened while the thread is still in the host's network namespace:
+	// the handle stays there, wherever the thread goes.
+	host, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		ready <- fmt.Errorf("netlink: %w", err)
+		return
+	}
+	defer host.Close()
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		ready <- fmt.Errorf("unshare mount namespace: %w", err)
 		return
@@ -164,27 +204,34 @@ func (iso *isolator) spawner(ready chan<- error) {
 		next = ic
 		return true
 	}
-	// The part of a root that every instance shares is built ahead too.
+	// The part of a root that every instance shares is built ahead too,
+	// and so is its network, which this thread then is in.
 	var skel string
+	var netns *instanceNet
 	prepareRoot := func() {
 		if skel == "" {
 			skel, _ = iso.skeleton() // on failure, built (and reported) at the next start
 		}
+		if n := iso.network(); n != nil && !hostNet && netns == nil {
+			netns, _ = n.build(host) // likewise
+		}
 	}
 	prepare()
 	prepareRoot()
-	for job := range iso.work {
+	for job := range work {
 		iso.pending.Add(-1)
 		ic := next
 		next = nil
 		root := skel
 		skel = ""
-		cmd, ic, err := iso.spawn(tid, job.spec, ic, root)
-		job.done <- spawnResult{cmd, ic, err}
+		in := netns
+		netns = nil
+		cmd, ic, in, err := iso.spawn(tid, job.spec, ic, root, in, host)
+		job.done <- spawnResult{cmd, ic, in, err}
 		if errors.Is(err, errTainted) {
 			// Returning with the thread locked ends the thread.
 			iso.spawning.Add(1)
-			go iso.spawner(make(chan error, 1))
+			go iso.spawner(make(chan error, 1), work, hostNet)
 			return
 		}
 		if ic == nil || iso.cg.v2 {
@@ -213,6 +260,9 @@ func (iso *isolator) spawner(ready chan<- error) {
 	}
 	if skel != "" {
 		dropRoot(skel)
+	}
+	if netns != nil {
+		netns.close()
 	}
 }
 
@@ -244,6 +294,7 @@ type spawnJob struct {
 type spawnResult struct {
 	cmd *exec.Cmd
 	ic  *instanceCgroup
+	net *instanceNet
 	err error
 }
 
@@ -272,28 +323,57 @@ func (iso *isolator) releaseUID(uid int) {
 }
 
 // start builds the instance and starts its runtime on a spawner thread.
-func (iso *isolator) start(spec Spec) (*exec.Cmd, *instanceCgroup, error) {
+func (iso *isolator) start(spec Spec) (*exec.Cmd, *instanceCgroup, *instanceNet, error) {
 	done := make(chan spawnResult, 1)
 	iso.pending.Add(1)
 	iso.wakeMu.Lock()
 	close(iso.wake)
 	iso.wake = make(chan struct{})
 	iso.wakeMu.Unlock()
-	iso.work <- spawnJob{spec: spec, done: done}
+	work := iso.work
+	if spec.Layout.HostNetwork && iso.hostWork != nil {
+		work = iso.hostWork
+	}
+	work <- spawnJob{spec: spec, done: done}
 	r := <-done
 	if r.err != nil {
 		if r.ic != nil {
 			r.ic.remove()
 		}
-		return nil, nil, r.err
+		return nil, nil, nil, r.err
 	}
-	return r.cmd, r.ic, nil
+	return r.cmd, r.ic, r.net, nil
 }
 
 // spawn runs on a spawner thread. ic, when not nil, is a cgroup the thread
 // is already in (v1); otherwise one is made now. root, when not empty, is
-// a skeleton built ahead; otherwise one is built now.
-func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string) (*exec.Cmd, *instanceCgroup, error) {
+// a skeleton built ahead; otherwise one is built now. So is in, the
+// network the thread is in, unless the instance shares the host's.
+func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string, in *instanceNet, host *netlink.Handle) (*exec.Cmd, *instanceCgroup, *instanceNet, error) {
+	cmd, ic, err := iso.spawnIn(tid, spec, ic, root, &in, host)
+	if err != nil && in != nil {
+		in.close()
+		in = nil
+	}
+	return cmd, ic, in, err
+}
+
+func (iso *isolator) spawnIn(tid int, spec Spec, ic *instanceCgroup, root string, in **instanceNet, host *netlink.Handle) (*exec.Cmd, *instanceCgroup, error) {
+	if spec.Layout.HostNetwork {
+		if *in != nil { // not expected: host starts have a spawner of their own
+			(*in).close()
+			*in = nil
+		}
+	} else if *in == nil {
+		n := iso.network()
+		if n == nil {
+			return nil, ic, errors.New("instance network: not isolated")
+		}
+		var err error
+		if *in, err = n.build(host); err != nil {
+			return nil, ic, err
+		}
+	}
 	if ic != nil {
 		// The limit is in force from the start: should the instance hit it
 		// while this thread is still inside, the OOM killer prefers the

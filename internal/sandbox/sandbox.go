@@ -13,6 +13,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +31,12 @@ type Layout struct {
 	RuntimeDir string
 	TmpDir     string
 	UID        int
+	// RuntimeAPI, when set, is the Runtime API's address inside the
+	// instance's own network, whose listener the Process provides;
+	// otherwise the caller listens on the host's loopback.
+	RuntimeAPI string
+	// HostNetwork: the instance shares the host's network.
+	HostNetwork bool
 }
 
 // Spec describes one instance process.
@@ -45,17 +53,33 @@ type Spec struct {
 	Output     *os.File // receives stdout and stderr
 }
 
+// Options configure a launcher.
+type Options struct {
+	// Expose lists host folders (interpreter installations) instances
+	// must see.
+	Expose []string
+	// Unsandboxed runs instances as plain child processes.
+	Unsandboxed bool
+	// API is the address of the server's API. With ServeAPI, which
+	// serves it on a listener, isolated instances get networks of their
+	// own in which the API answers at the same address; without, they
+	// share the host's network.
+	API      netip.AddrPort
+	ServeAPI func(net.Listener)
+}
+
 // Launcher starts instance processes.
 type Launcher struct {
 	root string    // per-instance folders live here (absolute)
 	iso  *isolator // nil when the host cannot isolate
 	why  string    // why not, when iso is nil
+	// netWhy says why isolated instances share the host's network.
+	netWhy string
 }
 
-// New returns a launcher keeping per-instance folders under root. expose
-// lists host folders (interpreter installations) instances must see.
-// Unless unsandboxed is set, it isolates instances when the host allows.
-func New(root string, expose []string, unsandboxed bool) (*Launcher, error) {
+// New returns a launcher keeping per-instance folders under root. Unless
+// told otherwise, it isolates instances when the host allows.
+func New(root string, opts Options) (*Launcher, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
@@ -74,12 +98,12 @@ func New(root string, expose []string, unsandboxed bool) (*Launcher, error) {
 		return nil, err
 	}
 	l := &Launcher{root: root}
-	if unsandboxed {
+	if opts.Unsandboxed {
 		l.why = "disabled with --unsandboxed"
 		return l, nil
 	}
 	var extra []string
-	for _, p := range expose {
+	for _, p := range opts.Expose {
 		if p != "" && !covered(p) {
 			extra = append(extra, p)
 		}
@@ -91,12 +115,15 @@ func New(root string, expose []string, unsandboxed bool) (*Launcher, error) {
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: maxFiles, Max: maxFiles}) != nil {
 		return nil, fmt.Errorf("the hard limit on open files is %d, below the %d every instance gets as on Lambda: raise it (ulimit -Hn, or LimitNOFILE= for a systemd unit) or run with --unsandboxed", lim.Max, maxFiles)
 	}
-	iso, err := newIsolator(root, extra)
+	iso, netErr, err := newIsolator(root, extra, opts.API, opts.ServeAPI)
 	if err != nil {
 		l.why = err.Error()
 		return l, nil
 	}
 	l.iso = iso
+	if netErr != nil {
+		l.netWhy = netErr.Error()
+	}
 	return l, nil
 }
 
@@ -109,9 +136,10 @@ func (l *Launcher) Close() {
 }
 
 // FilesPerInstance is about how many of the server's own descriptors an
-// instance holds: its log pipe, Runtime API listener and connection, and
-// the files its memory is read from.
-const FilesPerInstance = 6
+// instance holds: its log pipe, Runtime API listener and connection, the
+// files its memory is read from, and its network: the namespace, the
+// API's listener and a connection or two, a socket lookup.
+const FilesPerInstance = 10
 
 // MaxInstancesByFiles is how many instances the server's open-file limit
 // leaves room for, beside a reserve for clients and the store.
@@ -126,17 +154,31 @@ func MaxInstancesByFiles() int {
 // Isolated reports whether instances are sandboxed, and if not, why.
 func (l *Launcher) Isolated() (bool, string) { return l.iso != nil, l.why }
 
-// Layout returns the paths an instance will see and allocates its uid;
-// Start takes it over, or Release gives it back.
-func (l *Launcher) Layout(id, codeDir, runtimeDir string) (Layout, error) {
+// NetworkIsolated reports whether instances get networks of their own,
+// and if not, why.
+func (l *Launcher) NetworkIsolated() (bool, string) {
 	if l.iso == nil {
-		return Layout{TaskRoot: codeDir, RuntimeDir: runtimeDir, TmpDir: filepath.Join(l.root, id, "tmp"), UID: -1}, nil
+		return false, l.why
+	}
+	return l.iso.net != nil, l.netWhy
+}
+
+// Layout returns the paths an instance will see and allocates its uid;
+// Start takes it over, or Release gives it back. hostNetwork asks for the
+// host's network, where instances would otherwise get their own.
+func (l *Launcher) Layout(id, codeDir, runtimeDir string, hostNetwork bool) (Layout, error) {
+	if l.iso == nil {
+		return Layout{TaskRoot: codeDir, RuntimeDir: runtimeDir, TmpDir: filepath.Join(l.root, id, "tmp"), UID: -1, HostNetwork: true}, nil
 	}
 	uid, err := l.iso.allocUID()
 	if err != nil {
 		return Layout{}, err
 	}
-	return Layout{TaskRoot: taskRoot, RuntimeDir: runtimeRoot, TmpDir: "/tmp", UID: uid}, nil
+	lay := Layout{TaskRoot: taskRoot, RuntimeDir: runtimeRoot, TmpDir: "/tmp", UID: uid, HostNetwork: hostNetwork || l.iso.net == nil}
+	if !lay.HostNetwork {
+		lay.RuntimeAPI = RuntimeAPIAddr
+	}
+	return lay, nil
 }
 
 // Release returns the uid of a layout that was never started.
@@ -155,6 +197,7 @@ type Process struct {
 	iso  *isolator
 	cg   *instanceCgroup
 	uid  int
+	net  *instanceNet
 
 	killOnce sync.Once
 
@@ -171,12 +214,15 @@ func (l *Launcher) Start(spec Spec) (*Process, error) {
 		return nil, errors.New("sandbox: empty command")
 	}
 	if l.iso != nil {
-		cmd, cg, err := l.iso.start(spec)
+		cmd, cg, in, err := l.iso.start(spec)
 		if err != nil {
 			l.iso.releaseUID(spec.Layout.UID)
 			return nil, err
 		}
-		p := &Process{cmd: cmd, dir: filepath.Join(l.root, spec.ID), done: make(chan struct{}), iso: l.iso, cg: cg, uid: spec.Layout.UID}
+		p := &Process{cmd: cmd, dir: filepath.Join(l.root, spec.ID), done: make(chan struct{}), iso: l.iso, cg: cg, uid: spec.Layout.UID, net: in}
+		if in != nil {
+			in.start()
+		}
 		go func() {
 			p.err = cmd.Wait()
 			close(p.done)
@@ -208,6 +254,16 @@ func (l *Launcher) Start(spec Spec) (*Process, error) {
 	return p, nil
 }
 
+// RuntimeListener is the Runtime API's listener inside the instance's
+// network (Layout.RuntimeAPI), with the lookup of its peers' uids there;
+// or nil when the caller listens itself.
+func (p *Process) RuntimeListener() (net.Listener, func(net.Conn) (int, error)) {
+	if p.net == nil {
+		return nil, nil
+	}
+	return p.net.runtime, p.net.diag.UID
+}
+
 // Done is closed when the main process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
@@ -224,6 +280,9 @@ func (p *Process) Kill() {
 			<-p.done
 			p.cg.kill()
 			p.cg.remove()
+			if p.net != nil {
+				p.net.close()
+			}
 			p.iso.releaseUID(p.uid)
 			_ = os.RemoveAll(p.dir)
 			return

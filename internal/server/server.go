@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -123,7 +124,15 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	launcher, err := sandbox.New(filepath.Join(cfg.DataDir, "instances"), rts.HostPaths(), cfg.Unsandboxed)
+	apiAddr, err := netip.ParseAddrPort(ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	inAPI := &instanceAPI{}
+	defer inAPI.stop()
+	launcher, err := sandbox.New(filepath.Join(cfg.DataDir, "instances"), sandbox.Options{
+		Expose: rts.HostPaths(), Unsandboxed: cfg.Unsandboxed, API: apiAddr, ServeAPI: inAPI.serve,
+	})
 	if err != nil {
 		return err
 	}
@@ -134,8 +143,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	if ok, why := launcher.Isolated(); !ok {
 		log.Warn("instances run UNSANDBOXED: no namespaces, cgroups or separate users; do not run untrusted code", "reason", why)
+	} else if ok, why := launcher.NetworkIsolated(); !ok {
+		log.Warn("instances run sandboxed but SHARE THE HOST'S NETWORK: every listener on the host is theirs to reach", "reason", why)
 	} else {
-		log.Info("instances run sandboxed: namespaces, cgroups, a uid per instance")
+		log.Info("instances run sandboxed: namespaces (network too), cgroups, a uid per instance")
+	}
+	hostNet := map[string]bool{}
+	for _, name := range cfg.HostNetwork {
+		hostNet[name] = true
 	}
 	if rts.Node == "" {
 		log.Warn("node not found on PATH: nodejs runtimes cannot run")
@@ -154,7 +169,8 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		Runtimes:    rts,
 		Logs:        sink,
 		Region:      cfg.Region,
-		APIEndpoint: endpoint,
+		APIEndpoint: instanceEndpoint(scheme, apiAddr),
+		HostNetwork: func(name string) bool { return hostNet[name] },
 		Clock:       pool.RealClock,
 		Log:         log,
 		Bill:        invoke.BillProvisioned(usage, pool.RealClock),
@@ -212,7 +228,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	var ready atomic.Bool
 	mux := http.NewServeMux()
 	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings, Auth: ids, URLs: ids, Roles: ids}).Register(mux)
-	sapi := stratusapi.New(st, reg, meter.DefaultPrices, cfg.Region, ids, ids)
+	ownNet, _ := launcher.NetworkIsolated()
+	sapi := stratusapi.New(st, reg, meter.DefaultPrices, cfg.Region, ids, ids).WithStatus(func(name string) stratusapi.Status {
+		st := stratusapi.Status{Function: name, Network: "host", Instances: pools.Instances(name)}
+		if ownNet && !hostNet[name] {
+			st.Network = "own"
+		}
+		return st
+	})
 	sapi.Register(mux)
 	sapi.Queues(mux, queues, func(ctx context.Context) (any, error) { return async.Stats(ctx) })
 	apigateway.New(apis, reg, log, gatewayURL, cfg.Region, ids).Register(mux)
@@ -278,6 +301,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		defer func() { stopHup(); <-hupDone }()
 	}
 	go func() { served <- srv.Serve(apiLn) }()
+	var inTLS *tls.Config
+	if cert != nil {
+		inTLS = cert.config()
+	}
+	inAPI.run(srv, inTLS)
 	gw := gateway.New(reg, apis, inv, log, gateway.Options{Region: cfg.Region, Trust: ids}).Server()
 	gw.ErrorLog = srv.ErrorLog
 	gw.BaseContext = srv.BaseContext

@@ -29,6 +29,21 @@ type API struct {
 	region string
 	auth   auth.Authorizer
 	urls   URLChecker
+	status func(name string) Status
+}
+
+// Status is what this node runs of a function.
+type Status struct {
+	Function  string `json:"function"`
+	Network   string `json:"network"` // "own" (a network per instance) or "host"
+	Instances int    `json:"instances"`
+}
+
+// WithStatus makes GET /stratus/v1/functions report each function's
+// Status, as status says.
+func (a *API) WithStatus(status func(name string) Status) *API {
+	a.status = status
+	return a
 }
 
 // URLChecker verifies the signature of a link the server handed out.
@@ -50,6 +65,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		return "arn:aws:logs:" + a.region + ":" + function.AccountID + ":log-group:/aws/lambda/" + r.PathValue("name")
 	}, a.logs))
 	mux.HandleFunc("GET /stratus/v1/usage", a.allow("stratus:GetUsage", nil, a.usage))
+	mux.HandleFunc("GET /stratus/v1/functions", a.allow("stratus:GetFunctionStatus", nil, a.functions))
 	mux.HandleFunc("GET /stratus/v1/code/{key}", a.code)
 }
 
@@ -155,6 +171,19 @@ func (a *API) usage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)
+}
+
+func (a *API) functions(w http.ResponseWriter, r *http.Request) {
+	out := struct {
+		Functions []Status `json:"functions"`
+	}{Functions: []Status{}}
+	if a.status != nil {
+		for _, fn := range a.reg.List() {
+			out.Functions = append(out.Functions, a.status(fn.Name))
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 func (a *API) code(w http.ResponseWriter, r *http.Request) {

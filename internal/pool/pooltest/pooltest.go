@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -62,8 +63,8 @@ func New() *Launcher {
 }
 
 // Layout gives the instance's folders as the host sees them (no isolation).
-func (l *Launcher) Layout(id, codeDir, runtimeDir string) (sandbox.Layout, error) {
-	return sandbox.Layout{TaskRoot: codeDir, RuntimeDir: runtimeDir, TmpDir: filepath.Join("/nonexistent", id), UID: -1}, nil
+func (l *Launcher) Layout(id, codeDir, runtimeDir string, _ bool) (sandbox.Layout, error) {
+	return sandbox.Layout{TaskRoot: codeDir, RuntimeDir: runtimeDir, TmpDir: filepath.Join("/nonexistent", id), UID: -1, HostNetwork: true}, nil
 }
 
 // Release does nothing: a fake layout holds nothing.
@@ -214,6 +215,9 @@ func (p *Process) MaxMemoryMB() int { return 1 }
 
 // OOMKilled is never true of a goroutine.
 func (p *Process) OOMKilled() bool { return false }
+
+// RuntimeListener is nil: the pool listens on the host's loopback.
+func (p *Process) RuntimeListener() (net.Listener, func(net.Conn) (int, error)) { return nil, nil }
 
 // Clock is a manual pool.Clock: time moves only when Advance is called,
 // which runs the timers that fall due, in order.
