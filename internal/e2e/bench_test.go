@@ -194,6 +194,8 @@ func BenchmarkAuthCost(b *testing.B) {
 func BenchmarkColdStart(b *testing.B) {
 	startEcho(b) // builds the baseline binary
 	b.Run("go-sandboxed", func(b *testing.B) { coldStart(b, goZip(b), fnOpts{}) })
+	// The same, in the host's network: what a network of its own costs.
+	b.Run("go-sandboxed-hostnet", func(b *testing.B) { coldStart(b, goZip(b), fnOpts{}, "--host-network", "cold") })
 	b.Run("go-unsandboxed", func(b *testing.B) { coldStart(b, goZip(b), fnOpts{}, "--unsandboxed") })
 	b.Run("node", func(b *testing.B) {
 		coldStart(b, nodeZip(b), fnOpts{runtime: "nodejs20.x", handler: "index.handler"})
@@ -270,7 +272,7 @@ func BenchmarkBurst(b *testing.B) {
 	createFunction(b, s.lambda(), "burst", goZip(b), fnOpts{timeout: 60})
 	const n = 1000
 	url := s.Endpoint + "/2015-03-31/functions/burst/invocations"
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}, Timeout: 120 * time.Second}
+	client := &http.Client{Transport: signer{base: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}, Timeout: 120 * time.Second}
 	var failed, throttled atomic.Int64
 	ids := sync.Map{}
 	var wg sync.WaitGroup
