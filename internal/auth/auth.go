@@ -62,6 +62,8 @@ type Principal struct {
 	UserID    string // GetCallerIdentity's UserId
 	Secure    bool   // the request came over TLS
 	SourceIP  string
+	// Payload, on an S3 request, is how its body must be checked.
+	Payload *Payload
 }
 
 // IAMARN is the ARN policies name this principal by (aws:PrincipalArn):

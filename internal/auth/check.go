@@ -10,8 +10,8 @@ import (
 // allowed skew (or before a presigned URL's expiry), over the request as
 // received and its body. body is called only once who signed and when
 // have been checked, so an unknown key or a stale request is refused
-// without reading one. S3 requests (uriEscaped false) may leave the
-// payload unsigned.
+// without reading one. The body of an S3 request is never read here: the
+// principal's Payload says how its API must check it while reading.
 func (a *IAM) Check(r *http.Request, region string, services []string, body func() ([]byte, error)) (*Principal, error) {
 	sig, err := ParseSignature(r)
 	if err != nil {
@@ -30,9 +30,26 @@ func (a *IAM) Check(r *http.Request, region string, services []string, body func
 	if err := sig.CheckTime(a.now()); err != nil {
 		return nil, err
 	}
-	s3 := sig.Service == "s3"
+	if sig.Service == "s3" {
+		// The signature covers the hash the client names; the body is
+		// checked against it as the API reads it (see Payload).
+		pl, ok := s3Payload(r, sig, secret, sig.PayloadHash)
+		if !ok && !sig.Presigned {
+			return nil, errorf(ErrMalformed, "The provided 'x-amz-content-sha256' header must be a valid SHA256.")
+		}
+		hash := sig.PayloadHash
+		if sig.Presigned && hash == "" {
+			hash, pl = UnsignedPayload, &Payload{}
+		}
+		if err := sig.Verify(r, secret, hash, false); err != nil {
+			return nil, err
+		}
+		p.Secure = r.TLS != nil
+		p.Payload = pl
+		return p, nil
+	}
 	hash := sig.PayloadHash
-	if !(hash == UnsignedPayload && (sig.Presigned || s3)) {
+	if !(hash == UnsignedPayload && sig.Presigned) {
 		b, err := body()
 		if err != nil {
 			return nil, err
@@ -43,7 +60,7 @@ func (a *IAM) Check(r *http.Request, region string, services []string, body func
 		}
 		hash = sum
 	}
-	if err := sig.Verify(r, secret, hash, !s3); err != nil {
+	if err := sig.Verify(r, secret, hash, true); err != nil {
 		return nil, err
 	}
 	p.Secure = r.TLS != nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	s3api "github.com/stratus-faas/stratus/internal/api/s3"
 	"github.com/stratus-faas/stratus/internal/auth"
 )
 
@@ -35,12 +36,17 @@ type authn struct {
 	dev    bool
 	region string
 	limits *callerLimits // nil: no per-caller rate limit
+	// s3 serves the requests route says are S3's.
+	s3    http.Handler
+	route s3Route
 }
 
 // services are the signing services a path's API accepts.
 func services(r *http.Request) []string {
 	p := r.URL.Path
 	switch {
+	case credentialService(r) == "s3":
+		return []string{"s3"}
 	case r.Header.Get("X-Amz-Target") != "":
 		return []string{"sqs"}
 	case p == "/":
@@ -92,7 +98,11 @@ func (a *authn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	next := a.next
+	if a.s3 != nil && a.route.match(r) {
+		next = a.s3
+	}
+	next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	// The request stays referenced by the connection until its next
 	// request; a body read whole must not: the guard gives its memory
 	// back to the system as soon as the last large body is done.
@@ -169,9 +179,13 @@ const (
 	restJSON protocol = iota // Lambda, Scheduler, API Gateway, Stratus
 	awsJSON                  // SQS's JSON protocol
 	queryXML                 // IAM, STS, SQS's query protocol
+	s3XML                    // S3's REST XML
 )
 
 func protocolOf(r *http.Request) protocol {
+	if credentialService(r) == "s3" {
+		return s3XML
+	}
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
 		return awsJSON
 	}
@@ -213,7 +227,31 @@ func writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
 	// The connection may still carry a body nobody read: close it rather
 	// than read a refused request's upload.
 	w.Header().Set("Connection", "close")
-	writeRefusal(w, r, refusal{status: status, rest: rest, query: query, awsJSON: "com.amazon.coral.service#" + rest, msg: err.Error()})
+	writeRefusal(w, r, refusal{status: status, rest: rest, query: query, awsJSON: "com.amazon.coral.service#" + rest, s3: s3Code(err), msg: err.Error()})
+}
+
+// s3Code is an authentication failure's code in S3's protocol.
+func s3Code(err error) string {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return "EntityTooLarge"
+	case errors.Is(err, auth.ErrMissing):
+		return "AccessDenied"
+	case errors.Is(err, auth.ErrMalformed):
+		return "AuthorizationHeaderMalformed"
+	case errors.Is(err, auth.ErrUnknownKey):
+		return "InvalidAccessKeyId"
+	case errors.Is(err, auth.ErrBadToken):
+		if strings.Contains(err.Error(), "expired") {
+			return "ExpiredToken"
+		}
+		return "InvalidToken"
+	case errors.Is(err, auth.ErrSkewed):
+		return "RequestTimeTooSkewed"
+	case errors.Is(err, auth.ErrExpired):
+		return "AccessDenied"
+	}
+	return "SignatureDoesNotMatch"
 }
 
 // refusal is an answer the server gives before any API sees the request,
@@ -222,6 +260,7 @@ type refusal struct {
 	status      int
 	rest, query string // REST-JSON's X-Amzn-ErrorType; the query protocol's Code
 	awsJSON     string // the JSON protocol's __type
+	s3          string // S3's Code
 	msg, reason string
 }
 
@@ -236,6 +275,22 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, e refusal) {
 		w.WriteHeader(e.status)
 		b, _ := json.Marshal(map[string]string{"__type": e.awsJSON, "message": e.msg})
 		_, _ = w.Write(b)
+	case s3XML:
+		code := e.s3
+		if code == "" {
+			code = "AccessDenied"
+		}
+		b := s3api.RefusalXML(code, e.msg, h.Get("X-Amzn-RequestId"))
+		h.Set("Content-Type", "application/xml")
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+		status := e.status
+		if status == http.StatusTooManyRequests {
+			status = http.StatusServiceUnavailable // S3 throttles with 503 SlowDown
+		}
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(b)
+		}
 	case queryXML:
 		h.Set("Content-Type", "text/xml")
 		w.WriteHeader(e.status)

@@ -34,7 +34,11 @@ const (
 
 // guard wraps the API handler with the body rules.
 type guard struct {
-	next    http.Handler
+	next http.Handler
+	// streams: requests whose bodies go to disk as they arrive (S3's), not
+	// into memory, and so do not count against the budget.
+	streams func(*http.Request) bool
+
 	held    atomic.Int64
 	freeing atomic.Bool
 }
@@ -52,7 +56,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if size < 0 {
 		size = unknownBody
 	}
-	if size >= largeBody {
+	if size >= largeBody && (g.streams == nil || !g.streams(r)) {
 		cost := size * bodyCost
 		// One body alone is always let in: the budget bounds many at once.
 		if held := g.held.Add(cost); held > bodyBudget && held != cost {

@@ -55,5 +55,5 @@ func (c *callerLimits) allow(caller string, now time.Time) (bool, time.Duration)
 func writeThrottled(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 	writeRefusal(w, r, refusal{status: http.StatusTooManyRequests, rest: "TooManyRequestsException", query: "Throttling",
-		awsJSON: "com.amazonaws.sqs#RequestThrottled", msg: "Rate exceeded for this caller: slow down and retry", reason: "CallerRateLimitExceeded"})
+		awsJSON: "com.amazonaws.sqs#RequestThrottled", s3: "SlowDown", msg: "Rate exceeded for this caller: slow down and retry", reason: "CallerRateLimitExceeded"})
 }

@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	s3api "github.com/stratus-faas/stratus/internal/api/s3"
+	"github.com/stratus-faas/stratus/internal/objects"
 	"log/slog"
 	"net"
 	"net/http"
@@ -225,6 +227,18 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	defer sched.Close()
 
+	buckets, err := objects.Open(openCtx, st, objects.DefaultDir(cfg.DataDir), log)
+	if err != nil {
+		return err
+	}
+	defer buckets.Close()
+	promReg.MustRegister(buckets.Collector())
+	// Virtual-hosted addressing needs a name: BUCKET.localhost.
+	s3Hosts := []string{"localhost"}
+	s3 := s3api.New(buckets, ids, s3api.Options{Region: cfg.Region, Hosts: s3Hosts, Log: log,
+		Notify: &s3Notifier{region: cfg.Region, reg: reg, async: async, queues: queues}})
+	route := s3Route{hosts: s3Hosts}
+
 	var ready atomic.Bool
 	mux := http.NewServeMux()
 	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings, Auth: ids, URLs: ids, Roles: ids}).Register(mux)
@@ -285,7 +299,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		limits = newCallerLimits(cfg.RatePerCaller)
 	}
 	srv := &http.Server{
-		Handler:           &guard{next: &authn{next: mux, iam: ids, dev: cfg.DevAuth, region: cfg.Region, limits: limits}},
+		Handler:           &guard{next: &authn{next: mux, iam: ids, dev: cfg.DevAuth, region: cfg.Region, limits: limits, s3: s3, route: route}, streams: route.match},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

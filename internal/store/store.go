@@ -34,6 +34,7 @@ const (
 	MappingsBucket  = "stratus-event-source-mappings"
 	LeasesBucket    = "stratus-sqs-leases"
 	IAMBucket       = "stratus-iam"
+	ObjectsBucket   = "stratus-s3"
 	DelayStream     = "STRATUS_SQS_DELAY"
 	DelaySubject    = "stratus.sqsdelay."
 	// QueueStreamPrefix and QueueSubject name the stream and subject of
@@ -100,6 +101,7 @@ type Store struct {
 	Mappings  jetstream.KeyValue
 	Leases    jetstream.KeyValue
 	IAM       jetstream.KeyValue // identities, keys and policies (package auth)
+	Objects   jetstream.KeyValue // S3 buckets, the index of objects, uploads (package objects)
 	Code      jetstream.ObjectStore
 	Logs      jetstream.Stream
 	Usage     jetstream.Stream
@@ -286,6 +288,14 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("iam bucket: %w", err)
+	}
+	s.Objects, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  ObjectsBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("objects bucket: %w", err)
 	}
 	// Queue messages sent with a delay wait here until due.
 	s.Delay, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
