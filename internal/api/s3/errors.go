@@ -122,4 +122,3 @@ func RefusalXML(code, msg, requestID string) []byte {
 	b, _ := xml.Marshal(errorDoc{Code: code, Message: msg, RequestID: requestID})
 	return append([]byte(xml.Header), b...)
 }
-

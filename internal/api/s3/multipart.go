@@ -230,7 +230,6 @@ func (a *API) uploadChecksum(u *objects.Upload, parts []*objects.Part, chosen []
 	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
-
 func (a *API) abortUpload(w http.ResponseWriter, r *http.Request, t target, q url.Values) error {
 	if err := a.allow(r, "s3:AbortMultipartUpload", objectARN(t.bucket, t.key)); err != nil {
 		return err

@@ -29,7 +29,6 @@ type filterRule struct {
 	Value string `xml:"Value"`
 }
 
-
 // notificationIn is PutBucketNotificationConfiguration's body. The REST
 // API names the Lambda target CloudFunctionConfiguration/CloudFunction;
 // LambdaFunctionConfiguration is taken too.

@@ -91,8 +91,8 @@ func (a *API) address(r *http.Request) target {
 	return target{bucket: b, key: k, hasKey: slash && k != ""}
 }
 
-func bucketARN(b string) string      { return "arn:aws:s3:::" + b }
-func objectARN(b, k string) string   { return "arn:aws:s3:::" + b + "/" + k }
+func bucketARN(b string) string    { return "arn:aws:s3:::" + b }
+func objectARN(b, k string) string { return "arn:aws:s3:::" + b + "/" + k }
 func (a *API) allow(r *http.Request, action, resource string) error {
 	return auth.Ask(r.Context(), a.auth, action, resource)
 }
