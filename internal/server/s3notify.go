@@ -48,7 +48,7 @@ func (n *s3Notifier) Deliver(ctx context.Context, arn string, event []byte, id s
 // Check: S3 delivers to a function whose resource policy lets
 // s3.amazonaws.com invoke it (AddPermission), as on AWS; to a queue that
 // exists (queue policies are kept, not evaluated, in Stratus).
-func (n *s3Notifier) Check(arn string) error {
+func (n *s3Notifier) Check(arn, bucket string) error {
 	switch {
 	case strings.HasPrefix(arn, "arn:aws:lambda:"):
 		name, q, err := function.ParseRef(arn)
@@ -59,7 +59,8 @@ func (n *s3Notifier) Check(arn string) error {
 		if err != nil {
 			return errors.New("the function does not exist")
 		}
-		if !auth.AllowsService(n.reg.CompiledPolicy(name, q), "s3.amazonaws.com", "lambda:InvokeFunction", function.ARN(n.region, fn.Name, q)) {
+		if !auth.AllowsService(n.reg.CompiledPolicy(name, q), "s3.amazonaws.com", "lambda:InvokeFunction", function.ARN(n.region, fn.Name, q),
+			auth.Cond{Key: "aws:SourceArn", Values: []string{"arn:aws:s3:::" + bucket}}, auth.Cond{Key: "aws:SourceAccount", Values: []string{auth.Account}}) {
 			return errors.New("the function's resource policy does not let s3.amazonaws.com invoke it (lambda add-permission --principal s3.amazonaws.com)")
 		}
 		return nil

@@ -105,7 +105,7 @@ func (a *API) putNotification(w http.ResponseWriter, r *http.Request, b string) 
 		if a.opts.Notify == nil {
 			return errInvalidArgument("Unable to validate the following destination configurations: no destinations on this server")
 		}
-		if err := a.opts.Notify.Check(arn); err != nil {
+		if err := a.opts.Notify.Check(arn, b); err != nil {
 			return errInvalidArgument("Unable to validate the following destination configurations: " + arn + ": " + err.Error())
 		}
 		for _, o := range all {

@@ -343,12 +343,6 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, t target, q url.
 	if o.Parts > 0 {
 		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(o.Parts))
 	}
-	if strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") && len(o.Checksums) > 0 {
-		for alg, v := range o.Checksums {
-			h.Set(checksumHeader(alg), v)
-		}
-		h.Set("X-Amz-Checksum-Type", o.ChecksumType)
-	}
 	// response-* overrides, as on a signed GET.
 	for param, name := range map[string]string{"response-content-type": "Content-Type", "response-content-language": "Content-Language",
 		"response-expires": "Expires", "response-cache-control": "Cache-Control", "response-content-disposition": "Content-Disposition",
@@ -369,6 +363,13 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, t target, q url.
 			start, length, status = br.start, br.end-br.start+1, http.StatusPartialContent
 			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", br.start, br.end, o.Size))
 		}
+	}
+	// Checksums are of the whole object: a range gets none.
+	if status == http.StatusOK && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") && len(o.Checksums) > 0 {
+		for alg, v := range o.Checksums {
+			h.Set(checksumHeader(alg), v)
+		}
+		h.Set("X-Amz-Checksum-Type", o.ChecksumType)
 	}
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
 	if r.Method == http.MethodHead {

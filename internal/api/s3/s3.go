@@ -28,9 +28,9 @@ type Notifier interface {
 	// queue) durably before returning; id names the event, so that a
 	// retried delivery runs once.
 	Deliver(ctx context.Context, arn string, event []byte, id string) error
-	// Check says why arn cannot take events from S3 (it does not exist,
-	// or its policy does not let S3 deliver), or nil.
-	Check(arn string) error
+	// Check says why arn cannot take events from S3 for bucket (it does
+	// not exist, or its policy does not let S3 deliver), or nil.
+	Check(arn, bucket string) error
 }
 
 // Options configure the API.
