@@ -39,7 +39,7 @@ func TestChaosKill9(t *testing.T) {
 		kills    = 4
 	)
 	sink := newJSONSink(t)
-	s := startServer(t, "")
+	s := startServer(t, "", "--host-network", "chaos-fn")
 	c, lc := s.sqs(), s.lambda()
 	ctx := context.Background()
 	u := createQueue(t, c, "chaos", map[string]string{"VisibilityTimeout": "5"})

@@ -415,7 +415,7 @@ def handler(event, context):
 func TestBoundedShutdown(t *testing.T) {
 	sink := newJSONSink(t)
 	dir := t.TempDir()
-	s := startServer(t, dir, "--drain-timeout", "2s")
+	s := startServer(t, dir, "--drain-timeout", "2s", "--host-network", "slow")
 	c, qc := s.lambda(), s.sqs()
 	ctx := context.Background()
 	createFunction(t, c, "slow", makeZip(t, map[string][]byte{"app.py": []byte(slowReporter)}),
@@ -523,7 +523,7 @@ func stratusCgroups(t *testing.T, dir string) []string {
 // a timeout: the function's time counts, not the pause.
 func TestPausedServer(t *testing.T) {
 	sink := newJSONSink(t)
-	s := startServer(t, "")
+	s := startServer(t, "", "--host-network", "paused")
 	c := s.lambda()
 	createFunction(t, c, "paused", makeZip(t, map[string][]byte{"app.py": []byte(slowReporter)}),
 		fnOpts{runtime: "python3.11", handler: "app.handler", timeout: 3, env: map[string]string{"SINK": sink.URL}})

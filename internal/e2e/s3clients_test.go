@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -223,6 +224,22 @@ func TestS3UploadTrigger(t *testing.T) {
 	})
 	if !strings.Contains(msg, `"eventName":"ObjectRemoved:Delete"`) || !strings.Contains(msg, `"key":"elsewhere.jpg"`) {
 		t.Errorf("the delete's message: %s", msg)
+	}
+	// Deployment packages from S3, as SAM and Terraform upload them.
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("packages/fn.zip"), Body: bytes.NewReader(goZip(t))}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("from-s3"), Runtime: "provided.al2023", Handler: aws.String("bootstrap"),
+		Role: aws.String("arn:aws:iam::000000000000:role/test"), Code: &ltypes.FunctionCode{S3Bucket: aws.String("photos"), S3Key: aws.String("packages/fn.zip")}})
+	if err != nil {
+		t.Fatalf("create from S3: %v", err)
+	}
+	if out := invoke(t, lc, "from-s3", `{"name":"s3"}`); out.FunctionError != nil {
+		t.Errorf("a function deployed from S3: %s", out.Payload)
+	}
+	_, err = lc.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("from-s3"), S3Bucket: aws.String("photos"), S3Key: aws.String("packages/none.zip")})
+	if errorCode(err) != "InvalidParameterValueException" || !strings.Contains(err.Error(), "NoSuchKey") {
+		t.Errorf("code from a missing key: %v", err)
 	}
 	n, err := c.GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: aws.String("photos")})
 	if err != nil || len(n.QueueConfigurations) != 1 || len(n.LambdaFunctionConfigurations) != 0 {

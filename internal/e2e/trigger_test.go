@@ -22,7 +22,9 @@ import (
 )
 
 // jsonSink is an HTTP server of the test that functions report to; it
-// outlives Stratus servers.
+// outlives Stratus servers. It listens on the host's loopback, which an
+// instance reaches only in the host's network: the servers of the tests
+// that use it name their reporting functions with --host-network.
 type jsonSink struct {
 	URL  string
 	mu   sync.Mutex
@@ -101,7 +103,7 @@ def handler(event, context):
 // mapping API's errors.
 func TestSQSTrigger(t *testing.T) {
 	sink := newJSONSink(t)
-	s := startServer(t, "")
+	s := startServer(t, "", "--host-network", "consumer")
 	c, lc := s.sqs(), s.lambda()
 	ctx := context.Background()
 
@@ -367,7 +369,7 @@ def handler(event, context):
 // unchanged AWS SDK, and a mapping hands the message to another function.
 func TestFunctionFeedsQueue(t *testing.T) {
 	sink := newJSONSink(t)
-	s := startServer(t, "")
+	s := startServer(t, "", "--host-network", "consumer2")
 	c, lc := s.sqs(), s.lambda()
 	ctx := context.Background()
 	u := createQueue(t, c, "handoff", nil)
@@ -402,7 +404,7 @@ def handler(event, context):
 // drop back to one.
 func TestSQSTriggerScales(t *testing.T) {
 	sink := newJSONSink(t)
-	s := startServer(t, "")
+	s := startServer(t, "", "--host-network", "slow")
 	c, lc := s.sqs(), s.lambda()
 	ctx := context.Background()
 	u := createQueue(t, c, "backlog", nil)
@@ -458,7 +460,7 @@ func TestSQSTriggerScales(t *testing.T) {
 // of one used to ask the store for zero more, and lost the message).
 func TestSQSTriggerBatchSizes(t *testing.T) {
 	sink := newJSONSink(t)
-	s := startServer(t, "")
+	s := startServer(t, "", "--host-network", "sizes")
 	c, lc := s.sqs(), s.lambda()
 	ctx := context.Background()
 	createFunction(t, lc, "sizes", makeZip(t, map[string][]byte{"app.py": []byte(sqsConsumer)}),

@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -249,3 +250,29 @@ func (r *segReader) Close() error {
 
 // Remove deletes a segment's file that no record names (any more).
 func (f *Files) Remove(g Segment) { f.remove(g.File) }
+
+// ReadObject reads a whole object of at most max bytes (a deployment
+// package). Errors read as S3's code and message.
+func (s *Store) ReadObject(ctx context.Context, bucket, key string, max int64) ([]byte, error) {
+	o, err := s.Head(bucket, key)
+	switch {
+	case errors.Is(err, ErrNoSuchBucket):
+		return nil, errors.New("NoSuchBucket. S3 Error Message: The specified bucket does not exist")
+	case errors.Is(err, ErrNoSuchKey):
+		return nil, errors.New("NoSuchKey. S3 Error Message: The specified key does not exist.")
+	case err != nil:
+		return nil, err
+	case o.Size > max:
+		return nil, fmt.Errorf("EntityTooLarge. S3 Error Message: the object is %d bytes, over the %d a package may have", o.Size, max)
+	}
+	rd, err := s.Reader(o, 0, o.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	b := make([]byte, o.Size)
+	if _, err := io.ReadFull(rd, b); err != nil {
+		return nil, fmt.Errorf("InternalError. S3 Error Message: %v", err)
+	}
+	return b, ctx.Err()
+}

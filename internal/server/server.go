@@ -241,7 +241,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
-	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings, Auth: ids, URLs: ids, Roles: ids}).Register(mux)
+	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings, Auth: ids, URLs: ids, Roles: ids, Packages: buckets}).Register(mux)
 	ownNet, _ := launcher.NetworkIsolated()
 	sapi := stratusapi.New(st, reg, meter.DefaultPrices, cfg.Region, ids, ids).WithStatus(func(name string) stratusapi.Status {
 		st := stratusapi.Status{Function: name, Network: "host", Instances: pools.Instances(name)}

@@ -45,6 +45,14 @@ type Options struct {
 	URLs URLSigner
 	// Roles checks a function's execution role; nil allows none.
 	Roles RoleChecker
+	// Packages reads deployment packages from S3 (Code.S3Bucket); nil:
+	// there is no S3.
+	Packages PackageReader
+}
+
+// PackageReader reads an object of at most max bytes.
+type PackageReader interface {
+	ReadObject(ctx context.Context, bucket, key string, max int64) ([]byte, error)
 }
 
 // RoleChecker checks that a role can be a function's execution role and
@@ -256,12 +264,31 @@ type codeInput struct {
 	ImageURI        string `json:"ImageUri"`
 }
 
-func (c *codeInput) zip() ([]byte, error) {
+// zip is the package: sent inline, or read from Stratus's own S3 with
+// the caller's permission to read it, as Lambda reads it with the
+// caller's.
+func (a *API) zip(r *http.Request, c *codeInput) ([]byte, error) {
 	switch {
 	case c.ImageURI != "":
 		return nil, function.Errorf(function.ErrInvalid, "container images (Code.ImageUri) are not supported by Stratus; deploy a .zip package")
 	case c.S3Bucket != "" || c.S3Key != "":
-		return nil, function.Errorf(function.ErrInvalid, "Code.S3Bucket is not supported yet; send the package as Code.ZipFile")
+		if c.S3Bucket == "" || c.S3Key == "" {
+			return nil, function.Errorf(function.ErrInvalid, "Code.S3Bucket and Code.S3Key go together")
+		}
+		if c.S3ObjectVersion != "" && c.S3ObjectVersion != "null" {
+			return nil, function.Errorf(function.ErrInvalid, "Error occurred while GetObject. S3 Error Code: NoSuchVersion. S3 Error Message: buckets here are not versioned; omit S3ObjectVersion")
+		}
+		if err := auth.Ask(r.Context(), a.opts.Auth, "s3:GetObject", "arn:aws:s3:::"+c.S3Bucket+"/"+c.S3Key); err != nil {
+			return nil, err
+		}
+		if a.opts.Packages == nil {
+			return nil, function.Errorf(function.ErrInvalid, "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The specified bucket does not exist")
+		}
+		b, err := a.opts.Packages.ReadObject(r.Context(), c.S3Bucket, c.S3Key, function.MaxZipBytes)
+		if err != nil {
+			return nil, function.Errorf(function.ErrInvalid, "Error occurred while GetObject. S3 Error Code: %s", err.Error())
+		}
+		return b, nil
 	case len(c.ZipFile) == 0:
 		return nil, function.Errorf(function.ErrInvalid, "Code.ZipFile is required")
 	}
@@ -337,7 +364,7 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 			return a.at(name, err)
 		}
 	}
-	zip, err := in.Code.zip()
+	zip, err := a.zip(r, &in.Code)
 	if err != nil {
 		return a.at(name, err)
 	}
@@ -528,7 +555,7 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.at(ref, err)
 	}
-	zip, err := in.zip()
+	zip, err := a.zip(r, &in.codeInput)
 	if err != nil {
 		return a.at(ref, err)
 	}
