@@ -31,7 +31,7 @@ type jsonSink struct {
 	msgs []map[string]any
 }
 
-func newJSONSink(t *testing.T) *jsonSink {
+func newJSONSink(t testing.TB) *jsonSink {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
