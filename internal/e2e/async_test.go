@@ -124,7 +124,8 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	defer sink.Close()
 	url := "http://" + ln.Addr().String() + "/"
 
-	s := startServer(t, "")
+	// The function reports to the test's loopback: the host's network.
+	s := startServer(t, "", "--host-network", "durable-async")
 	c := s.lambda()
 	ctx := context.Background()
 	createFunction(t, c, "durable-async", makeZip(t, map[string][]byte{"app.py": []byte(reporter)}), fnOpts{runtime: "python3.11", handler: "app.handler"})

@@ -117,8 +117,9 @@ func TestScheduleOnceAcrossNodes(t *testing.T) {
 	go sink.Serve(ln)
 	defer sink.Close()
 
-	a := startServer(t, "", "--nats-url", ns.ClientURL())
-	b := startServer(t, "", "--nats-url", ns.ClientURL())
+	// The function reports to the test's loopback: the host's network.
+	a := startServer(t, "", "--nats-url", ns.ClientURL(), "--host-network", "tick-report")
+	b := startServer(t, "", "--nats-url", ns.ClientURL(), "--host-network", "tick-report")
 	fn := createFunction(t, a.lambda(), "tick-report", makeZip(t, map[string][]byte{"app.py": []byte(reporter)}), fnOpts{runtime: "python3.11", handler: "app.handler"})
 	_ = b
 	input := `{"marker":"tick","url":"http://` + ln.Addr().String() + `/"}`
