@@ -38,6 +38,7 @@ func init() {
 		{"logs", "print a function's logs", "stratus logs NAME [-f] [--since 1h] [flags]", runLogs},
 		{"usage", "print requests, compute and cost per function", "stratus usage [--since 720h] [--json] [flags]", runUsage},
 		{"queues", "print queues and asynchronous events: depth, in flight, age, retries, dead letters", "stratus queues [--json] [flags]", runQueues},
+		{"buckets", "print S3 buckets: objects, bytes, uploads in progress, notifications", "stratus buckets [--json] [flags]", runBuckets},
 	}
 }
 

@@ -710,3 +710,46 @@ func runQueues(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintln(env.Stdout, "(counters are this node's since it started; depths and ages are the store's)")
 	return nil
 }
+
+func runBuckets(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "buckets", usageOf("buckets"))
+	var cf clientFlags
+	cf.bind(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage: %s", usageOf("buckets"))
+	}
+	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/buckets")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var rep struct {
+		Buckets []struct {
+			Name          string `json:"name"`
+			Created       string `json:"created"`
+			Objects       int    `json:"objects"`
+			Bytes         int64  `json:"bytes"`
+			Uploads       int    `json:"uploads"`
+			Notifications int    `json:"notifications"`
+		} `json:"buckets"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return fmt.Errorf("read bucket report: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BUCKET\tOBJECTS\tSIZE\tUPLOADS\tNOTIFICATIONS\tCREATED")
+	for _, b := range rep.Buckets {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", b.Name, b.Objects, humanBytes(int(b.Bytes)), b.Uploads, b.Notifications, b.Created)
+	}
+	return tw.Flush()
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -240,6 +241,11 @@ func TestS3UploadTrigger(t *testing.T) {
 	_, err = lc.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("from-s3"), S3Bucket: aws.String("photos"), S3Key: aws.String("packages/none.zip")})
 	if errorCode(err) != "InvalidParameterValueException" || !strings.Contains(err.Error(), "NoSuchKey") {
 		t.Errorf("code from a missing key: %v", err)
+	}
+	cmd := exec.Command(stratusBin, "buckets")
+	cmd.Env = append(os.Environ(), "STRATUS_ENDPOINT="+s.Endpoint, "STRATUS_DATA_DIR="+s.dataDir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "photos") || !strings.Contains(string(out), "NOTIFICATIONS") {
+		t.Errorf("stratus buckets: %v\n%s", err, out)
 	}
 	n, err := c.GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: aws.String("photos")})
 	if err != nil || len(n.QueueConfigurations) != 1 || len(n.LambdaFunctionConfigurations) != 0 {

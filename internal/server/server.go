@@ -249,6 +249,17 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 			st.Network = "own"
 		}
 		return st
+	}).WithBuckets(func() []stratusapi.BucketStatus {
+		var out []stratusapi.BucketStatus
+		for _, b := range buckets.Buckets() {
+			n, size := buckets.Stats(b.Name)
+			st := stratusapi.BucketStatus{Name: b.Name, Created: b.Created, Objects: n, Bytes: size, Uploads: len(buckets.Uploads(b.Name, ""))}
+			if b.Notifications != nil {
+				st.Notifications = len(b.Notifications.Functions) + len(b.Notifications.Queues)
+			}
+			out = append(out, st)
+		}
+		return out
 	})
 	sapi.Register(mux)
 	sapi.Queues(mux, queues, func(ctx context.Context) (any, error) { return async.Stats(ctx) })

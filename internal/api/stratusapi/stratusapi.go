@@ -22,14 +22,31 @@ import (
 
 // API serves /stratus/v1.
 type API struct {
-	st     *store.Store
-	reg    *registry.Registry
-	prices meter.Prices
-	now    func() time.Time
-	region string
-	auth   auth.Authorizer
-	urls   URLChecker
-	status func(name string) Status
+	st      *store.Store
+	reg     *registry.Registry
+	prices  meter.Prices
+	now     func() time.Time
+	region  string
+	auth    auth.Authorizer
+	urls    URLChecker
+	status  func(name string) Status
+	buckets func() []BucketStatus
+}
+
+// BucketStatus is an S3 bucket's contents.
+type BucketStatus struct {
+	Name          string    `json:"name"`
+	Created       time.Time `json:"created"`
+	Objects       int       `json:"objects"`
+	Bytes         int64     `json:"bytes"`
+	Uploads       int       `json:"uploads"`
+	Notifications int       `json:"notifications"`
+}
+
+// WithBuckets makes GET /stratus/v1/buckets report what buckets says.
+func (a *API) WithBuckets(buckets func() []BucketStatus) *API {
+	a.buckets = buckets
+	return a
 }
 
 // Status is what this node runs of a function.
@@ -66,6 +83,16 @@ func (a *API) Register(mux *http.ServeMux) {
 	}, a.logs))
 	mux.HandleFunc("GET /stratus/v1/usage", a.allow("stratus:GetUsage", nil, a.usage))
 	mux.HandleFunc("GET /stratus/v1/functions", a.allow("stratus:GetFunctionStatus", nil, a.functions))
+	mux.HandleFunc("GET /stratus/v1/buckets", a.allow("stratus:GetBucketStatus", nil, func(w http.ResponseWriter, r *http.Request) {
+		out := struct {
+			Buckets []BucketStatus `json:"buckets"`
+		}{Buckets: []BucketStatus{}}
+		if a.buckets != nil {
+			out.Buckets = append(out.Buckets, a.buckets()...)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}))
 	mux.HandleFunc("GET /stratus/v1/code/{key}", a.code)
 }
 
