@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,19 +19,28 @@ import (
 // Files keeps object bytes as files named by random ids, two hex digits
 // of fan-out. A file is written whole and synced, with its folder, before
 // any record names it; a record is the only way to find one.
+//
+// With a cluster (shared, JetStream's object store), a committed file is
+// also put there before its record is written, and a node that has no
+// copy of a file fetches it from there on first read, keeping it as its
+// own copy: every node reads every object.
 type Files struct {
-	dir string
+	dir    string
+	shared jetstream.ObjectStore
 }
 
 // ErrNoSpace: the disk cannot take the object.
 var ErrNoSpace = errors.New("not enough space on the object store's disk")
 
-func openFiles(dir string) (*Files, error) {
+func openFiles(dir string, shared jetstream.ObjectStore) (*Files, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("object files: %w", err)
 	}
-	return &Files{dir: dir}, nil
+	return &Files{dir: dir, shared: shared}, nil
 }
+
+// sharedTimeout bounds one transfer of a file to or from the cluster.
+const sharedTimeout = 10 * time.Minute
 
 func (f *Files) path(name string) string { return filepath.Join(f.dir, name[:2], name) }
 
@@ -114,7 +126,59 @@ func (w *Writer) Commit() (Segment, error) {
 		_ = d.Sync()
 		d.Close()
 	}
+	if w.fs.shared != nil {
+		if err := w.fs.share(w.name); err != nil {
+			_ = os.Remove(w.fs.path(w.name))
+			return Segment{}, err
+		}
+	}
 	return Segment{File: w.name, Size: w.n}, nil
+}
+
+// share puts a committed file in the cluster's object store.
+func (f *Files) share(name string) error {
+	fh, err := os.Open(f.path(name))
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	if _, err := f.shared.Put(ctx, jetstream.ObjectMeta{Name: name}, fh); err != nil {
+		return fmt.Errorf("share object file: %w", err)
+	}
+	return nil
+}
+
+// fetch copies a file another node took from the cluster's object store.
+func (f *Files) fetch(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	res, err := f.shared.Get(ctx, name)
+	if err != nil {
+		return fmt.Errorf("fetch object file: %w", err)
+	}
+	defer res.Close()
+	if err := os.MkdirAll(filepath.Dir(f.path(name)), 0o700); err != nil {
+		return err
+	}
+	tmp := f.path(name) + ".fetch-" + newID()[:8]
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return noSpace(err)
+	}
+	_, err = io.Copy(out, res)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, f.path(name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return noSpace(fmt.Errorf("fetch object file: %w", err))
+	}
+	return nil
 }
 
 // Abort removes a file not committed; after Commit it does nothing.
@@ -128,14 +192,25 @@ func (w *Writer) Abort() {
 }
 
 func (f *Files) remove(name string) {
-	if name != "" {
-		_ = os.Remove(f.path(name))
+	if name == "" {
+		return
+	}
+	_ = os.Remove(f.path(name))
+	if f.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_ = f.shared.Delete(ctx, name)
+		cancel()
 	}
 }
 
 // Open opens a segment for reading.
 func (f *Files) Open(g Segment) (*os.File, error) {
 	fh, err := os.Open(f.path(g.File))
+	if errors.Is(err, os.ErrNotExist) && f.shared != nil {
+		if err = f.fetch(g.File); err == nil {
+			fh, err = os.Open(f.path(g.File))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("object file: %w", err)
 	}

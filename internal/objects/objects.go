@@ -165,7 +165,7 @@ type index struct {
 // Open loads the index, removes files no record names (left by a crash
 // between a write and its record), and starts following changes.
 func Open(ctx context.Context, st *store.Store, dir string, log *slog.Logger) (*Store, error) {
-	f, err := openFiles(dir)
+	f, err := openFiles(dir, st.ObjectData)
 	if err != nil {
 		return nil, err
 	}

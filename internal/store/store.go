@@ -20,23 +20,24 @@ import (
 
 // Names of the buckets and streams.
 const (
-	FunctionsBucket = "stratus-functions"
-	APIsBucket      = "stratus-apis"
-	SchedulesBucket = "stratus-schedules"
-	CodeBucket      = "stratus-code"
-	LogsStream      = "STRATUS_LOGS"
-	LogsSubject     = "stratus.logs."
-	UsageStream     = "STRATUS_USAGE"
-	UsageSubject    = "stratus.usage."
-	AsyncStream     = "STRATUS_ASYNC"
-	AsyncSubject    = "stratus.async."
-	QueuesBucket    = "stratus-queues"
-	MappingsBucket  = "stratus-event-source-mappings"
-	LeasesBucket    = "stratus-sqs-leases"
-	IAMBucket       = "stratus-iam"
-	ObjectsBucket   = "stratus-s3"
-	DelayStream     = "STRATUS_SQS_DELAY"
-	DelaySubject    = "stratus.sqsdelay."
+	FunctionsBucket  = "stratus-functions"
+	APIsBucket       = "stratus-apis"
+	SchedulesBucket  = "stratus-schedules"
+	CodeBucket       = "stratus-code"
+	LogsStream       = "STRATUS_LOGS"
+	LogsSubject      = "stratus.logs."
+	UsageStream      = "STRATUS_USAGE"
+	UsageSubject     = "stratus.usage."
+	AsyncStream      = "STRATUS_ASYNC"
+	AsyncSubject     = "stratus.async."
+	QueuesBucket     = "stratus-queues"
+	MappingsBucket   = "stratus-event-source-mappings"
+	LeasesBucket     = "stratus-sqs-leases"
+	IAMBucket        = "stratus-iam"
+	ObjectsBucket    = "stratus-s3"
+	ObjectDataBucket = "stratus-s3-data"
+	DelayStream      = "STRATUS_SQS_DELAY"
+	DelaySubject     = "stratus.sqsdelay."
 	// QueueStreamPrefix and QueueSubject name the stream and subject of
 	// each queue: one stream per queue, so purge, counts and retention are
 	// the stream's own.
@@ -103,10 +104,13 @@ type Store struct {
 	IAM       jetstream.KeyValue // identities, keys and policies (package auth)
 	Objects   jetstream.KeyValue // S3 buckets, the index of objects, uploads (package objects)
 	Code      jetstream.ObjectStore
-	Logs      jetstream.Stream
-	Usage     jetstream.Stream
-	Async     jetstream.Stream
-	Delay     jetstream.Stream
+	// ObjectData holds S3 objects' bytes for every node of a cluster
+	// (external NATS only; one node keeps them in files).
+	ObjectData jetstream.ObjectStore
+	Logs       jetstream.Stream
+	Usage      jetstream.Stream
+	Async      jetstream.Stream
+	Delay      jetstream.Stream
 
 	srv    *server.Server // nil when external
 	space  *space         // watches the embedded store's disk; nil when external
@@ -288,6 +292,12 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("iam bucket: %w", err)
+	}
+	if s.srv == nil {
+		s.ObjectData, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ObjectDataBucket, Storage: jetstream.FileStorage})
+		if err != nil {
+			return fmt.Errorf("object data bucket: %w", err)
+		}
 	}
 	s.Objects, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:  ObjectsBucket,
