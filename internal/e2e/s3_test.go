@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -461,4 +464,53 @@ func TestS3AcrossNodes(t *testing.T) {
 		_, err := ca.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("shared"), Key: aws.String("from-a")})
 		return apiCode(err) == "NotFound"
 	})
+}
+
+// TestS3DiskFull: on a full disk new objects are refused with 503 (and
+// nothing half-written stays), the objects stored are intact, and uploads
+// work again once there is room, without a restart.
+func TestS3DiskFull(t *testing.T) {
+	requireRoot(t)
+	disk := filepath.Join(t.TempDir(), "disk")
+	if err := os.MkdirAll(disk, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=300m"); err != nil {
+		t.Fatalf("mount a small file system: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(disk, syscall.MNT_DETACH) })
+	s := startServer(t, filepath.Join(disk, "data"))
+	c := s.s3(t)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("full")}); err != nil {
+		t.Fatal(err)
+	}
+	kept := randomBytes(2 << 20)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("full"), Key: aws.String("kept"), Body: bytes.NewReader(kept)}); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(disk, "filler")
+	fill(t, filler, 30<<20)
+	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("full"), Key: aws.String("refused"), Body: bytes.NewReader(randomBytes(20 << 20))})
+	if httpStatus(err) != 503 || apiCode(err) != "ServiceUnavailable" {
+		t.Fatalf("PutObject on a full disk: %v", err)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("full"), Key: aws.String("refused")}); apiCode(err) != "NotFound" {
+		t.Errorf("a refused object is there: %v", err)
+	}
+	o, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("full"), Key: aws.String("kept")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(o.Body)
+	o.Body.Close()
+	if !bytes.Equal(got, kept) {
+		t.Error("a stored object changed on a full disk")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("full"), Key: aws.String("after"), Body: bytes.NewReader(randomBytes(20 << 20))}); err != nil {
+		t.Errorf("PutObject once there is room again: %v", err)
+	}
 }
