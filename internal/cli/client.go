@@ -582,6 +582,18 @@ func runUsage(ctx context.Context, env *Env, args []string) error {
 		} `json:"prices"`
 		Functions []usageRow `json:"functions"`
 		Total     usageRow   `json:"total"`
+		S3Prices  struct {
+			PerGBMonth       float64 `json:"perGBMonth"`
+			PerThousandTier1 float64 `json:"perThousandTier1"`
+			PerThousandTier2 float64 `json:"perThousandTier2"`
+		} `json:"s3Prices"`
+		Buckets []struct {
+			Bucket   string  `json:"bucket"`
+			Tier1    int64   `json:"tier1Requests"`
+			Tier2    int64   `json:"tier2Requests"`
+			GBMonths float64 `json:"gbMonths"`
+			Cost     float64 `json:"cost"`
+		} `json:"buckets"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		return fmt.Errorf("read usage: %w", err)
@@ -595,6 +607,19 @@ func runUsage(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "\nprices: $%.2f per 1M requests, $%.10f per GB-second, $%.10f per provisioned GB-second\n", rep.Prices.PerMillionRequests, rep.Prices.PerGBSecond, rep.Prices.PerProvisionedGBSecond)
+	if len(rep.Buckets) == 0 {
+		return nil
+	}
+	fmt.Fprintln(env.Stdout)
+	tw = tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "BUCKET\tPUT/COPY/POST/LIST\tGET/HEAD\tGB-MONTHS\tCOST (USD)\t")
+	for _, b := range rep.Buckets {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.9f\t%.8f\t\n", b.Bucket, b.Tier1, b.Tier2, b.GBMonths, b.Cost)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "\nS3 prices: $%.3f per GB-month, $%.4f per 1,000 PUT/COPY/POST/LIST, $%.4f per 1,000 GET and others\n", rep.S3Prices.PerGBMonth, rep.S3Prices.PerThousandTier1, rep.S3Prices.PerThousandTier2)
 	return nil
 }
 

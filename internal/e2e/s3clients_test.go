@@ -100,6 +100,18 @@ func TestS3Clients(t *testing.T) {
 	if out, err := cli("s3", "rb", "s3://cli-bucket"); err != nil {
 		t.Errorf("aws s3 rb: %v\n%s", err, out)
 	}
+	// Requests and storage are recorded (at a clean stop, or each minute)
+	// and priced at S3's public prices.
+	if err := s.stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.restart()
+	cmd := exec.Command(stratusBin, "usage")
+	cmd.Env = append(os.Environ(), "STRATUS_ENDPOINT="+s.Endpoint, "STRATUS_DATA_DIR="+s.dataDir)
+	usage, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(usage), "cli-bucket") || !strings.Contains(string(usage), "S3 prices: $0.023 per GB-month") {
+		t.Errorf("stratus usage: %v\n%s", err, usage)
+	}
 }
 
 const boto3S3 = `

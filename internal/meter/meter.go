@@ -180,8 +180,8 @@ func Aggregate(ctx context.Context, st *store.Store, since time.Time, fn string,
 			return nil // an unreadable batch is skipped, not fatal
 		}
 		for _, r := range recs {
-			if r.Start.Before(since) {
-				continue
+			if r.Function == "" || r.Start.Before(since) {
+				continue // not an invocation's (a bucket's, under s3.)
 			}
 			t := acc[r.Function]
 			if t == nil {

@@ -235,7 +235,15 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	promReg.MustRegister(buckets.Collector())
 	// Virtual-hosted addressing needs a name: BUCKET.localhost.
 	s3Hosts := []string{"localhost"}
-	s3 := s3api.New(buckets, ids, s3api.Options{Region: cfg.Region, Hosts: s3Hosts, Log: log,
+	s3Usage := meter.NewS3Meter(st.JS, log, func() map[string]int64 {
+		out := map[string]int64{}
+		for _, b := range buckets.Buckets() {
+			_, out[b.Name] = buckets.Stats(b.Name)
+		}
+		return out
+	})
+	defer s3Usage.Close()
+	s3 := s3api.New(buckets, ids, s3api.Options{Region: cfg.Region, Hosts: s3Hosts, Log: log, Meter: s3Usage,
 		Notify: &s3Notifier{region: cfg.Region, reg: reg, async: async, queues: queues}})
 	route := s3Route{hosts: s3Hosts}
 

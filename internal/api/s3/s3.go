@@ -41,6 +41,8 @@ type Options struct {
 	Hosts  []string
 	Notify Notifier
 	Log    *slog.Logger
+	// Meter, when set, counts each request on a bucket by its price tier.
+	Meter interface{ Request(bucket string, tier int) }
 }
 
 // API serves S3.
@@ -102,6 +104,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amz-Request-Id", w.Header().Get("X-Amzn-RequestId"))
 	t := a.address(r)
 	q := r.URL.Query()
+	if a.opts.Meter != nil {
+		a.opts.Meter.Request(t.bucket, tier(r.Method, q, t.hasKey))
+	}
 	var err error
 	switch {
 	case t.bucket == "":
@@ -121,6 +126,22 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, r, err)
 	}
+}
+
+// tier is a request's price tier as S3 bills it: 1 for PUT, COPY, POST
+// and LIST, 2 for GET, HEAD and the rest, 0 for DELETE (free).
+func tier(method string, q url.Values, hasKey bool) int {
+	switch method {
+	case http.MethodDelete:
+		return 0
+	case http.MethodPut, http.MethodPost:
+		return 1
+	case http.MethodGet:
+		if !hasKey && (q.Get("list-type") == "2" || isListV1(q) || q.Has("uploads")) || hasKey && q.Has("uploadId") {
+			return 1 // listings
+		}
+	}
+	return 2
 }
 
 func methodNotAllowed() *s3Error {

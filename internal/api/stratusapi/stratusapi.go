@@ -196,8 +196,19 @@ func (a *API) usage(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "ServiceException", err.Error())
 		return
 	}
+	out := struct {
+		*meter.Report
+		S3Prices meter.S3Prices   `json:"s3Prices"`
+		Buckets  []meter.S3Totals `json:"buckets"`
+	}{Report: rep, S3Prices: meter.DefaultS3Prices, Buckets: []meter.S3Totals{}}
+	if fn == "" {
+		if out.Buckets, err = meter.AggregateS3(r.Context(), a.st, since, meter.DefaultS3Prices); err != nil {
+			fail(w, http.StatusInternalServerError, "ServiceException", err.Error())
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(rep)
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 func (a *API) functions(w http.ResponseWriter, r *http.Request) {
