@@ -551,10 +551,11 @@ func (a *API) copyObject(w http.ResponseWriter, r *http.Request, t target) error
 	if err != nil {
 		return err
 	}
-	o := &objects.Object{Bucket: t.bucket, Key: t.key, Size: src.Size, ETag: src.ETag, Headers: hdr,
-		Checksums: src.Checksums, ChecksumType: src.ChecksumType, Parts: src.Parts, Segments: []objects.Segment{seg}}
-	if src.Parts == 0 {
-		o.ETag = sum
+	// The copy is one piece: its ETag is its MD5, and only a checksum of
+	// the whole object carries over.
+	o := &objects.Object{Bucket: t.bucket, Key: t.key, Size: src.Size, ETag: sum, Headers: hdr, Segments: []objects.Segment{seg}}
+	if src.ChecksumType == "FULL_OBJECT" {
+		o.Checksums, o.ChecksumType = src.Checksums, src.ChecksumType
 	}
 	if err := a.st.Put(r.Context(), o, false, ""); err != nil {
 		a.st.Files().Remove(seg)
