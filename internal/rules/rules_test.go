@@ -52,6 +52,7 @@ var layers = map[string]int{
 	"internal/api/apigateway": 4,
 	"internal/api/stratusapi": 4,
 	"internal/api/iam":        4,
+	"internal/api/s3":         4,
 	"internal/dashboard":      4,
 
 	"internal/server": 5,
@@ -60,6 +61,7 @@ var layers = map[string]int{
 	"cmd/stratus":             6,
 	"internal/e2e":            6,
 	"internal/e2e/echoserver": 6,
+	"internal/e2e/fileserver": 6,
 	"internal/rules":          6,
 	"examples/go-hello":       6,
 }
