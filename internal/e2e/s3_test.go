@@ -348,6 +348,33 @@ func TestS3GoSDK(t *testing.T) {
 			t.Error("multipart object: other bytes")
 		}
 	}
+	// A multipart copy of ranges of that object.
+	cu, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("data"), Key: aws.String("copied")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cparts []types.CompletedPart
+	for i, rg := range []string{fmt.Sprintf("bytes=0-%d", (5<<20)-1), fmt.Sprintf("bytes=%d-%d", 5<<20, len(whole)-1)} {
+		pc, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("data"), Key: aws.String("copied"), UploadId: cu.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), CopySource: aws.String("data/big"), CopySourceRange: aws.String(rg)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cparts = append(cparts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: pc.CopyPartResult.ETag})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("data"), Key: aws.String("copied"), UploadId: cu.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: cparts}}); err != nil {
+		t.Fatal(err)
+	}
+	if co, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String("copied")}); err == nil {
+		got, _ := io.ReadAll(co.Body)
+		co.Body.Close()
+		if !bytes.Equal(got, whole) {
+			t.Error("an object made of part copies: other bytes")
+		}
+	} else {
+		t.Error(err)
+	}
 	small, _ := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("data"), Key: aws.String("small")})
 	var sp []types.CompletedPart
 	for i := range 2 {

@@ -320,3 +320,49 @@ def handler(event, context):
     s3.put_object(Bucket=bucket, Key="results/" + real.split("/", 1)[1] + ".json", Body=json.dumps(out).encode())
     return out
 `
+
+// TestS3FromFunctions: inside instances, aws-sdk-go-v2 (path-style) and
+// the JavaScript SDK v3 (packaged with the function, as on Lambda) write
+// and read objects with no setup beyond the environment every instance
+// has.
+func TestS3FromFunctions(t *testing.T) {
+	s := startServer(t, "")
+	ctx := context.Background()
+	if _, err := s.s3(t).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("from-fns")}); err != nil {
+		t.Fatal(err)
+	}
+	lc := s.lambda()
+	probe := filepath.Join(t.TempDir(), "s3probe")
+	if err := goBuildPlain(probe, "./internal/e2e/testdata/s3probe"); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	createFunction(t, lc, "go-s3", makeZip(t, map[string][]byte{"bootstrap": bin}), fnOpts{timeout: 20})
+	js := filepath.Join(repoRoot, "internal", "e2e", "testdata", "js")
+	files := map[string][]byte{}
+	err = filepath.WalkDir(filepath.Join(js, "node_modules"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(js, p)
+		b, err := os.ReadFile(p)
+		files[filepath.ToSlash(rel)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the JavaScript SDK is required; .ci/run installs it: %v", err)
+	}
+	fn, _ := os.ReadFile(filepath.Join(js, "fn.mjs"))
+	files["fn.mjs"] = fn
+	createFunction(t, lc, "node-s3", makeZip(t, files), fnOpts{runtime: "nodejs20.x", handler: "fn.handler", timeout: 20, memory: 256})
+	for _, f := range []string{"go-s3", "node-s3"} {
+		payload := fmt.Sprintf(`{"bucket":"from-fns","key":"written-by/%s","body":"hello from %s"}`, f, f)
+		out := invoke(t, lc, f, payload)
+		if out.FunctionError != nil || string(out.Payload) != fmt.Sprintf(`"hello from %s"`, f) {
+			t.Errorf("%s: %s", f, out.Payload)
+		}
+	}
+}
