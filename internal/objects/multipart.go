@@ -206,23 +206,28 @@ func (s *Store) expireUploads(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		s.mu.RLock()
-		var old []*Upload
-		for _, u := range s.uploads {
-			if s.now().Sub(u.Initiated) > uploadLifetime {
-				old = append(old, u)
-			}
-		}
-		s.mu.RUnlock()
-		for _, u := range old {
-			if err := s.Abort(ctx, u); err != nil {
-				s.log.Warn("objects: could not expire an abandoned upload", "upload", u.ID, "err", err)
-			}
-		}
+		s.ExpireUploads(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// ExpireUploads aborts every upload older than uploadLifetime.
+func (s *Store) ExpireUploads(ctx context.Context) {
+	s.mu.RLock()
+	var old []*Upload
+	for _, u := range s.uploads {
+		if s.now().Sub(u.Initiated) > uploadLifetime {
+			old = append(old, u)
+		}
+	}
+	s.mu.RUnlock()
+	for _, u := range old {
+		if err := s.Abort(ctx, u); err != nil {
+			s.log.Warn("objects: could not expire an abandoned upload", "upload", u.ID, "err", err)
 		}
 	}
 }
