@@ -58,6 +58,9 @@ type Request struct {
 	LogTail       bool
 	ClientContext string // base64 JSON, as sent in X-Amz-Client-Context
 	TraceID       string
+	// Stream, when set, takes a response the function streams as it
+	// comes (InvokeWithResponseStream, streaming function URLs).
+	Stream runtimeapi.Sink
 }
 
 // invokedQualifier is the qualifier the caller named, for the invoked ARN.
@@ -80,6 +83,9 @@ type Response struct {
 	ExecutedVersion string
 	LogResult       string // base64 tail of the log, with LogTail
 	RequestID       string
+	// Streamed counts the bytes that went to Request.Stream; Payload is
+	// then empty unless the stream failed (the error document).
+	Streamed int64
 }
 
 // FunctionError is X-Amz-Function-Error: "Unhandled" when the function
@@ -246,6 +252,7 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 		FunctionARN:   function.ARN(iv.opts.Region, fn.Name, req.invokedQualifier()),
 		TraceID:       traceID,
 		ClientContext: clientContext,
+		Stream:        req.Stream,
 	})
 	dur := iv.clock.Now().Sub(start)
 	if errors.Is(err, pool.ErrNotStarted) {
@@ -259,8 +266,8 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 	maxMem := inst.MaxMemoryMB()
 	logs.Settle()
 
-	resp := &Response{Status: 200, ExecutedVersion: version, RequestID: reqID, Payload: res.Payload, Outcome: res.Outcome, ErrorType: res.ErrorType}
-	rec := meter.Record{Function: fn.Name, Version: version, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: res.Outcome}
+	resp := &Response{Status: 200, ExecutedVersion: version, RequestID: reqID, Payload: res.Payload, Outcome: res.Outcome, ErrorType: res.ErrorType, Streamed: res.Streamed}
+	rec := meter.Record{Function: fn.Name, Version: version, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: res.Outcome, Streamed: res.Streamed}
 	if cold {
 		rec.InitMs = ms(inst.InitDuration)
 	}

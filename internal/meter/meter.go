@@ -31,6 +31,8 @@ type Record struct {
 	MaxMemMB   int       `json:"mm,omitempty"`
 	InitMs     float64   `json:"i,omitempty"`
 	Cold       bool      `json:"c,omitempty"`
+	// Streamed is the bytes of a streamed response.
+	Streamed int64 `json:"sb,omitempty"`
 	// Outcome.Provisioned records provisioned instances kept ready:
 	// BilledMs is then instance-milliseconds, billed at the provisioned rate.
 	Outcome outcome.Outcome `json:"o"`
@@ -146,14 +148,16 @@ func (w *Writer) Close() { w.loop.Close() }
 
 // Totals is one function's usage over a period.
 type Totals struct {
-	Function    string  `json:"function"`
-	Requests    int64   `json:"requests"`
-	Errors      int64   `json:"errors"`
-	Throttles   int64   `json:"throttles"`
-	ColdStarts  int64   `json:"coldStarts"`
-	BilledMs    int64   `json:"billedMs"`
-	GBSeconds   float64 `json:"gbSeconds"`
-	InitMsTotal float64 `json:"initMsTotal"`
+	Function   string `json:"function"`
+	Requests   int64  `json:"requests"`
+	Errors     int64  `json:"errors"`
+	Throttles  int64  `json:"throttles"`
+	ColdStarts int64  `json:"coldStarts"`
+	// StreamedBytes are the bytes of streamed responses.
+	StreamedBytes int64   `json:"streamedBytes,omitempty"`
+	BilledMs      int64   `json:"billedMs"`
+	GBSeconds     float64 `json:"gbSeconds"`
+	InitMsTotal   float64 `json:"initMsTotal"`
 	// ProvisionedGBSeconds is compute kept ready by provisioned concurrency.
 	ProvisionedGBSeconds float64 `json:"provisionedGBSeconds"`
 	Cost                 float64 `json:"cost"`
@@ -203,6 +207,7 @@ func Aggregate(ctx context.Context, st *store.Store, since time.Time, fn string,
 		rep.Total.Errors += t.Errors
 		rep.Total.Throttles += t.Throttles
 		rep.Total.ColdStarts += t.ColdStarts
+		rep.Total.StreamedBytes += t.StreamedBytes
 		rep.Total.BilledMs += t.BilledMs
 		rep.Total.GBSeconds += t.GBSeconds
 		rep.Total.InitMsTotal += t.InitMsTotal
@@ -251,6 +256,7 @@ func (t *Totals) add(r Record) {
 	}
 	t.BilledMs += r.BilledMs
 	t.GBSeconds += r.GBSeconds()
+	t.StreamedBytes += r.Streamed
 }
 
 func (p Prices) cost(t *Totals) float64 {

@@ -42,6 +42,7 @@ type Result struct {
 	Outcome   outcome.Outcome
 	Payload   []byte // the function's answer, or the error document
 	ErrorType string // set unless Outcome is Success
+	Streamed  int64  // bytes of the answer streamed to the invocation's sink
 }
 
 // InitError is returned by Acquire when a new instance failed to start
@@ -182,9 +183,9 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 // fromRuntime is the result a runtime reported.
 func fromRuntime(r runtimeapi.Result) Result {
 	if r.ErrorType == "" {
-		return Result{Outcome: outcome.Success, Payload: r.Payload}
+		return Result{Outcome: outcome.Success, Payload: r.Payload, Streamed: r.Streamed}
 	}
-	return Result{Outcome: outcome.Error, Payload: r.Payload, ErrorType: r.ErrorType}
+	return Result{Outcome: outcome.Error, Payload: r.Payload, ErrorType: r.ErrorType, Streamed: r.Streamed}
 }
 
 func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisioned bool) []string {

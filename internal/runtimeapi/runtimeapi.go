@@ -7,6 +7,7 @@ package runtimeapi
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -33,9 +34,23 @@ type Invocation struct {
 	TraceID         string
 	ClientContext   string // JSON, already decoded from the base64 header
 	CognitoIdentity string
+	// Stream, when set, takes a streamed response as it arrives (see
+	// handleResponse); a buffered one arrives in Result.Payload.
+	Stream Sink
 
 	picked atomic.Bool
 }
+
+// Sink takes the bytes of a streamed response as they come.
+type Sink interface {
+	// Write passes bytes on; an error means nobody reads any more (the
+	// rest of the stream is then read and dropped).
+	Write(p []byte) (int, error)
+	Flush()
+}
+
+// MaxStreamedResponse is Lambda's limit on a streamed response.
+const MaxStreamedResponse = 200 << 20
 
 // Picked reports whether the runtime has received the invocation.
 func (inv *Invocation) Picked() bool { return inv.picked.Load() }
@@ -44,6 +59,10 @@ func (inv *Invocation) Picked() bool { return inv.picked.Load() }
 type Result struct {
 	Payload   []byte
 	ErrorType string // non-empty when the function (or runtime) reported an error
+	// Streamed counts the bytes passed to the invocation's Stream; an
+	// error reported mid-stream (in the trailers) is in ErrorType and
+	// Payload.
+	Streamed int64
 }
 
 // Endpoint is the Runtime API of one instance.
@@ -174,8 +193,29 @@ func (e *Endpoint) take(id string) chan Result {
 	return res
 }
 
+// current is the in-flight invocation if id names it.
+func (e *Endpoint) current(id string) *Invocation {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cur == nil || e.cur.RequestID != id {
+		return nil
+	}
+	return e.cur
+}
+
+// streaming: the runtime streams its answer, as Lambda's runtimes say
+// with the response mode header, or as aws-lambda-go does, with a chunked
+// body.
+func streaming(r *http.Request) bool {
+	return r.Header.Get("Lambda-Runtime-Function-Response-Mode") == "streaming" || r.ContentLength < 0
+}
+
 func (e *Endpoint) handleResponse(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if inv := e.current(id); inv != nil && inv.Stream != nil && streaming(r) {
+		e.stream(w, r, inv)
+		return
+	}
 	body, tooLarge, err := readBody(r, function.MaxResponsePayload)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "TruncatedHTTPRequest", err.Error())
@@ -192,8 +232,91 @@ func (e *Endpoint) handleResponse(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", msg)
 		return
 	}
+	if r := trailerError(r); r != nil {
+		res <- *r
+		accepted(w)
+		return
+	}
 	res <- Result{Payload: body}
 	accepted(w)
+}
+
+// stream passes a streamed answer to the invocation's sink chunk by chunk
+// as it is read, up to MaxStreamedResponse; then the result says how much
+// went and any error the trailers report. A sink that fails (its reader
+// went away) gets no more; the rest is read and dropped, so the function
+// finishes and nothing piles up.
+func (e *Endpoint) stream(w http.ResponseWriter, r *http.Request, inv *Invocation) {
+	buf := make([]byte, 32<<10)
+	var n int64
+	sinkOK := true
+	var readErr error
+	for {
+		m, err := r.Body.Read(buf)
+		if m > 0 {
+			if n+int64(m) > MaxStreamedResponse {
+				m = int(MaxStreamedResponse - n)
+				readErr = errTooLong
+			}
+			if sinkOK && m > 0 {
+				if _, werr := inv.Stream.Write(buf[:m]); werr != nil {
+					sinkOK = false
+				} else {
+					inv.Stream.Flush()
+				}
+			}
+			n += int64(m)
+		}
+		if readErr != nil {
+			break
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+	}
+	res := e.take(inv.RequestID)
+	if res == nil {
+		writeError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+		return
+	}
+	switch {
+	case errors.Is(readErr, errTooLong):
+		msg := "Response payload size exceeded maximum allowed payload size (" + strconv.Itoa(MaxStreamedResponse) + " bytes)."
+		res <- Result{ErrorType: outcome.TypeTooLarge, Payload: outcome.ErrorDoc(outcome.TypeTooLarge, msg), Streamed: n}
+		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", msg)
+		return
+	case readErr != nil:
+		res <- Result{ErrorType: outcome.TypeExit, Payload: outcome.ErrorDoc(outcome.TypeExit, "the response stream broke off: "+readErr.Error()), Streamed: n}
+		return
+	}
+	if tr := trailerError(r); tr != nil {
+		tr.Streamed = n
+		res <- *tr
+	} else {
+		res <- Result{Streamed: n}
+	}
+	accepted(w)
+}
+
+var errTooLong = errors.New("streamed response too long")
+
+// trailerError is the error a runtime reported in the trailers of its
+// answer (Lambda-Runtime-Function-Error-Type, and -Error-Body as base64
+// JSON), after a body it may have streamed; nil if none.
+func trailerError(r *http.Request) *Result {
+	typ := r.Trailer.Get("Lambda-Runtime-Function-Error-Type")
+	if typ == "" {
+		return nil
+	}
+	body, err := base64.StdEncoding.DecodeString(r.Trailer.Get("Lambda-Runtime-Function-Error-Body"))
+	if err != nil || !json.Valid(body) {
+		body = outcome.ErrorDoc(typ, string(body))
+	}
+	return &Result{ErrorType: typ, Payload: body}
 }
 
 func (e *Endpoint) handleError(w http.ResponseWriter, r *http.Request) {

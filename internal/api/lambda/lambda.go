@@ -153,6 +153,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("PUT "+fns+"/{name}/configuration", a.h("UpdateFunctionConfiguration", a.updateFunctionConfiguration))
 	mux.HandleFunc("PUT "+fns+"/{name}/code", a.h("UpdateFunctionCode", a.updateFunctionCode))
 	mux.HandleFunc("POST "+fns+"/{name}/invocations", a.h("InvokeFunction", a.invoke))
+	// InvokeWithResponseStream is allowed by lambda:InvokeFunction, as on AWS.
+	mux.HandleFunc("POST /2021-11-15/functions/{name}/response-streaming-invocations", a.h("InvokeFunction", a.invokeStream))
 	mux.HandleFunc("GET /2020-06-30/functions/{name}/code-signing-config", a.h("GetFunctionCodeSigningConfig", a.getCodeSigning))
 	mux.HandleFunc("GET /2016-08-19/account-settings", a.h("GetAccountSettings", a.accountSettings))
 	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.h("GetAccountSettings", a.accountSettings))

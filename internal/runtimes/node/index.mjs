@@ -6,6 +6,8 @@ import fs from "node:fs";
 import util from "node:util";
 import { pathToFileURL } from "node:url";
 import { createRequire } from "node:module";
+import { Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 
 const api = process.env.AWS_LAMBDA_RUNTIME_API;
 const [apiHost, apiPort] = api.split(":");
@@ -27,6 +29,78 @@ function request(method, urlPath, body, headers = {}) {
     if (body !== undefined) req.end(body);
     else req.end();
   });
+}
+
+// The awslambda global of Lambda's Node.js runtime, for response streaming:
+// a handler wrapped by streamifyResponse gets a writable stream and writes
+// its answer to it as it goes.
+const streaming = Symbol.for("aws.lambda.runtime.handler.streaming");
+globalThis.awslambda = {
+  streamifyResponse(handler) {
+    handler[streaming] = "response";
+    return handler;
+  },
+  HttpResponseStream: class HttpResponseStream {
+    // A function URL's answer: the status and headers (JSON), eight zero
+    // bytes, then the body.
+    static from(stream, prelude) {
+      stream.setContentType("application/vnd.awslambda.http-integration-response");
+      stream.write(JSON.stringify(prelude ?? {}));
+      stream.write(new Uint8Array(8));
+      return stream;
+    }
+  },
+};
+
+// responseStream posts the answer as a chunked body as it is written,
+// with backpressure from the socket; an error after the first bytes goes
+// in the trailers, as Lambda's runtimes send it.
+function responseStream(id) {
+  let resolveDone, rejectDone;
+  const done = new Promise((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+  const req = http.request(
+    {
+      host: apiHost, port: apiPort, path: `${base}/invocation/${id}/response`, method: "POST", agent,
+      headers: {
+        "Lambda-Runtime-Function-Response-Mode": "streaming",
+        "Transfer-Encoding": "chunked",
+        Trailer: "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+        "Content-Type": "application/octet-stream",
+      },
+    },
+    (res) => {
+      res.resume();
+      res.on("end", () => resolveDone(res.statusCode));
+      res.on("error", rejectDone);
+    },
+  );
+  req.on("error", rejectDone);
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      if (req.write(chunk)) cb();
+      else req.once("drain", () => cb());
+    },
+    final(cb) {
+      req.end();
+      cb();
+    },
+  });
+  stream.setContentType = (ct) => {
+    if (!req.headersSent) req.setHeader("Content-Type", ct);
+  };
+  const fail = (err) => {
+    if (req.writableEnded) return;
+    const doc = errorDoc(err);
+    req.addTrailers({
+      "Lambda-Runtime-Function-Error-Type": doc.errorType,
+      "Lambda-Runtime-Function-Error-Body": Buffer.from(JSON.stringify(doc)).toString("base64"),
+    });
+    req.end();
+  };
+  return { stream, done, fail };
 }
 
 function errorDoc(err) {
@@ -203,6 +277,19 @@ async function main() {
       continue;
     }
     const context = makeContext(next.headers);
+    if (fn[streaming]) {
+      const { stream, done, fail } = responseStream(id);
+      try {
+        await fn(event, stream, context);
+        if (!stream.writableEnded) stream.end();
+        await finished(stream);
+      } catch (e) {
+        console.error(`Invoke Error \t${JSON.stringify(errorDoc(e))}`);
+        fail(e);
+      }
+      await done.catch(() => {});
+      continue;
+    }
     try {
       const result = await runHandler(fn, event, context);
       const body = result === undefined ? "null" : JSON.stringify(result);
