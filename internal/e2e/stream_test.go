@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,3 +196,77 @@ assert b"".join(chunks) == b"first chunk\nchunk 1\nchunk 2\n", chunks
 assert done is not None and not done.get("ErrorCode"), done
 print("boto3 stream ok")
 `
+
+// TestStreamingURLs: function URLs in RESPONSE_STREAM mode pass on the
+// function's status, headers and each write as it is made: a Go handler
+// written for aws-lambda-go's lambdaurl (its first write reaches the
+// client while it still runs), and a Node.js one with HttpResponseStream.
+func TestStreamingURLs(t *testing.T) {
+	s := startServer(t, "")
+	ctx := context.Background()
+	lc := s.lambda()
+	if _, err := s.s3(t).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("url-signals")}); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "urlstream")
+	if err := goBuildPlain(bin, "./internal/e2e/testdata/urlstream"); err != nil {
+		t.Fatal(err)
+	}
+	code, _ := os.ReadFile(bin)
+	createFunction(t, lc, "go-url", makeZip(t, map[string][]byte{"bootstrap": code}), fnOpts{timeout: 20})
+	createFunction(t, lc, "node-url", makeZip(t, map[string][]byte{"urlstream.mjs": mustRead(t, filepath.Join(repoRoot, "internal", "e2e", "testdata", "js", "urlstream.mjs"))}),
+		fnOpts{runtime: "nodejs20.x", handler: "urlstream.handler", timeout: 20})
+	urls := map[string]string{}
+	for _, fn := range []string{"go-url", "node-url"} {
+		allowPublicURL(t, lc, fn, "")
+		out, err := lc.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String(fn), AuthType: ltypes.FunctionUrlAuthTypeNone, InvokeMode: ltypes.InvokeModeResponseStream})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.InvokeMode != ltypes.InvokeModeResponseStream {
+			t.Errorf("invoke mode %s", out.InvokeMode)
+		}
+		urls[fn] = aws.ToString(out.FunctionUrl)
+	}
+
+	resp, err := plainClient.Get(urls["go-url"] + "?wait=url-signals/go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 201 || resp.Header.Get("X-Streamed-By") != "lambdaurl" || resp.Header.Get("Content-Type") != "text/plain" {
+		t.Errorf("lambdaurl's status and headers: %d %v", resp.StatusCode, resp.Header)
+	}
+	first := make([]byte, len("first\n"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "first\n" {
+		t.Fatalf("the first write: %q %v", first, err)
+	}
+	// Only now may the function finish.
+	if _, err := s.s3(t).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("url-signals"), Key: aws.String("go"), Body: strings.NewReader("go")}); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(rest) != "second\n" {
+		t.Errorf("the rest: %q", rest)
+	}
+
+	resp, err = plainClient.Get(urls["node-url"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 202 || resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("X-From") != "node" ||
+		!strings.Contains(resp.Header.Get("Set-Cookie"), "a=1") || string(body) != "data: 0\n\ndata: 1\n\ndata: 2\n\n" {
+		t.Errorf("HttpResponseStream through a URL: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -42,7 +42,6 @@ func (u *URLConfig) Validate() error {
 	case "", "BUFFERED":
 		u.InvokeMode = "BUFFERED"
 	case "RESPONSE_STREAM":
-		return invalidf("InvokeMode RESPONSE_STREAM is not supported by Stratus yet; use BUFFERED")
 	default:
 		return invalidf("Value '%s' at 'invokeMode' failed to satisfy constraint: Member must satisfy enum value set: [BUFFERED, RESPONSE_STREAM]", u.InvokeMode)
 	}

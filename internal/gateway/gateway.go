@@ -281,6 +281,15 @@ func (g *Gateway) serveURL(w http.ResponseWriter, r *http.Request, u *function.U
 		writeMessage(w, http.StatusInternalServerError, urlStyle, "Internal Server Error")
 		return
 	}
+	if u.InvokeMode == "RESPONSE_STREAM" {
+		sink := &urlStream{w: w, rc: http.NewResponseController(w)}
+		resp, err := g.inv.Invoke(r.Context(), invoke.Request{FunctionName: u.Function, Qualifier: u.Qualifier, Payload: payload, Stream: sink})
+		if sink.end() {
+			return // streamed: an error after the first bytes ends the stream
+		}
+		g.respond(w, resp, err, urlStyle, false) // nothing streamed: answered as a buffered URL
+		return
+	}
 	resp, err := g.inv.Invoke(r.Context(), invoke.Request{FunctionName: u.Function, Qualifier: u.Qualifier, Payload: payload})
 	g.respond(w, resp, err, urlStyle, false)
 }

@@ -247,6 +247,9 @@ func (e *Endpoint) handleResponse(w http.ResponseWriter, r *http.Request) {
 // went away) gets no more; the rest is read and dropped, so the function
 // finishes and nothing piles up.
 func (e *Endpoint) stream(w http.ResponseWriter, r *http.Request, inv *Invocation) {
+	if ct, ok := inv.Stream.(interface{ ContentType(string) }); ok {
+		ct.ContentType(r.Header.Get("Content-Type"))
+	}
 	buf := make([]byte, 32<<10)
 	var n int64
 	sinkOK := true
