@@ -132,6 +132,10 @@ func TestResponseStreaming(t *testing.T) {
 		t.Errorf("a 20 MB stream: %d bytes, complete %+v", n, got.complete)
 	}
 
+	if m := getBody(t, s.Endpoint+"/metrics"); !strings.Contains(m, `stratus_streamed_response_bytes_total{function="streamer"}`) {
+		t.Error("streamed bytes are not in the metrics")
+	}
+
 	// A timeout mid-stream ends the stream with the timeout's error.
 	got = readStream(t, call("slow-streamer", map[string]any{"chunks": 100, "gapMs": 100}), nil)
 	if got.complete == nil || aws.ToString(got.complete.ErrorCode) != "Sandbox.Timedout" || len(got.chunks) == 0 {

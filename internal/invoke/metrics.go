@@ -14,6 +14,7 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	initTime    *prometheus.HistogramVec
 	gbSeconds   *prometheus.CounterVec
+	streamed    *prometheus.CounterVec
 }
 
 // NewMetrics registers the invocation metrics with reg.
@@ -39,8 +40,11 @@ func NewMetrics(reg prometheus.Registerer, live func() float64, inflight func() 
 		gbSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stratus_billed_gb_seconds_total", Help: "Billed compute in GB-seconds.",
 		}, []string{"function"}),
+		streamed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stratus_streamed_response_bytes_total", Help: "Bytes of responses the functions streamed.",
+		}, []string{"function"}),
 	}
-	reg.MustRegister(m.invocations, m.coldStarts, m.throttles, m.duration, m.initTime, m.gbSeconds,
+	reg.MustRegister(m.invocations, m.coldStarts, m.throttles, m.duration, m.initTime, m.gbSeconds, m.streamed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stratus_instances", Help: "Live instances."}, live),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stratus_inflight_invocations", Help: "Invocations running now."}, inflight),
 	)
@@ -51,6 +55,9 @@ func (m *Metrics) observe(r meter.Record) {
 	m.invocations.WithLabelValues(r.Function, string(r.Outcome)).Inc()
 	m.duration.WithLabelValues(r.Function).Observe(r.DurationMs / 1000)
 	m.gbSeconds.WithLabelValues(r.Function).Add(r.GBSeconds())
+	if r.Streamed > 0 {
+		m.streamed.WithLabelValues(r.Function).Add(float64(r.Streamed))
+	}
 	if r.Cold {
 		m.coldStarts.WithLabelValues(r.Function).Inc()
 		m.initTime.WithLabelValues(r.Function).Observe(r.InitMs / 1000)
