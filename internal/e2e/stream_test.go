@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -273,4 +274,77 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// BenchmarkStreaming: time to first byte of a 1 MiB answer through a
+// streaming function URL against a buffered one (the same Node.js code),
+// and the throughput of a 64 MiB streamed answer against the echo server
+// answering as much, in the same run.
+func BenchmarkStreaming(b *testing.B) {
+	echo := startEcho(b)
+	s := startServer(b, "")
+	ctx := context.Background()
+	lc := s.lambda()
+	pkg := makeZip(b, map[string][]byte{"big.mjs": mustReadB(b, filepath.Join(repoRoot, "internal", "e2e", "testdata", "js", "big.mjs"))})
+	urls := map[string]string{}
+	for fn, mode := range map[string]ltypes.InvokeMode{"buffered": ltypes.InvokeModeBuffered, "streamed": ltypes.InvokeModeResponseStream} {
+		createFunction(b, lc, fn, pkg, fnOpts{runtime: "nodejs20.x", handler: "big." + fn, timeout: 60, memory: 1024})
+		allowPublicURL(b, lc, fn, "")
+		out, err := lc.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String(fn), AuthType: ltypes.FunctionUrlAuthTypeNone, InvokeMode: mode})
+		if err != nil {
+			b.Fatal(err)
+		}
+		urls[fn] = aws.ToString(out.FunctionUrl)
+	}
+	ttfb := func(url string) (first, all time.Duration, n int64) {
+		t0 := time.Now()
+		resp, err := plainClient.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		one := make([]byte, 1)
+		if _, err := io.ReadFull(resp.Body, one); err != nil {
+			b.Fatal(err)
+		}
+		first = time.Since(t0)
+		n, _ = io.Copy(io.Discard, resp.Body)
+		return first, time.Since(t0), n + 1
+	}
+	med := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	var fs, fb []time.Duration
+	for range 15 {
+		f, _, _ := ttfb(urls["streamed"] + "?mb=1")
+		fs = append(fs, f)
+		f, _, _ = ttfb(urls["buffered"] + "?mb=1")
+		fb = append(fb, f)
+	}
+	b.ReportMetric(float64(med(fs).Microseconds())/1000, "ttfb-stream-ms")
+	b.ReportMetric(float64(med(fb).Microseconds())/1000, "ttfb-buffered-ms")
+	b.ReportMetric(float64(med(fs))/float64(med(fb)), "ttfb-ratio")
+
+	_, all, n := ttfb(urls["streamed"] + "?mb=64")
+	stream := float64(n) / all.Seconds() / (1 << 20)
+	body := bytes.Repeat([]byte("a"), 64<<20)
+	t0 := time.Now()
+	resp, err := plainClient.Post(echo, "text/plain", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	base := float64(m) / time.Since(t0).Seconds() / (1 << 20)
+	b.ReportMetric(stream, "stream-MB/s")
+	b.ReportMetric(stream/base, "stream-ratio")
+}
+
+func mustReadB(b *testing.B, p string) []byte {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
 }
