@@ -155,7 +155,9 @@ func TestResponseStreaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	b, _ := json.Marshal(map[string]any{"chunks": 20, "gapMs": 50})
+	before := serverRSS(t, s)
+	// 150 MB the caller will never read.
+	b, _ := json.Marshal(map[string]any{"chunks": 5, "gapMs": 50, "mb": 150})
 	out, err := lc.InvokeWithResponseStream(cctx, &lambda.InvokeWithResponseStreamInput{FunctionName: aws.String("streamer"), Payload: b})
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +175,9 @@ func TestResponseStreaming(t *testing.T) {
 		got := readStream(t, out, nil)
 		return got.complete != nil && string(got.body()) == "first chunk\n"
 	})
+	if grown := serverRSS(t, s) - before; grown > 64<<20 {
+		t.Errorf("the server grew by %d MB while a stream nobody read went on", grown>>20)
+	}
 
 	// boto3.
 	dir := t.TempDir()

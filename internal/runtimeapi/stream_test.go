@@ -97,3 +97,39 @@ func TestStreamedResponses(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+type countingSink struct{ n int64 }
+
+func (c *countingSink) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+func (c *countingSink) Flush()                      {}
+
+// A stream past Lambda's limit is cut at the limit and ends in an error.
+func TestStreamTooLong(t *testing.T) {
+	e, err := Listen(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	sink := &countingSink{}
+	res := e.Dispatch(&Invocation{RequestID: "r", Payload: []byte("{}"), Deadline: time.Now().Add(time.Minute), Stream: sink})
+	base := "http://" + e.Addr() + prefix
+	resp, err := http.Get(base + "/invocation/next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	body := io.LimitReader(zeroReader{}, MaxStreamedResponse+1<<20)
+	req, _ := http.NewRequest(http.MethodPost, base+"/invocation/r/response", chunkedBody{body})
+	req.Header.Set("Lambda-Runtime-Function-Response-Mode", "streaming")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	r := <-res
+	if sink.n != MaxStreamedResponse || r.ErrorType != "Function.ResponseSizeTooLarge" {
+		t.Errorf("passed on %d bytes, error %q", sink.n, r.ErrorType)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
