@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -89,6 +90,9 @@ func TestPythonRuntime(t *testing.T) {
 		"pkg/app.py":      []byte("import os\ndef main(event, context):\n    return {'task_root': os.environ['LAMBDA_TASK_ROOT'], 'arn': context.invoked_function_arn}\n"),
 	}), fnOpts{runtime: "python3.12", handler: "pkg/app.main"})
 	createFunction(t, c, "py-broken", makeZip(t, map[string][]byte{"app.py": []byte("import not_a_module\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
+	createFunction(t, c, "py-syntax", makeZip(t, map[string][]byte{"app.py": []byte("def handler(:\n    pass\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
+	createFunction(t, c, "py-log", makeZip(t, map[string][]byte{"app.py": []byte("import logging\nlogger = logging.getLogger()\nlogger.setLevel(logging.INFO)\n" +
+		"def handler(event, context):\n    logger.info('info line\\nsecond')\n    logging.debug('not shown')\n    return context.aws_request_id\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
 
 	out, tail := invokeTail(t, c, "py", `{"name":"py"}`)
 	var r struct {
@@ -131,5 +135,21 @@ func TestPythonRuntime(t *testing.T) {
 	}
 	if !strings.Contains(tail, "INIT_REPORT") || !strings.Contains(tail, "not_a_module") {
 		t.Errorf("init failure not in the log:\n%s", tail)
+	}
+
+	out, _ = invokeTail(t, c, "py-syntax", `{}`)
+	doc = errorDoc{}
+	_ = json.Unmarshal(out.Payload, &doc)
+	if doc.ErrorType != "Runtime.UserCodeSyntaxError" || !strings.HasPrefix(doc.ErrorMessage, "Syntax error in module 'app'") ||
+		strings.Contains(string(out.Payload), "bootstrap.py") || strings.Contains(string(out.Payload), "importlib") {
+		t.Errorf("a syntax error: %s", out.Payload)
+	}
+
+	// logging as Lambda's runtime sets it up: level, time, request id.
+	out, tail = invokeTail(t, c, "py-log", `{}`)
+	var id string
+	_ = json.Unmarshal(out.Payload, &id)
+	if !regexp.MustCompile(`\[INFO\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t`+regexp.QuoteMeta(id)+`\tinfo line\rsecond`).MatchString(tail) || strings.Contains(tail, "not shown") {
+		t.Errorf("logging output:\n%q", tail)
 	}
 }

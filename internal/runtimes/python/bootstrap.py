@@ -4,6 +4,7 @@ from LAMBDA_TASK_ROOT and serves it through the Lambda Runtime API."""
 import http.client
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -49,7 +50,7 @@ def error_doc(exc, request_id=None, error_type=None):
     doc = {
         "errorMessage": str(exc),
         "errorType": error_type or type(exc).__name__,
-        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)),
+        "stackTrace": traceback.format_list(user_frames(exc.__traceback__)),
     }
     if request_id:
         doc["requestId"] = request_id
@@ -82,6 +83,43 @@ def _json_or_none(value):
         return None
 
 
+class _RequestIdFilter(logging.Filter):
+    """Puts the current invocation's request id on every record."""
+
+    request_id = None
+
+    def filter(self, record):
+        record.aws_request_id = _RequestIdFilter.request_id
+        return True
+
+
+def setup_logging():
+    """A root handler as Lambda's Python runtime installs it: each record
+    as [LEVEL], its UTC time, the request id and the message, on one line
+    (a message's newlines become carriage returns); the root logger at
+    AWS_LAMBDA_LOG_LEVEL, WARNING unless set, as on Lambda."""
+
+    class LambdaFormatter(logging.Formatter):
+        converter = time.gmtime
+
+        def format(self, record):
+            return super().format(record).replace("\n", "\r")
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(LambdaFormatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+
+
+def user_frames(tb):
+    """The traceback's frames without the runtime client's own."""
+    frames = traceback.extract_tb(tb)
+    return [f for f in frames if f.filename != __file__ and "importlib" not in f.filename]
+
+
 def load_handler(handler, root):
     module_name, _, func_name = handler.rpartition(".")
     if not module_name or not func_name:
@@ -90,6 +128,8 @@ def load_handler(handler, root):
     sys.path.insert(0, root)
     try:
         module = importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise UserCodeSyntaxError("Syntax error in module '%s': %s" % (module_name, exc)) from exc
     except ImportError as exc:
         raise ImportModuleError("Unable to import module '%s': %s" % (module_name, exc)) from exc
     func = getattr(module, func_name, None)
@@ -102,16 +142,22 @@ class ImportModuleError(Exception):
     pass
 
 
+class UserCodeSyntaxError(Exception):
+    pass
+
+
 class HandlerNotFound(Exception):
     pass
 
 
 def main():
     client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    setup_logging()
     try:
         func = load_handler(os.environ.get("_HANDLER", ""), os.environ.get("LAMBDA_TASK_ROOT", "."))
     except Exception as exc:  # init failures are reported, then the process exits
         kind = {"ImportModuleError": "Runtime.ImportModuleError",
+                "UserCodeSyntaxError": "Runtime.UserCodeSyntaxError",
                 "HandlerNotFound": "Runtime.HandlerNotFound"}.get(type(exc).__name__)
         doc = error_doc(exc, error_type=kind)
         print("[ERROR] %s: %s" % (doc["errorType"], doc["errorMessage"]), flush=True)
@@ -121,6 +167,7 @@ def main():
     while True:
         headers, body = client.next()
         request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        _RequestIdFilter.request_id = request_id
         trace = headers.get("Lambda-Runtime-Trace-Id")
         if trace:
             os.environ["_X_AMZN_TRACE_ID"] = trace
