@@ -76,6 +76,8 @@ type Config struct {
 	// DeadLetterTarget receives events whose asynchronous invocation
 	// failed (an SQS queue ARN or a function ARN).
 	DeadLetterTarget string `json:"deadLetterTarget,omitempty"`
+	// Layers are extracted in order under /opt in every instance.
+	Layers []LayerRef `json:"layers,omitempty"`
 }
 
 // Function is a stored function: configuration plus code identity and

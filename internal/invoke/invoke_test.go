@@ -97,6 +97,8 @@ func (c *catalog) CodeDir(ctx context.Context, fn *function.Function) (string, e
 	return dir, os.MkdirAll(dir, 0o755)
 }
 
+func (c *catalog) OptDir(context.Context, *function.Function) (string, error) { return "", nil }
+
 func (c *catalog) put(fn *function.Function) {
 	c.mu.Lock()
 	c.fns[fn.Name] = fn

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -130,6 +131,7 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 		Env:        env,
 		Layout:     lay,
 		CodeDir:    p.spec.CodeDir,
+		OptDir:     p.spec.OptDir,
 		RuntimeDir: p.deps.Runtimes.Dir,
 		MemoryMB:   p.spec.Function.MemorySize,
 		TmpMB:      p.spec.Function.EphemeralStorage,
@@ -199,8 +201,21 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 	for k, v := range fn.Environment {
 		env = append(env, k+"="+v)
 	}
+	path := p.deps.Runtimes.SearchPath()
+	if opt := p.optRoot(lay); opt != "" {
+		// Layers' paths as Lambda sets them.
+		path += ":" + opt + "/bin"
+		env = append(env, "LD_LIBRARY_PATH="+opt+"/lib")
+		switch {
+		case strings.HasPrefix(fn.Runtime, "python"):
+			env = append(env, "PYTHONPATH="+opt+"/python:"+opt+"/python/lib/"+fn.Runtime+"/site-packages")
+		case strings.HasPrefix(fn.Runtime, "nodejs"):
+			major := strings.TrimSuffix(strings.TrimPrefix(fn.Runtime, "nodejs"), ".x")
+			env = append(env, "NODE_PATH="+opt+"/nodejs/node"+major+"/node_modules:"+opt+"/nodejs/node_modules")
+		}
+	}
 	env = append(env,
-		"PATH="+p.deps.Runtimes.SearchPath(),
+		"PATH="+path,
 		"LANG=en_US.UTF-8",
 		"TZ=:UTC",
 		"HOME="+lay.TmpDir,
@@ -231,6 +246,18 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, (fn.MemorySize+cpuPerVCPU-1)/cpuPerVCPU)))
 	}
 	return env
+}
+
+// optRoot is where the instance sees its layers: /opt in a sandbox, the
+// merged folder itself otherwise; "" without layers.
+func (p *Pool) optRoot(lay sandbox.Layout) string {
+	if p.spec.OptDir == "" {
+		return ""
+	}
+	if lay.UID >= 0 {
+		return "/opt"
+	}
+	return p.spec.OptDir
 }
 
 // cpuPerVCPU is the memory size that buys one vCPU on Lambda.

@@ -119,6 +119,7 @@ type Spec struct {
 	Function    *function.Function
 	Version     string
 	CodeDir     string
+	OptDir      string // the layers, seen at /opt; "" for none
 	IdleTimeout time.Duration
 	// ScaleLimit, when set, allows or refuses each new on-demand instance.
 	ScaleLimit func() bool

@@ -21,6 +21,8 @@ type Catalog interface {
 	WithConcurrency() []string
 	// CodeDir unpacks the version's code (downloading it if need be).
 	CodeDir(ctx context.Context, fn *function.Function) (string, error)
+	// OptDir is the version's layers merged in order ("" for none).
+	OptDir(ctx context.Context, fn *function.Function) (string, error)
 }
 
 // SetOptions configure a set of pools.
@@ -208,6 +210,10 @@ func (s *Set) For(ctx context.Context, fn *function.Function) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	opt, err := s.cat.OptDir(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -224,6 +230,7 @@ func (s *Set) For(ctx context.Context, fn *function.Function) (*Pool, error) {
 		Function:    fn,
 		Version:     fn.VersionLabel(),
 		CodeDir:     dir,
+		OptDir:      opt,
 		IdleTimeout: fn.IdleTimeout(s.opts.IdleTimeout),
 		ScaleLimit:  s.scaleLimit(fn.Name),
 	}, s.deps)

@@ -314,6 +314,7 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	r.set(name, nil, rev+1)
 	// Then its versions, aliases and concurrency settings.
 	var codes []string
+	layers := cur.Layers
 	for key, e := range r.children(name) {
 		if err := r.st.Functions.Delete(ctx, key, jetstream.LastRevision(e.rev)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 			r.log.Warn("could not delete", "key", key, "err", err)
@@ -321,11 +322,16 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 		r.setEntry(key, &entry{rev: e.rev + 1})
 		if e.fn != nil {
 			codes = append(codes, e.fn.CodeKey())
+			layers = append(layers, e.fn.Layers...)
 		}
 	}
 	r.collect(ctx, cur.CodeKey())
 	for _, c := range codes {
 		r.collect(ctx, c)
+	}
+	// A layer version deleted while functions used it goes with the last.
+	for _, l := range layers {
+		r.collectLayer(ctx, l.Key)
 	}
 	return nil
 }

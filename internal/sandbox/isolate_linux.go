@@ -586,7 +586,7 @@ func (iso *isolator) buildSkeleton(root string) error {
 	}
 	// Mount points of what differs per instance: a read-only root cannot
 	// grow them later.
-	for _, d := range []string{taskRoot, runtimeRoot, "/tmp"} {
+	for _, d := range []string{taskRoot, runtimeRoot, "/tmp", "/opt"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err
 		}
@@ -615,6 +615,11 @@ func finishRoot(root string, spec Spec) error {
 	}
 	if err := bindRO(spec.RuntimeDir, filepath.Join(root, runtimeRoot)); err != nil {
 		return err
+	}
+	if spec.OptDir != "" {
+		if err := bindRO(spec.OptDir, filepath.Join(root, "opt")); err != nil {
+			return err
+		}
 	}
 	uid := strconv.Itoa(spec.Layout.UID)
 	// Files as well as bytes are bounded, as on a disk (one inode per

@@ -45,9 +45,11 @@ type Spec struct {
 	Argv   []string
 	Env    []string
 	Layout Layout
-	// Host folders behind Layout.TaskRoot and Layout.RuntimeDir.
+	// Host folders behind Layout.TaskRoot and Layout.RuntimeDir, and the
+	// function's layers, seen at /opt ("" for none).
 	CodeDir    string
 	RuntimeDir string
+	OptDir     string
 	MemoryMB   int
 	TmpMB      int
 	Output     *os.File // receives stdout and stderr

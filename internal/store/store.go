@@ -35,6 +35,7 @@ const (
 	LeasesBucket     = "stratus-sqs-leases"
 	IAMBucket        = "stratus-iam"
 	ObjectsBucket    = "stratus-s3"
+	LayersBucket     = "stratus-layers"
 	ObjectDataBucket = "stratus-s3-data"
 	DelayStream      = "STRATUS_SQS_DELAY"
 	DelaySubject     = "stratus.sqsdelay."
@@ -103,6 +104,7 @@ type Store struct {
 	Leases    jetstream.KeyValue
 	IAM       jetstream.KeyValue // identities, keys and policies (package auth)
 	Objects   jetstream.KeyValue // S3 buckets, the index of objects, uploads (package objects)
+	Layers    jetstream.KeyValue // layer versions (package registry)
 	Code      jetstream.ObjectStore
 	// ObjectData holds S3 objects' bytes for every node of a cluster
 	// (external NATS only; one node keeps them in files).
@@ -298,6 +300,14 @@ func (s *Store) ensure(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("object data bucket: %w", err)
 		}
+	}
+	s.Layers, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  LayersBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("layers bucket: %w", err)
 	}
 	s.Objects, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:  ObjectsBucket,

@@ -62,6 +62,8 @@ func (a *API) toAWS(err error, ref string) awsError {
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The resource you requested does not exist."}
 	case errors.Is(err, esm.ErrExists):
 		return awsError{Status: 409, Code: "ResourceConflictException", Message: detail(err)}
+	case errors.Is(err, registry.ErrLayerNotFound):
+		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "The resource you requested does not exist."}
 	case errors.Is(err, registry.ErrNotFound):
 		return awsError{Status: 404, Code: "ResourceNotFoundException", Message: "Function not found: " + a.arnOf(ref)}
 	case errors.Is(err, registry.ErrExists):

@@ -159,6 +159,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /2016-08-19/account-settings", a.h("GetAccountSettings", a.accountSettings))
 	mux.HandleFunc("GET /2016-08-19/account-settings/{$}", a.h("GetAccountSettings", a.accountSettings))
 	a.registerVersions(mux)
+	a.registerLayers(mux)
 	a.registerTags(mux)
 	a.registerURLs(mux)
 	a.registerEventConfig(mux)
@@ -222,6 +223,12 @@ type functionConfiguration struct {
 	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
 	LoggingConfig    map[string]string `json:"LoggingConfig"`
 	SnapStart        map[string]string `json:"SnapStart"`
+	Layers           []layerOut        `json:"Layers,omitempty"`
+}
+
+type layerOut struct {
+	Arn      string `json:"Arn"`
+	CodeSize int64  `json:"CodeSize"`
 }
 
 func (a *API) configuration(fn *function.Function, withState bool) functionConfiguration {
@@ -239,6 +246,7 @@ func (a *API) configuration(fn *function.Function, withState bool) functionConfi
 		CodeSha256:       fn.CodeSha256,
 		Version:          fn.VersionLabel(),
 		TracingConfig:    map[string]string{"Mode": "PassThrough"},
+		Layers:           layersOut(fn.Layers),
 		RevisionID:       fn.RevisionID,
 		PackageType:      "Zip",
 		Architectures:    []string{fn.Architecture},
@@ -313,6 +321,7 @@ type createFunctionInput struct {
 	PackageType      string            `json:"PackageType"`
 	Tags             map[string]string `json:"Tags"`
 	Publish          bool              `json:"Publish"`
+	Layers           []string          `json:"Layers"`
 	unsupported
 }
 
@@ -320,7 +329,6 @@ type createFunctionInput struct {
 // Stratus does not have yet: refused by name rather than dropped, so that
 // a function never deploys and then fails without them.
 type unsupported struct {
-	Layers               []string          `json:"Layers"`
 	FileSystemConfigs    []json.RawMessage `json:"FileSystemConfigs"`
 	CodeSigningConfigArn string            `json:"CodeSigningConfigArn"`
 	ImageConfig          json.RawMessage   `json:"ImageConfig"`
@@ -328,8 +336,6 @@ type unsupported struct {
 
 func (u *unsupported) check() error {
 	switch {
-	case len(u.Layers) > 0:
-		return function.Errorf(function.ErrInvalid, "Layers are not supported by Stratus yet: include the layer's files in the function's package")
 	case len(u.FileSystemConfigs) > 0:
 		return function.Errorf(function.ErrInvalid, "FileSystemConfigs (EFS) are not supported by Stratus")
 	case u.CodeSigningConfigArn != "":
@@ -370,7 +376,12 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.at(name, err)
 	}
+	layers, err := a.layers(r, in.Layers, zip)
+	if err != nil {
+		return a.at(name, err)
+	}
 	cfg := function.Config{
+		Layers:      layers,
 		Name:        name,
 		Runtime:     in.Runtime,
 		Handler:     in.Handler,
@@ -605,6 +616,7 @@ type updateConfigInput struct {
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	RevisionID       string            `json:"RevisionId"`
+	Layers           *[]string         `json:"Layers"`
 }
 
 func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
@@ -633,7 +645,20 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 			return a.at(ref, err)
 		}
 	}
+	var layers []function.LayerRef
+	if in.Layers != nil {
+		var zip []byte
+		if cur, err := a.reg.Get(name); err == nil {
+			zip, _ = a.reg.CodeZip(r.Context(), cur.CodeKey())
+		}
+		if layers, err = a.layers(r, *in.Layers, zip); err != nil {
+			return a.at(ref, err)
+		}
+	}
 	fn, err := a.reg.UpdateConfig(r.Context(), name, in.RevisionID, func(c *function.Config) {
+		if in.Layers != nil {
+			c.Layers = layers
+		}
 		if in.Runtime != nil {
 			c.Runtime = *in.Runtime
 		}

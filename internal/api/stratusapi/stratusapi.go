@@ -226,7 +226,8 @@ func (a *API) functions(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) code(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
+	hexKey := strings.TrimPrefix(key, "layer-") // a layer's zip, from GetLayerVersion
+	if len(hexKey) != 64 || strings.Trim(hexKey, "0123456789abcdef") != "" {
 		fail(w, http.StatusBadRequest, "InvalidParameterValueException", "invalid code key")
 		return
 	}
