@@ -17,7 +17,7 @@ import (
 
 // TestLambdaFidelity: settings that used to be dropped now work or are
 // refused by name: Publish on CreateFunction and UpdateFunctionCode,
-// Layers and other unsupported fields, GetFunctionCodeSigningConfig, and
+// unsupported fields, layers that do not exist, GetFunctionCodeSigningConfig, and
 // the X-Forwarded-* headers of HTTP events.
 func TestLambdaFidelity(t *testing.T) {
 	s := startServer(t, "")
@@ -39,7 +39,6 @@ func TestLambdaFidelity(t *testing.T) {
 		t.Fatalf("versions: %v %+v", err, vs)
 	}
 	for name, in := range map[string]*lambda.CreateFunctionInput{
-		"Layers":               {Layers: []string{"arn:aws:lambda:us-east-1:000000000000:layer:deps:1"}},
 		"FileSystemConfigs":    {FileSystemConfigs: []types.FileSystemConfig{{Arn: aws.String("arn:aws:elasticfilesystem:us-east-1:000000000000:access-point/fsap-1"), LocalMountPath: aws.String("/mnt/x")}}},
 		"CodeSigningConfigArn": {CodeSigningConfigArn: aws.String("arn:aws:lambda:us-east-1:000000000000:code-signing-config:csc-1")},
 	} {
