@@ -90,6 +90,7 @@ func TestPythonRuntime(t *testing.T) {
 		"pkg/app.py":      []byte("import os\ndef main(event, context):\n    return {'task_root': os.environ['LAMBDA_TASK_ROOT'], 'arn': context.invoked_function_arn}\n"),
 	}), fnOpts{runtime: "python3.12", handler: "pkg/app.main"})
 	createFunction(t, c, "py-broken", makeZip(t, map[string][]byte{"app.py": []byte("import not_a_module\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
+	createFunction(t, c, "py-host", makeZip(t, map[string][]byte{"app.py": []byte("import boto3\nimport requests\ndef handler(e, c):\n    return 'host packages seen'\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
 	createFunction(t, c, "py-syntax", makeZip(t, map[string][]byte{"app.py": []byte("def handler(:\n    pass\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
 	createFunction(t, c, "py-log", makeZip(t, map[string][]byte{"app.py": []byte("import logging\nlogger = logging.getLogger()\nlogger.setLevel(logging.INFO)\n" +
 		"def handler(event, context):\n    logger.info('info line\\nsecond')\n    logging.debug('not shown')\n    return context.aws_request_id\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
@@ -143,6 +144,14 @@ func TestPythonRuntime(t *testing.T) {
 	if doc.ErrorType != "Runtime.UserCodeSyntaxError" || !strings.HasPrefix(doc.ErrorMessage, "Syntax error in module 'app'") ||
 		strings.Contains(string(out.Payload), "bootstrap.py") || strings.Contains(string(out.Payload), "importlib") {
 		t.Errorf("a syntax error: %s", out.Payload)
+	}
+
+	// The host's site-packages are not the function's; the SDK is.
+	out, _ = invokeTail(t, c, "py-host", `{}`)
+	doc = errorDoc{}
+	_ = json.Unmarshal(out.Payload, &doc)
+	if doc.ErrorType != "Runtime.ImportModuleError" || !strings.Contains(doc.ErrorMessage, "requests") {
+		t.Errorf("a package the host has, not bundled on Lambda: %s", out.Payload)
 	}
 
 	// logging as Lambda's runtime sets it up: level, time, request id.

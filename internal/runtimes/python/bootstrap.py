@@ -3,6 +3,8 @@ from LAMBDA_TASK_ROOT and serves it through the Lambda Runtime API."""
 
 import http.client
 import importlib
+import importlib.abc
+import importlib.machinery
 import json
 import logging
 import os
@@ -114,6 +116,33 @@ def setup_logging():
     root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
 
 
+# The AWS SDK Lambda's Python runtimes bundle: boto3 and what it needs.
+SDK = frozenset(("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"))
+
+
+class _SDKFinder(importlib.abc.MetaPathFinder):
+    """Finds the SDK's top-level modules in the host's site-packages, last,
+    after the function's code and layers: a function sees the SDK as on
+    Lambda, and nothing else of what the host has installed."""
+
+    def __init__(self, dirs):
+        self.dirs = dirs
+
+    def find_spec(self, name, path=None, target=None):
+        if path is not None or name not in SDK:
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, self.dirs)
+
+
+def isolate_site_packages():
+    """Takes the host's site-packages off the module path, keeping what
+    PYTHONPATH names (layers) and the SDK."""
+    keep = {p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    host = [p for p in sys.path if p not in keep and os.path.basename(p) in ("site-packages", "dist-packages")]
+    sys.path[:] = [p for p in sys.path if p not in host]
+    sys.meta_path.append(_SDKFinder(host))
+
+
 def user_frames(tb):
     """The traceback's frames without the runtime client's own."""
     frames = traceback.extract_tb(tb)
@@ -153,6 +182,7 @@ class HandlerNotFound(Exception):
 def main():
     client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     setup_logging()
+    isolate_site_packages()
     try:
         func = load_handler(os.environ.get("_HANDLER", ""), os.environ.get("LAMBDA_TASK_ROOT", "."))
     except Exception as exc:  # init failures are reported, then the process exits
