@@ -254,7 +254,7 @@ func (a *API) notify(r *http.Request, event string, o *objects.Object) {
 	if h, _, err := net.SplitHostPort(ip); err == nil {
 		ip = h
 	}
-	reqID := w3id(r)
+	reqID := requestID(r)
 	for _, t := range targets {
 		obj := map[string]any{"key": eventKey(o.Key), "sequencer": o.Sequencer}
 		if strings.HasPrefix(event, "ObjectCreated") {
@@ -283,9 +283,13 @@ func (a *API) notify(r *http.Request, event string, o *objects.Object) {
 	}
 }
 
-func w3id(r *http.Request) string {
-	if id := r.Header.Get("X-Amzn-RequestId"); id != "" {
+// requestID is the id the request is answered with (set by the server on
+// the way in), for the event's responseElements.
+func requestID(r *http.Request) string {
+	if id, ok := r.Context().Value(requestIDKey{}).(string); ok && id != "" {
 		return id
 	}
 	return uuid.NewString()
 }
+
+type requestIDKey struct{}

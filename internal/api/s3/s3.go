@@ -101,7 +101,9 @@ func (a *API) allow(r *http.Request, action, resource string) error {
 
 // ServeHTTP answers one S3 request.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Amz-Request-Id", w.Header().Get("X-Amzn-RequestId"))
+	id := w.Header().Get("X-Amzn-RequestId")
+	w.Header().Set("X-Amz-Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	t := a.address(r)
 	q := r.URL.Query()
 	if a.opts.Meter != nil {
