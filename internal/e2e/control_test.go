@@ -298,10 +298,15 @@ func TestValidationErrors(t *testing.T) {
 		if errorCode(err) != "InvalidParameterValueException" {
 			t.Errorf("timeout 0: %v", err)
 		}
-		// Switching to a runtime whose handler file is not in the code is refused.
+		// A handler not (yet) in the code is accepted, as on Lambda, and
+		// reported when the function runs.
 		_, err = c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("exists"), Runtime: types.RuntimePython312, Handler: aws.String("app.handler")})
-		if errorCode(err) != "InvalidParameterValueException" {
-			t.Errorf("runtime without handler file: %v", err)
+		if err != nil {
+			t.Errorf("a handler the code does not have yet: %v", err)
+		}
+		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("exists")})
+		if err != nil || aws.ToString(out.FunctionError) != "Unhandled" || !strings.Contains(string(out.Payload), "Runtime.ImportModuleError") {
+			t.Errorf("invoking a handler the code lacks: %v %s", err, out.Payload)
 		}
 		_, err = c.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("exists"), ZipFile: []byte("garbage")})
 		if errorCode(err) != "InvalidParameterValueException" {

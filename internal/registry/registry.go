@@ -252,7 +252,12 @@ func (r *Registry) UpdateConfig(ctx context.Context, name, revisionID string, ch
 		if err := fn.Validate(); err != nil {
 			return err
 		}
-		// A new runtime or handler must still find its file in the code.
+		// A handler is found when the function runs, as on Lambda: scripts
+		// change the configuration before the code. Only an OS-only runtime
+		// needs its bootstrap now, since nothing else could report it.
+		if !function.IsProvided(fn.Runtime) {
+			return nil
+		}
 		data, err := r.code.zip(ctx, fn.CodeKey())
 		if err != nil {
 			return err
