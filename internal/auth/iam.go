@@ -366,17 +366,12 @@ func (a *IAM) Update(ctx context.Context, kind, name string, change func(*Entity
 		if err == nil {
 			return e, nil
 		}
-		if !isWrongRevision(err) {
+		if !store.WrongRevision(err) {
 			return nil, err
 		}
 		a.refresh(ctx, entityKey(kind, name))
 	}
 	return nil, fmt.Errorf("%w: concurrent updates of %s %s; retry", ErrLimitExceeded, kind, name)
-}
-
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // refresh reads key from the store into the view (after a conflict, the

@@ -24,7 +24,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // s3 is an S3 client as applications build one: the default
@@ -442,15 +441,7 @@ func TestS3GoSDK(t *testing.T) {
 // TestS3AcrossNodes: two nodes on one NATS see the same buckets and
 // objects; bytes taken by one are read from the other.
 func TestS3AcrossNodes(t *testing.T) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	ns := startNATS(t)
 	a := startServer(t, "", "--nats-url", ns.ClientURL())
 	b := startServer(t, "", "--nats-url", ns.ClientURL())
 	ca, cb := a.s3(t), b.s3(t)

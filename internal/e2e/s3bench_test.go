@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -60,9 +59,7 @@ func s3Put(b *testing.B, c *http.Client, url string, body []byte, creds *aws.Cre
 	req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
 	if creds != nil {
 		req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
-		if err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(), *creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
-			b.Fatal(err)
-		}
+		signS3(b, req, *creds, "UNSIGNED-PAYLOAD", time.Now())
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -79,9 +76,7 @@ func s3Get(b *testing.B, c *http.Client, url string, size int, creds *aws.Creden
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if creds != nil {
 		req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
-		if err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(), *creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
-			b.Fatal(err)
-		}
+		signS3(b, req, *creds, "UNSIGNED-PAYLOAD", time.Now())
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -153,7 +148,7 @@ func BenchmarkS3(b *testing.B) {
 	req, _ := http.NewRequest(http.MethodPut, s.Endpoint+"/bench?notification=", strings.NewReader(cfg))
 	sum := sha256.Sum256([]byte(cfg))
 	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
-	_ = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "s3", "us-east-1", time.Now())
+	signS3(b, req, creds, hex.EncodeToString(sum[:]), time.Now())
 	if resp, err := plainClient.Do(req); err != nil || resp.StatusCode != 200 {
 		b.Fatalf("notification configuration: %v %v", resp, err)
 	}

@@ -265,6 +265,15 @@ func TestS3UploadTrigger(t *testing.T) {
 	}
 }
 
+// signS3 signs req for S3 (whose canonical path is not escaped twice)
+// with creds, naming hash as its payload's, at now.
+func signS3(t testing.TB, req *http.Request, creds aws.Credentials, hash string, now time.Time) {
+	t.Helper()
+	if err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(), creds, req, hash, "s3", "us-east-1", now); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // s3HTTP sends raw S3 requests signed by newS3Request.
 var s3HTTP = plainClient
 
@@ -283,9 +292,7 @@ func newS3Request(t *testing.T, s *server, method, path string, body []byte) (*h
 	if err != nil {
 		return nil, err
 	}
-	if err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(), creds, req, hash, "s3", "us-east-1", time.Now()); err != nil {
-		return nil, err
-	}
+	signS3(t, req, creds, hash, time.Now())
 	return req, nil
 }
 
@@ -341,23 +348,7 @@ func TestS3FromFunctions(t *testing.T) {
 		t.Fatal(err)
 	}
 	createFunction(t, lc, "go-s3", makeZip(t, map[string][]byte{"bootstrap": bin}), fnOpts{timeout: 20})
-	js := filepath.Join(repoRoot, "internal", "e2e", "testdata", "js")
-	files := map[string][]byte{}
-	err = filepath.WalkDir(filepath.Join(js, "node_modules"), func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !d.Type().IsRegular() {
-			return err
-		}
-		rel, _ := filepath.Rel(js, p)
-		b, err := os.ReadFile(p)
-		files[filepath.ToSlash(rel)] = b
-		return err
-	})
-	if err != nil {
-		t.Fatalf("the JavaScript SDK is required; .ci/run installs it: %v", err)
-	}
-	fn, _ := os.ReadFile(filepath.Join(js, "fn.mjs"))
-	files["fn.mjs"] = fn
-	createFunction(t, lc, "node-s3", makeZip(t, files), fnOpts{runtime: "nodejs20.x", handler: "fn.handler", timeout: 20, memory: 256})
+	createFunction(t, lc, "node-s3", jsPackage(t, "fn.mjs"), fnOpts{runtime: "nodejs20.x", handler: "fn.handler", timeout: 20, memory: 256})
 	for _, f := range []string{"go-s3", "node-s3"} {
 		payload := fmt.Sprintf(`{"bucket":"from-fns","key":"written-by/%s","body":"hello from %s"}`, f, f)
 		out := invoke(t, lc, f, payload)

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -51,9 +50,7 @@ func streamingPut(t *testing.T, s *server, path string, chunks [][]byte, tamper 
 	req.Header.Set("X-Amz-Content-Sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
 	req.Header.Set("Content-Encoding", "aws-chunked")
 	req.Header.Set("X-Amz-Decoded-Content-Length", strconv.Itoa(total))
-	if err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(), creds, req, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "s3", "us-east-1", now); err != nil {
-		t.Fatal(err)
-	}
+	signS3(t, req, creds, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", now)
 	auth := req.Header.Get("Authorization")
 	seed := auth[strings.Index(auth, "Signature=")+len("Signature="):]
 	date := now.Format("20060102")
@@ -94,9 +91,7 @@ func rawS3(t *testing.T, s *server, method, path string, body []byte, header map
 	}
 	req.Header.Set("X-Amz-Content-Sha256", hash)
 	creds, _ := s.creds().Retrieve(context.Background())
-	if err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(), creds, req, hash, "s3", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	signS3(t, req, creds, hash, time.Now())
 	resp, err := plainClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +181,7 @@ func TestS3Wire(t *testing.T) {
 	req.ContentLength = 5<<30 + 1
 	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
 	creds, _ := s.creds().Retrieve(ctx)
-	_ = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now())
+	signS3(t, req, creds, "UNSIGNED-PAYLOAD", time.Now())
 	if resp, err := plainClient.Do(req); err == nil {
 		if status, code := s3Code(t, resp); status != 400 || code != "EntityTooLarge" {
 			t.Errorf("a PUT of 5 GB and a byte: %d %s", status, code)

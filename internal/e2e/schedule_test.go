@@ -91,8 +91,10 @@ func TestSchedules(t *testing.T) {
 	})
 }
 
-// TestScheduleOnceAcrossNodes: two nodes on one NATS fire each tick once.
-func TestScheduleOnceAcrossNodes(t *testing.T) {
+// startNATS runs a NATS server with JetStream (synced writes) for nodes
+// to share, on loopback.
+func startNATS(t *testing.T) *natsserver.Server {
+	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +104,12 @@ func TestScheduleOnceAcrossNodes(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats not ready")
 	}
+	return ns
+}
+
+// TestScheduleOnceAcrossNodes: two nodes on one NATS fire each tick once.
+func TestScheduleOnceAcrossNodes(t *testing.T) {
+	ns := startNATS(t)
 	var mu sync.Mutex
 	hits := 0
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

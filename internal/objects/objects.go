@@ -414,16 +414,11 @@ func (s *Store) UpdateBucket(ctx context.Context, name string, f func(*Bucket) e
 			s.mu.Unlock()
 			return nil
 		}
-		if !isWrongRevision(err) {
+		if !store.WrongRevision(err) {
 			return s.st.Failed(fmt.Errorf("update bucket: %w", err))
 		}
 	}
 	return ErrConflict
-}
-
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // DeleteBucket removes an empty bucket.
@@ -579,7 +574,7 @@ func (s *Store) Put(ctx context.Context, o *Object, ifNoneMatch bool, ifMatch st
 		}
 		old = &cur
 		rev, err = s.kv.Update(ctx, key, v, e.Revision())
-		if err != nil && isWrongRevision(err) {
+		if err != nil && store.WrongRevision(err) {
 			return ErrConflict
 		}
 	default:

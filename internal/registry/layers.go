@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // Layers live in their own bucket: NAME holds a layer's counter (the
@@ -64,7 +65,7 @@ func (r *Registry) PublishLayer(ctx context.Context, lv *function.LayerVersion, 
 		} else {
 			_, err = kv.Update(ctx, lv.Name, next, rev)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) || isWrongLast(err) {
+		if errors.Is(err, jetstream.ErrKeyExists) || store.WrongRevision(err) {
 			continue // another publish took this number
 		}
 		if err != nil {
@@ -78,11 +79,6 @@ func (r *Registry) PublishLayer(ctx context.Context, lv *function.LayerVersion, 
 		return lv, nil
 	}
 	return nil, fmt.Errorf("%w: layer %s is being published by another request; retry", ErrConflict, lv.Name)
-}
-
-func isWrongLast(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 func layerKey(name string, version int) string { return name + "." + strconv.Itoa(version) }
@@ -203,7 +199,7 @@ func (r *Registry) UpdateLayerPolicy(ctx context.Context, name string, version i
 		v, _ := json.Marshal(lv)
 		if _, err := r.st.Layers.Update(ctx, layerKey(name, version), v, e.Revision()); err == nil {
 			return &lv, nil
-		} else if !isWrongLast(err) {
+		} else if !store.WrongRevision(err) {
 			return nil, r.st.Failed(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // Errors of resource policies.
@@ -98,7 +99,7 @@ func (r *Registry) changePolicy(ctx context.Context, name, qualifier, revision s
 			data, _ := json.Marshal(&next)
 			rev, err = r.st.Functions.Update(ctx, key, data, cur.rev)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) || isWrongRevision(err) {
+		if errors.Is(err, jetstream.ErrKeyExists) || store.WrongRevision(err) {
 			continue
 		}
 		if err != nil {
@@ -107,9 +108,4 @@ func (r *Registry) changePolicy(ctx context.Context, name, qualifier, revision s
 		r.setEntry(key, &entry{pol: &next, rev: rev})
 		return &next, nil
 	}
-}
-
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }

@@ -391,3 +391,10 @@ func (s *Store) Close() {
 		s.srv.WaitForShutdown()
 	}
 }
+
+// WrongRevision reports whether a compare-and-set write (KV Update, or
+// Create over a key) lost to another writer: read again and retry.
+func WrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}

@@ -12,18 +12,26 @@ import (
 )
 
 // eventSink writes a streamed response as event-stream PayloadChunk
-// messages, flushing each. Once closed (the invocation ended, perhaps by a
-// timeout while the runtime still writes) it takes nothing more.
+// messages, flushing each; the answer's status goes out with the first
+// (so that a function not found or throttled is an ordinary error
+// answer). Once closed (the invocation ended, perhaps by a timeout while
+// the runtime still writes) it takes nothing more.
 type eventSink struct {
-	mu     sync.Mutex
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	enc    *eventstream.Encoder
-	closed bool
-	failed bool
+	mu      sync.Mutex
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	enc     *eventstream.Encoder
+	started bool
+	closed  bool
+	failed  bool
 }
 
 func (s *eventSink) message(eventType, contentType string, payload []byte) error {
+	if !s.started {
+		s.started = true
+		s.w.Header()["Content-Type"] = []string{"application/vnd.amazon.eventstream"}
+		s.w.WriteHeader(http.StatusOK)
+	}
 	var h eventstream.Headers
 	h.Set(":event-type", eventstream.StringValue(eventType))
 	h.Set(":content-type", eventstream.StringValue(contentType))
@@ -93,11 +101,7 @@ func (a *API) invokeStream(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return a.at(ref, function.Errorf(function.ErrInvalid, "Invocation type %s is not supported by InvokeWithResponseStream", h.Get("X-Amz-Invocation-Type")))
 	}
-	// The answer's headers go out only once the function runs: a
-	// function that is not found, throttled or refused is an ordinary
-	// error answer.
 	sink := &eventSink{w: w, rc: http.NewResponseController(w), enc: eventstream.NewEncoder()}
-	started := &startOnce{w: w}
 	resp, err := a.inv.Invoke(r.Context(), invoke.Request{
 		FunctionName:  ref,
 		Qualifier:     r.URL.Query().Get("Qualifier"),
@@ -105,13 +109,12 @@ func (a *API) invokeStream(w http.ResponseWriter, r *http.Request) error {
 		LogTail:       h.Get("X-Amz-Log-Type") == "Tail",
 		ClientContext: h.Get("X-Amz-Client-Context"),
 		TraceID:       h.Get("X-Amzn-Trace-Id"),
-		Stream:        started.wrap(sink),
+		Stream:        sink,
 	})
-	if err != nil && !started.done {
-		return a.at(ref, err)
-	}
-	started.start("", "")
 	if err != nil {
+		if !sink.begun() {
+			return a.at(ref, err)
+		}
 		sink.complete("ServiceException", err.Error(), "")
 		return nil
 	}
@@ -130,42 +133,9 @@ func (a *API) invokeStream(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// startOnce writes the stream's response headers before its first byte
-// (or at the end, for an answer with none).
-type startOnce struct {
-	mu   sync.Mutex
-	w    http.ResponseWriter
-	done bool
-}
-
-func (s *startOnce) start(version, requestID string) {
+// begun reports whether the answer's status is out.
+func (s *eventSink) begun() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done {
-		return
-	}
-	s.done = true
-	h := s.w.Header()
-	h["Content-Type"] = []string{"application/vnd.amazon.eventstream"}
-	if version != "" {
-		h["X-Amz-Executed-Version"] = []string{version}
-	}
-	if requestID != "" {
-		h["X-Amzn-Requestid"] = []string{requestID}
-	}
-	s.w.WriteHeader(http.StatusOK)
+	return s.started
 }
-
-func (s *startOnce) wrap(sink *eventSink) *startSink { return &startSink{s: s, sink: sink} }
-
-type startSink struct {
-	s    *startOnce
-	sink *eventSink
-}
-
-func (t *startSink) Write(p []byte) (int, error) {
-	t.s.start("", "")
-	return t.sink.Write(p)
-}
-
-func (t *startSink) Flush() { t.sink.Flush() }

@@ -61,15 +61,22 @@ func partNumber(q url.Values) (int, error) {
 	return n, nil
 }
 
-func (a *API) uploadPart(w http.ResponseWriter, r *http.Request, t target, q url.Values) error {
+// partOf is what a part upload or copy names: the upload and the part's
+// number, the caller allowed to write the object.
+func (a *API) partOf(r *http.Request, t target, q url.Values) (*objects.Upload, int, error) {
 	if err := a.allow(r, "s3:PutObject", objectARN(t.bucket, t.key)); err != nil {
-		return err
+		return nil, 0, err
 	}
 	n, err := partNumber(q)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	u, err := a.st.Upload(t.bucket, t.key, q.Get("uploadId"))
+	return u, n, err
+}
+
+func (a *API) uploadPart(w http.ResponseWriter, r *http.Request, t target, q url.Values) error {
+	u, n, err := a.partOf(r, t, q)
 	if err != nil {
 		return err
 	}
@@ -91,14 +98,7 @@ func (a *API) uploadPart(w http.ResponseWriter, r *http.Request, t target, q url
 }
 
 func (a *API) uploadPartCopy(w http.ResponseWriter, r *http.Request, t target, q url.Values) error {
-	if err := a.allow(r, "s3:PutObject", objectARN(t.bucket, t.key)); err != nil {
-		return err
-	}
-	n, err := partNumber(q)
-	if err != nil {
-		return err
-	}
-	u, err := a.st.Upload(t.bucket, t.key, q.Get("uploadId"))
+	u, n, err := a.partOf(r, t, q)
 	if err != nil {
 		return err
 	}
@@ -257,12 +257,9 @@ func (a *API) listParts(w http.ResponseWriter, r *http.Request, t target, q url.
 	if err != nil {
 		return err
 	}
-	max := 1000
-	if v := q.Get("max-parts"); v != "" {
-		if max, err = strconv.Atoi(v); err != nil || max < 0 {
-			return errInvalidArgument("Provided max-parts not an integer or within integer range")
-		}
-		max = min(max, 1000)
+	max, err := maxParam(q, "max-parts")
+	if err != nil {
+		return err
 	}
 	marker, _ := strconv.Atoi(q.Get("part-number-marker"))
 	type part struct {
@@ -317,13 +314,9 @@ func (a *API) listUploads(w http.ResponseWriter, r *http.Request, b string, q ur
 	if _, err := a.st.Bucket(b); err != nil {
 		return err
 	}
-	max := 1000
-	if v := q.Get("max-uploads"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return errInvalidArgument("Provided max-uploads not an integer or within integer range")
-		}
-		max = min(n, 1000)
+	max, err := maxParam(q, "max-uploads")
+	if err != nil {
+		return err
 	}
 	type upload struct {
 		Key       string `xml:"Key"`

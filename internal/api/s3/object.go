@@ -599,14 +599,23 @@ func entries(objs []*objects.Object, enc func(string) string, withOwner bool) []
 	return out
 }
 
+// maxParam is a listing's page size (max-keys, max-parts, max-uploads):
+// 1,000 unless asked for fewer.
+func maxParam(q url.Values, name string) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return 1000, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errInvalidArgument("Provided " + name + " not an integer or within integer range")
+	}
+	return min(n, 1000), nil
+}
+
 func listParams(q url.Values) (max int, enc func(string) string, err error) {
-	max = 1000
-	if v := q.Get("max-keys"); v != "" {
-		n, perr := strconv.Atoi(v)
-		if perr != nil || n < 0 {
-			return 0, nil, errInvalidArgument("Provided max-keys not an integer or within integer range")
-		}
-		max = min(n, 1000)
+	if max, err = maxParam(q, "max-keys"); err != nil {
+		return 0, nil, err
 	}
 	enc = func(s string) string { return s }
 	switch q.Get("encoding-type") {
