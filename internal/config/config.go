@@ -48,6 +48,13 @@ type Server struct {
 	// HostNetwork names functions whose instances share the host's
 	// network instead of getting their own.
 	HostNetwork []string
+	// RuntimeMap runs a runtime on another's interpreter (or the
+	// executable at a path), where the host lacks its own.
+	RuntimeMap map[string]string
+	// NodeSDK is the folder holding the AWS SDK for JavaScript v3
+	// (node_modules/@aws-sdk/...) that Node.js functions get; empty:
+	// DATA/sdk/nodejs.
+	NodeSDK string
 }
 
 // Defaults returns the embedded defaults.
@@ -111,6 +118,23 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	fs.Func("runtime-map", "comma-separated RUNTIME=RUNTIME or RUNTIME=/path/to/interpreter: run functions of a runtime whose interpreter this host lacks on another (python3.13=python3.11) or on the named executable; the function then runs on that version", func(v string) error {
+		for _, kv := range strings.Split(v, ",") {
+			if kv = strings.TrimSpace(kv); kv == "" {
+				continue
+			}
+			rt, target, ok := strings.Cut(kv, "=")
+			if !ok || rt == "" || target == "" {
+				return fmt.Errorf("%q is not RUNTIME=RUNTIME or RUNTIME=/path", kv)
+			}
+			if c.RuntimeMap == nil {
+				c.RuntimeMap = map[string]string{}
+			}
+			c.RuntimeMap[rt] = target
+		}
+		return nil
+	})
+	fs.StringVar(&c.NodeSDK, "node-sdk", c.NodeSDK, "folder the AWS SDK for JavaScript v3 is installed in (npm install --prefix DIR @aws-sdk/client-...), which Node.js functions get below their own modules as on Lambda; default DATA/sdk/nodejs")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
 }
 

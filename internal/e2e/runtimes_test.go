@@ -35,7 +35,7 @@ func TestNodeRuntime(t *testing.T) {
 	c := s.lambda()
 	createFunction(t, c, "node-async", nodeZip(t), fnOpts{runtime: "nodejs20.x", handler: "index.handler", memory: 256})
 	createFunction(t, c, "node-cb", nodeZip(t), fnOpts{runtime: "nodejs20.x", handler: "callback.handler"})
-	createFunction(t, c, "node-bad", makeZip(t, map[string][]byte{"index.js": []byte("exports.other = 1;")}), fnOpts{runtime: "nodejs22.x", handler: "index.handler"})
+	createFunction(t, c, "node-bad", makeZip(t, map[string][]byte{"index.js": []byte("exports.other = 1;")}), fnOpts{runtime: "nodejs20.x", handler: "index.handler"})
 
 	out, tail := invokeTail(t, c, "node-async", `{"name":"node"}`)
 	var r struct {
@@ -88,7 +88,7 @@ func TestPythonRuntime(t *testing.T) {
 	createFunction(t, c, "py-pkg", makeZip(t, map[string][]byte{
 		"pkg/__init__.py": nil,
 		"pkg/app.py":      []byte("import os\ndef main(event, context):\n    return {'task_root': os.environ['LAMBDA_TASK_ROOT'], 'arn': context.invoked_function_arn}\n"),
-	}), fnOpts{runtime: "python3.12", handler: "pkg/app.main"})
+	}), fnOpts{runtime: "python3.11", handler: "pkg/app.main"})
 	createFunction(t, c, "py-broken", makeZip(t, map[string][]byte{"app.py": []byte("import not_a_module\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
 	createFunction(t, c, "py-host", makeZip(t, map[string][]byte{"app.py": []byte("import boto3\nimport requests\ndef handler(e, c):\n    return 'host packages seen'\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})
 	createFunction(t, c, "py-syntax", makeZip(t, map[string][]byte{"app.py": []byte("def handler(:\n    pass\n")}), fnOpts{runtime: "python3.11", handler: "app.handler"})

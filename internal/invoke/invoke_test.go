@@ -142,7 +142,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, maxConcurrency int64, scaleRate int) *fixture {
 	t.Helper()
-	rts, err := runtimes.Install(t.TempDir())
+	rts, err := runtimes.Install(t.TempDir(), runtimes.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -201,9 +201,11 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 	for k, v := range fn.Environment {
 		env = append(env, k+"="+v)
 	}
-	path := p.deps.Runtimes.SearchPath()
+	path := p.deps.Runtimes.SearchPath(fn.Runtime)
+	// Layers' paths as Lambda sets them, then (Node.js) the SDK the
+	// runtime provides, below the function's own modules and its layers'.
+	var nodePath []string
 	if opt := p.optRoot(lay); opt != "" {
-		// Layers' paths as Lambda sets them.
 		path += ":" + opt + "/bin"
 		env = append(env, "LD_LIBRARY_PATH="+opt+"/lib")
 		switch {
@@ -211,8 +213,14 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 			env = append(env, "PYTHONPATH="+opt+"/python:"+opt+"/python/lib/"+fn.Runtime+"/site-packages")
 		case strings.HasPrefix(fn.Runtime, "nodejs"):
 			major := strings.TrimSuffix(strings.TrimPrefix(fn.Runtime, "nodejs"), ".x")
-			env = append(env, "NODE_PATH="+opt+"/nodejs/node"+major+"/node_modules:"+opt+"/nodejs/node_modules")
+			nodePath = append(nodePath, opt+"/nodejs/node"+major+"/node_modules", opt+"/nodejs/node_modules")
 		}
+	}
+	if sdk := p.deps.Runtimes.NodeSDK; sdk != "" && strings.HasPrefix(fn.Runtime, "nodejs") {
+		nodePath = append(nodePath, sdk)
+	}
+	if len(nodePath) > 0 {
+		env = append(env, "NODE_PATH="+strings.Join(nodePath, ":"))
 	}
 	env = append(env,
 		"PATH="+path,

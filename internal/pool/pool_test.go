@@ -28,7 +28,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, clock pool.Clock) *fixture {
 	t.Helper()
-	rts, err := runtimes.Install(t.TempDir())
+	rts, err := runtimes.Install(t.TempDir(), runtimes.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

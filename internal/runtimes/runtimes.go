@@ -10,29 +10,50 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-
-	"github.com/stratus-faas/stratus/internal/function"
 )
 
 //go:embed node/index.mjs python/bootstrap.py
 var clients embed.FS
 
-// Set holds the runtime clients installed on disk and the host interpreters.
+// Set holds the runtime clients installed on disk and the interpreters
+// that run each runtime.
 type Set struct {
-	Dir    string // host folder holding node/ and python/
-	Node   string // absolute path of node, empty when absent
-	Python string // absolute path of python3, empty when absent
+	Dir string // host folder holding node/ and python/
 
-	pythonPrefixes []string
+	interp map[string]Interpreter // by runtime (python3.11, nodejs20.x)
+	// NodeSDK is the node_modules folder holding the AWS SDK for
+	// JavaScript v3 that Node.js functions get, "" when there is none.
+	NodeSDK string
+}
+
+// Interpreter is a host interpreter and the runtime it runs.
+type Interpreter struct {
+	Runtime string   // the runtime it serves
+	Path    string   // its executable (resolved past version-manager shims)
+	Version string   // its own version: 3.11.7, 20.20.2
+	Prefix  []string // folders of its installation instances must see
+	// MappedFrom is the runtime whose interpreter this is when the
+	// operator mapped Runtime to it (--runtime-map); "" otherwise.
+	MappedFrom string
+	// SDK is the version of boto3 beside a Python interpreter, "" if none.
+	SDK string
+}
+
+// Options say where interpreters and SDKs come from.
+type Options struct {
+	// Map gives runtimes an interpreter explicitly: runtime to another
+	// runtime (whose interpreter it shares) or to an executable's path.
+	Map map[string]string
+	// NodeSDK is a folder holding node_modules/@aws-sdk (npm install
+	// --prefix DIR ...); "" or a folder without it: none.
+	NodeSDK string
 }
 
 // Install writes the embedded runtime clients under root (in a folder named
 // for their content, so a new binary never runs an old client) and finds
 // the host's interpreters.
-func Install(root string) (*Set, error) {
+func Install(root string, opts Options) (*Set, error) {
 	h := sha256.New()
 	_ = fs.WalkDir(clients, ".", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -80,77 +101,20 @@ func Install(root string) (*Set, error) {
 			}
 		}
 	}
-	py, prefixes := findPython()
-	return &Set{Dir: dir, Node: findNode(), Python: py, pythonPrefixes: prefixes}, nil
-}
-
-func findNode() string {
-	p, err := exec.LookPath("node")
-	if err != nil {
-		return ""
-	}
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		return r
-	}
-	return p
-}
-
-// findPython resolves python3 to the real interpreter: version managers
-// put shell-script shims on PATH that cost tens of milliseconds per start.
-func findPython() (string, []string) {
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		return "", nil
-	}
-	out, err := exec.Command(p, "-c", "import sys; print(sys.executable); print(sys.base_prefix); print(sys.prefix)").Output()
-	if err == nil {
-		lines := strings.Fields(string(out))
-		if len(lines) == 3 && lines[0] != "" {
-			return lines[0], lines[1:]
+	set := &Set{Dir: dir, interp: findInterpreters()}
+	for rt, target := range opts.Map {
+		if err := set.mapRuntime(rt, target); err != nil {
+			return nil, err
 		}
 	}
-	return p, nil
-}
-
-// Command returns the argv that starts an instance of runtime, given the
-// paths the instance sees for its code and the runtime clients.
-func (s *Set) Command(runtime, taskRoot, runtimeDir string) ([]string, error) {
-	switch function.Family(runtime) {
-	case function.FamilyProvided:
-		return []string{filepath.Join(taskRoot, "bootstrap")}, nil
-	case function.FamilyNode:
-		if s.Node == "" {
-			return nil, errors.New("runtime " + runtime + " needs node, which is not installed on this host")
-		}
-		return []string{s.Node, filepath.Join(runtimeDir, "node", "index.mjs")}, nil
-	case function.FamilyPython:
-		if s.Python == "" {
-			return nil, errors.New("runtime " + runtime + " needs python3, which is not installed on this host")
-		}
-		return []string{s.Python, "-u", filepath.Join(runtimeDir, "python", "bootstrap.py")}, nil
-	}
-	return nil, errors.New("unsupported runtime " + runtime)
-}
-
-// HostPaths are the folders of the interpreters' installations, which
-// sandboxed instances must see.
-func (s *Set) HostPaths() []string {
-	var out []string
-	if s.Node != "" {
-		out = append(out, filepath.Dir(filepath.Dir(s.Node)))
-	}
-	out = append(out, s.pythonPrefixes...)
-	return out
-}
-
-// SearchPath is PATH for instances: the system folders plus the folders
-// of the interpreters found.
-func (s *Set) SearchPath() string {
-	dirs := []string{"/usr/local/bin", "/usr/bin", "/bin"}
-	for _, p := range []string{s.Node, s.Python} {
-		if p != "" {
-			dirs = append([]string{filepath.Dir(p)}, dirs...)
+	if opts.NodeSDK != "" {
+		if fi, err := os.Stat(filepath.Join(opts.NodeSDK, "node_modules", "@aws-sdk")); err == nil && fi.IsDir() {
+			abs, err := filepath.Abs(filepath.Join(opts.NodeSDK, "node_modules"))
+			if err != nil {
+				return nil, err
+			}
+			set.NodeSDK = abs
 		}
 	}
-	return strings.Join(dirs, ":")
+	return set, nil
 }

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,7 +123,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	defer apis.Close()
 
-	rts, err := runtimes.Install(filepath.Join(cfg.DataDir, "runtimes"))
+	nodeSDK := cfg.NodeSDK
+	if nodeSDK == "" {
+		nodeSDK = filepath.Join(cfg.DataDir, "sdk", "nodejs")
+	}
+	rts, err := runtimes.Install(filepath.Join(cfg.DataDir, "runtimes"), runtimes.Options{Map: cfg.RuntimeMap, NodeSDK: nodeSDK})
 	if err != nil {
 		return err
 	}
@@ -154,12 +159,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	for _, name := range cfg.HostNetwork {
 		hostNet[name] = true
 	}
-	if rts.Node == "" {
-		log.Warn("node not found on PATH: nodejs runtimes cannot run")
-	}
-	if rts.Python == "" {
-		log.Warn("python3 not found on PATH: python runtimes cannot run")
-	}
+	logRuntimes(log, rts, nodeSDK)
 
 	sink := logs.NewSink(st.JS, log)
 	defer sink.Close()
@@ -249,7 +249,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
-	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings, Auth: ids, URLs: ids, Roles: ids, Packages: buckets}).Register(mux)
+	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings, Auth: ids, URLs: ids, Roles: ids, Packages: buckets, Runtimes: rts}).Register(mux)
 	ownNet, _ := launcher.NetworkIsolated()
 	sapi := stratusapi.New(st, reg, meter.DefaultPrices, cfg.Region, ids, ids).WithStatus(func(name string) stratusapi.Status {
 		st := stratusapi.Status{Function: name, Network: "host", Instances: pools.Instances(name)}
@@ -408,4 +408,34 @@ func jsonSafe(s string) string {
 		out = append(out, r)
 	}
 	return string(out)
+}
+
+// logRuntimes says at start which runtimes can run here, on which
+// interpreter, and which AWS SDK their functions get.
+func logRuntimes(log *slog.Logger, rts *runtimes.Set, nodeSDK string) {
+	var names []string
+	for _, in := range rts.Interpreters() {
+		d := in.Runtime + " (" + in.Version
+		if in.MappedFrom != "" {
+			d += ", mapped from " + in.MappedFrom
+		}
+		names = append(names, d+")")
+		if in.MappedFrom == "" && strings.HasPrefix(in.Runtime, "python") {
+			if in.SDK != "" {
+				log.Info("functions of " + in.Runtime + " get the AWS SDK beside its interpreter: boto3 " + in.SDK)
+			} else {
+				log.Warn("no boto3 beside the interpreter of " + in.Runtime + ": its functions get no AWS SDK unless they bring one")
+			}
+		}
+	}
+	if len(names) == 0 {
+		log.Warn("no Node.js or Python interpreter on PATH: only OS-only (provided) runtimes can run")
+	} else {
+		log.Info("runtimes with interpreters: provided.al2023, provided.al2, " + strings.Join(names, ", "))
+	}
+	if v, n := rts.NodeSDKVersion(); n > 0 {
+		log.Info(fmt.Sprintf("Node.js functions get the AWS SDK for JavaScript %s (%d @aws-sdk packages) from %s", v, n, rts.NodeSDK))
+	} else {
+		log.Info("Node.js functions get no AWS SDK unless they bundle one; to provide it as Lambda does: npm install --prefix " + nodeSDK + " @aws-sdk/client-s3 @aws-sdk/client-sqs @aws-sdk/client-lambda @aws-sdk/client-dynamodb @aws-sdk/lib-dynamodb")
+	}
 }

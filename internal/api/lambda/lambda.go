@@ -48,6 +48,8 @@ type Options struct {
 	// Packages reads deployment packages from S3 (Code.S3Bucket); nil:
 	// there is no S3.
 	Packages PackageReader
+	// Runtimes says whether a runtime can run on this host; nil: all can.
+	Runtimes interface{ Check(runtime string) error }
 }
 
 // PackageReader reads an object of at most max bytes.
@@ -367,6 +369,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err := a.checkRole(r.Context(), in.Role); err != nil {
 		return a.at(name, err)
 	}
+	if err := a.checkRuntime(in.Runtime); err != nil {
+		return a.at(name, err)
+	}
 	if in.Publish {
 		if err := a.authorize(r, "lambda:PublishVersion", function.ARN(a.opts.Region, name, "")); err != nil {
 			return a.at(name, err)
@@ -424,6 +429,15 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusCreated, a.configuration(fn, true))
 	return nil
+}
+
+// checkRuntime refuses a runtime this host has no interpreter for, as
+// Lambda refuses one it does not offer.
+func (a *API) checkRuntime(runtime string) error {
+	if a.opts.Runtimes == nil {
+		return nil
+	}
+	return a.opts.Runtimes.Check(runtime)
 }
 
 func (a *API) getFunction(w http.ResponseWriter, r *http.Request) error {
@@ -631,6 +645,11 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	}
 	if in.Role != nil {
 		if err := a.checkRole(r.Context(), *in.Role); err != nil {
+			return a.at(ref, err)
+		}
+	}
+	if in.Runtime != nil {
+		if err := a.checkRuntime(*in.Runtime); err != nil {
 			return a.at(ref, err)
 		}
 	}

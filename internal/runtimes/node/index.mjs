@@ -5,7 +5,7 @@ import path from "node:path";
 import fs from "node:fs";
 import util from "node:util";
 import { pathToFileURL } from "node:url";
-import { createRequire } from "node:module";
+import { createRequire, register } from "node:module";
 import { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
 
@@ -142,6 +142,44 @@ function patchConsole() {
   }
 }
 
+// ES modules ignore NODE_PATH; Lambda's runtime resolves bare imports
+// of the SDK and of layers' modules all the same. A resolve hook does so
+// here: after the usual lookup fails, it looks in NODE_PATH's folders.
+const esmHooks = `
+let dirs = [];
+export function initialize(d) { dirs = d.dirs; }
+export async function resolve(specifier, context, next) {
+  try {
+    return await next(specifier, context);
+  } catch (e) {
+    if (e.code !== "ERR_MODULE_NOT_FOUND" || /^[./]|^[a-z]+:/.test(specifier)) throw e;
+    for (const parentURL of dirs) {
+      try {
+        return await next(specifier, { ...context, parentURL });
+      } catch {}
+    }
+    throw e;
+  }
+}`;
+
+// The hook costs a loader thread (tens of milliseconds, ~10 MB), so it is
+// registered only once an import has failed without it.
+function resolveFromNodePath() {
+  const dirs = (process.env.NODE_PATH || "").split(":").filter(Boolean);
+  if (!dirs.length || typeof register !== "function") return false;
+  // A parent in the folder above each node_modules makes Node search it.
+  const parents = dirs.map((d) => pathToFileURL(path.join(path.dirname(d), "_")).href);
+  register("data:text/javascript," + encodeURIComponent(esmHooks), { data: { dirs: parents } });
+  return true;
+}
+
+// Node.js 24 and later runtimes run only handlers that return a promise
+// (or a value): one declaring a callback parameter fails at init.
+function runtimeMajor() {
+  const m = /nodejs(\d+)/.exec(process.env.AWS_EXECUTION_ENV || "");
+  return m ? Number(m[1]) : 0;
+}
+
 async function loadHandler() {
   const handler = process.env._HANDLER || "";
   const root = process.env.LAMBDA_TASK_ROOT;
@@ -167,10 +205,27 @@ async function loadHandler() {
     throw e;
   }
   let mod;
-  if (file.endsWith(".cjs") || (file.endsWith(".js") && !isESM(file))) {
-    mod = createRequire(path.join(root, "index.js"))(file);
-  } else {
-    mod = await import(pathToFileURL(file).href);
+  try {
+    if (file.endsWith(".cjs") || (file.endsWith(".js") && !isESM(file))) {
+      mod = createRequire(path.join(root, "index.js"))(file);
+    } else {
+      const url = pathToFileURL(file).href;
+      try {
+        mod = await import(url);
+      } catch (err) {
+        // A failed import stays cached: the retry names the module anew.
+        if (err?.code !== "ERR_MODULE_NOT_FOUND" || !resolveFromNodePath()) throw err;
+        mod = await import(url + "?NODE_PATH");
+      }
+    }
+  } catch (err) {
+    // A module the handler's module needs is missing: as Lambda reports it.
+    if (err && (err.code === "MODULE_NOT_FOUND" || err.code === "ERR_MODULE_NOT_FOUND")) {
+      const e = new Error(`${err.name}: ${err.message}`);
+      e.name = "Runtime.ImportModuleError";
+      throw e;
+    }
+    throw err;
   }
   let fn = mod;
   for (const part of exportPath) fn = fn == null ? undefined : fn[part];
@@ -181,6 +236,13 @@ async function loadHandler() {
   if (typeof fn !== "function") {
     const e = new Error(`${handler} is undefined or not exported`);
     e.name = "Runtime.HandlerNotFound";
+    throw e;
+  }
+  if (runtimeMajor() >= 24 && !fn[streaming] && fn.length >= 3) {
+    const e = new Error(
+      `${handler} takes a callback (event, context, callback): callback-style handlers are not supported from Node.js 24 on. Make it an async function (event, context) that returns its result.`,
+    );
+    e.name = "Runtime.CallbackHandlerDeprecated";
     throw e;
   }
   return fn;
