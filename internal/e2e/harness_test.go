@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -504,4 +505,19 @@ func httpPost(url, body string) (*rawResponse, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return &rawResponse{status: resp.StatusCode, header: resp.Header, body: string(b)}, nil
+}
+
+// metricValue reads one series of the server's /metrics (0 if absent).
+func metricValue(t testing.TB, s *server, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(getBody(t, s.Endpoint+"/metrics"), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

@@ -8,9 +8,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/queue"
+	"github.com/stratus-faas/stratus/internal/recursion"
 	"github.com/stratus-faas/stratus/internal/registry"
 )
 
@@ -257,10 +259,18 @@ func nonNilB(s [][]byte) [][]byte {
 // A failed batch is left alone: its messages return after the visibility
 // timeout and, past maxReceiveCount, go to the queue's dead-letter queue.
 func (r *runner) process(msgs []queue.Message) {
+	msgs, trace := r.unlooped(msgs)
+	if len(msgs) == 0 {
+		return
+	}
 	payload, msgs := r.event(msgs)
-	resp, err := r.m.inv.Invoke(r.invokeCtx, invoke.Request{FunctionName: r.mp.Function, Qualifier: r.mp.Qualifier, Payload: payload})
+	resp, err := r.m.inv.Invoke(r.invokeCtx, invoke.Request{FunctionName: r.mp.Function, Qualifier: r.mp.Qualifier, Payload: payload, TraceID: trace})
 	var thr *invoke.ThrottleError
 	switch {
+	case errors.Is(err, invoke.ErrRecursiveLoop):
+		// The setting changed since unlooped looked: the batch returns
+		// after its visibility timeout and is looked at again.
+		return
 	case errors.As(err, &thr):
 		r.m.setResult(r.mp.UUID, "PROBLEM: Function call throttled")
 		r.pause(time.Second)
@@ -350,4 +360,48 @@ func (r *runner) deleteAll(msgs []queue.Message) {
 		})
 	}
 	wg.Wait()
+}
+
+// unlooped takes out of a batch the messages whose event has run the
+// function as often as a recursive loop may: they go to the queue's
+// dead-letter queue if it has one and are deleted, as Lambda stops a loop
+// through SQS. The rest run with the trace of the one furthest along its
+// lineage, so the count goes on.
+func (r *runner) unlooped(msgs []queue.Message) ([]queue.Message, string) {
+	kept := msgs[:0:0]
+	trace, depth := "", -1
+	name, _, _ := function.ParseRef(r.mp.Function)
+	for _, m := range msgs {
+		th := ""
+		if a, ok := m.SystemAttributes["AWSTraceHeader"]; ok && a.StringValue != nil {
+			th = *a.StringValue
+		}
+		if th != "" && r.m.inv.StopLoop(th, r.mp.Function) {
+			r.stopLoop(m)
+			continue
+		}
+		if d := recursion.Depth(th, name); d > depth {
+			trace, depth = th, d
+		}
+		kept = append(kept, m)
+	}
+	return kept, trace
+}
+
+func (r *runner) stopLoop(m queue.Message) {
+	if q, err := r.m.queues.Get(r.queue); err == nil && q.Attrs.Redrive != nil {
+		dlq, err := queue.NameFromARN(q.Attrs.Redrive.DeadLetterTargetArn)
+		if err == nil {
+			res, err := r.m.queues.Send(r.invokeCtx, dlq, []queue.SendEntry{{Body: m.Body, Attributes: m.MessageAttributes, System: m.SystemAttributes}})
+			if err == nil {
+				err = res[0].Err
+			}
+			if err != nil {
+				// Kept: it returns after its visibility timeout to try again.
+				r.m.log.Error("event source mapping: could not dead-letter a looping message", "queue", r.queue, "err", err)
+				return
+			}
+		}
+	}
+	_ = r.m.queues.DeleteMessage(r.invokeCtx, r.queue, m.ReceiptHandle)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/invoke"
 	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/queue"
+	"github.com/stratus-faas/stratus/internal/recursion"
 	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/store"
 )
@@ -61,6 +62,10 @@ const (
 	outcomeDeadLettered = "dead_lettered"
 )
 
+// conditionLoop is the destination record's condition of an event
+// stopped in a recursive loop (Stratus's name: Lambda documents none).
+const conditionLoop = "RecursiveInvocationDetected"
+
 // Async accepts and runs asynchronous invocations.
 type Async struct {
 	st   *store.Store
@@ -85,6 +90,8 @@ type event struct {
 	Qualifier string          `json:"q,omitempty"`
 	Payload   json.RawMessage `json:"p"`
 	Accepted  time.Time       `json:"t"`
+	// Trace is the trace header of the request that sent it.
+	Trace string `json:"tr,omitempty"`
 }
 
 // New returns the asynchronous invoker; Start begins running events.
@@ -134,7 +141,7 @@ func (a *Async) enqueue(ctx context.Context, ref, qualifier string, payload []by
 	if qualifier != "" {
 		q = qualifier
 	}
-	ev := event{RequestID: uuid.NewString(), Function: fn.Name, Qualifier: q, Payload: payload, Accepted: a.now().UTC()}
+	ev := event{RequestID: uuid.NewString(), Function: fn.Name, Qualifier: q, Payload: payload, Accepted: a.now().UTC(), Trace: recursion.Trace(ctx)}
 	data, err := json.Marshal(&ev)
 	if err != nil {
 		return "", false, err
@@ -260,9 +267,13 @@ func (a *Async) handle(msg jetstream.Msg) {
 		a.finish(msg, ev, cfg, "EventAgeExceeded", attempt-1, nil)
 		return
 	}
-	resp, err := a.inv.Invoke(a.ctx, invoke.Request{FunctionName: ev.Function, Qualifier: ev.Qualifier, Payload: ev.Payload})
+	resp, err := a.inv.Invoke(a.ctx, invoke.Request{FunctionName: ev.Function, Qualifier: ev.Qualifier, Payload: ev.Payload, TraceID: ev.Trace})
 	var thr *invoke.ThrottleError
 	switch {
+	case errors.Is(err, invoke.ErrRecursiveLoop):
+		// Stopped, not retried: to the failure destination and dead-letter
+		// queue, as Lambda sends a looping event.
+		a.finish(msg, ev, cfg, conditionLoop, attempt-1, nil)
 	case errors.As(err, &thr), errors.Is(err, invoke.ErrShuttingDown), a.ctx.Err() != nil,
 		err == nil && resp.Outcome == outcome.Cancelled:
 		// Not the function's fault: wait and try again, up to the maximum age.
@@ -299,7 +310,7 @@ func (a *Async) finish(msg jetstream.Msg, ev event, cfg *function.EventInvokeCon
 		a.log.Warn("async event failed", "function", ev.Function, "request", ev.RequestID, "condition", condition, "destination", dest)
 	}
 	if dest != "" {
-		if err := a.deliver(dest, a.record(ev, condition, invokes, resp), nil); err != nil {
+		if err := a.deliver(ev, dest, a.record(ev, condition, invokes, resp), nil); err != nil {
 			// Keep the event: it is reported again when redelivered.
 			a.log.Error("could not deliver to destination", "destination", dest, "err", err)
 			_ = msg.NakWithDelay(throttleDelay)
@@ -307,7 +318,7 @@ func (a *Async) finish(msg jetstream.Msg, ev event, cfg *function.EventInvokeCon
 		}
 	}
 	if condition != "Success" {
-		if err := a.deadLetter(ev, resp); err != nil {
+		if err := a.deadLetter(ev, resp, condition); err != nil {
 			a.log.Error("could not deliver to the dead-letter queue", "function", ev.Function, "err", err)
 			_ = msg.NakWithDelay(throttleDelay)
 			return
@@ -328,11 +339,13 @@ func (a *Async) finish(msg jetstream.Msg, ev event, cfg *function.EventInvokeCon
 	}
 }
 
-// deliver sends a destination record or dead letter to a queue or, as an
-// asynchronous event, to a function.
-func (a *Async) deliver(dest string, body []byte, attrs map[string]queue.Attribute) error {
+// deliver sends a destination record or dead letter of ev to a queue or,
+// as an asynchronous event, to a function; the trace (and loop count)
+// goes on with it.
+func (a *Async) deliver(ev event, dest string, body []byte, attrs map[string]queue.Attribute) error {
+	ctx := recursion.WithTrace(a.ctx, ev.Trace)
 	if !queue.IsARN(dest) {
-		_, err := a.Enqueue(a.ctx, dest, "", body)
+		_, err := a.Enqueue(ctx, dest, "", body)
 		return err
 	}
 	if a.opts.Queues == nil {
@@ -342,7 +355,7 @@ func (a *Async) deliver(dest string, body []byte, attrs map[string]queue.Attribu
 	if err != nil {
 		return err
 	}
-	res, err := a.opts.Queues.Send(a.ctx, name, []queue.SendEntry{{Body: string(body), Attributes: attrs}})
+	res, err := a.opts.Queues.Send(ctx, name, []queue.SendEntry{{Body: string(body), Attributes: attrs}})
 	if err != nil {
 		return err
 	}
@@ -352,12 +365,15 @@ func (a *Async) deliver(dest string, body []byte, attrs map[string]queue.Attribu
 // deadLetter sends a failed event to the function's DeadLetterConfig
 // target, as Lambda does: the event itself, with the request id and error
 // as message attributes.
-func (a *Async) deadLetter(ev event, resp *invoke.Response) error {
+func (a *Async) deadLetter(ev event, resp *invoke.Response, condition string) error {
 	fn, err := a.inv.Resolve(ev.Function, ev.Qualifier)
 	if err != nil || fn.DeadLetterTarget == "" {
 		return nil
 	}
 	status, msg := "200", "Event age exceeded"
+	if condition == conditionLoop {
+		status, msg = "400", "Recursive invocation loop stopped"
+	}
 	if resp != nil {
 		status = strconv.Itoa(resp.Status)
 		var doc struct {
@@ -378,7 +394,7 @@ func (a *Async) deadLetter(ev event, resp *invoke.Response) error {
 	if msg == "" {
 		delete(attrs, "ErrorMessage")
 	}
-	if err := a.deliver(fn.DeadLetterTarget, ev.Payload, attrs); err != nil {
+	if err := a.deliver(ev, fn.DeadLetterTarget, ev.Payload, attrs); err != nil {
 		return err
 	}
 	a.counts.WithLabelValues(outcomeDeadLettered).Inc()

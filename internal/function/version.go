@@ -22,6 +22,11 @@ type Concurrency struct {
 	Function    string                  `json:"function"`
 	Reserved    *int                    `json:"reserved,omitempty"`
 	Provisioned map[string]*Provisioned `json:"provisioned,omitempty"`
+	// RecursiveLoop is the function's recursion setting (Allow or
+	// Terminate, "" for Terminate). It lives with concurrency, the other
+	// setting of the whole function that changing must not restart its
+	// instances (a change of the configuration does).
+	RecursiveLoop string `json:"recursiveLoop,omitempty"`
 }
 
 // Provisioned is a provisioned concurrency request for one version or alias.

@@ -24,6 +24,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/meter"
 	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/pool"
+	"github.com/stratus-faas/stratus/internal/recursion"
 	"github.com/stratus-faas/stratus/internal/runtimeapi"
 )
 
@@ -39,6 +40,9 @@ var (
 	ErrInvalidContent = errors.New("could not parse request body into json")
 	ErrUnsupported    = errors.New("unsupported invocation")
 	ErrShuttingDown   = pool.ErrShuttingDown
+	// ErrRecursiveLoop: the event has run the function recursion.Limit
+	// times already and the function's RecursiveLoop is not Allow.
+	ErrRecursiveLoop = errors.New("recursive invocation loop stopped")
 )
 
 // ThrottleError is a request refused over a concurrency limit.
@@ -122,6 +126,7 @@ type Invoker struct {
 	meter   Recorder
 	metrics *Metrics
 	log     *slog.Logger
+	loopLog *limitedLog
 	opts    Options
 
 	inflight   atomic.Int64 // all invocations running
@@ -132,7 +137,7 @@ type Invoker struct {
 
 // New builds an invoker running on pools.
 func New(fns Functions, pools *pool.Set, clock pool.Clock, rec Recorder, metrics *Metrics, log *slog.Logger, opts Options) *Invoker {
-	return &Invoker{fns: fns, pools: pools, clock: clock, meter: rec, metrics: metrics, log: log, opts: opts}
+	return &Invoker{fns: fns, pools: pools, clock: clock, meter: rec, metrics: metrics, log: log, loopLog: newLimitedLog(log, clock), opts: opts}
 }
 
 // BillProvisioned is the pools' Bill hook: provisioned instances kept for
@@ -158,6 +163,24 @@ func (iv *Invoker) Resolve(ref, qualifier string) (*function.Function, error) {
 		q = qualifier
 	}
 	return iv.fns.Resolve(name, q)
+}
+
+// StopLoop reports whether an event carrying trace is stopped at the
+// function fn names, its recursive loop limit reached, and counts it so:
+// event sources that batch events ask it of each before invoking.
+func (iv *Invoker) StopLoop(trace, fn string) bool {
+	name, _, err := function.ParseRef(fn)
+	if err != nil {
+		return false
+	}
+	d := recursion.Depth(trace, name)
+	if !recursion.Stops(d, iv.fns.Concurrency(name).RecursiveLoop) {
+		return false
+	}
+	iv.metrics.loopStopped(name)
+	iv.loopLog.Warn(name, "recursive loop stopped: the event has run the function "+strconv.Itoa(d)+" times (PutFunctionRecursionConfig --recursive-loop Allow lets it go on)",
+		"function", name)
+	return true
 }
 
 // Invoke runs one request.
@@ -196,6 +219,13 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 	if iv.closing.Load() {
 		return nil, ErrShuttingDown
 	}
+	if req.TraceID == "" {
+		req.TraceID = newTraceID(iv.clock.Now())
+	}
+	if iv.StopLoop(req.TraceID, fn.Name) {
+		return nil, ErrRecursiveLoop
+	}
+	req.TraceID = recursion.Next(req.TraceID, fn.Name)
 	release, err := iv.admit(fn)
 	if err != nil {
 		return nil, err
@@ -242,9 +272,6 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 	start := iv.clock.Now()
 	timeout := time.Duration(fn.Timeout) * time.Second
 	traceID := req.TraceID
-	if traceID == "" {
-		traceID = newTraceID(start)
-	}
 	res, err := inst.Invoke(ctx, &runtimeapi.Invocation{
 		RequestID:     reqID,
 		Payload:       payload,

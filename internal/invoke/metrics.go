@@ -15,6 +15,7 @@ type Metrics struct {
 	initTime    *prometheus.HistogramVec
 	gbSeconds   *prometheus.CounterVec
 	streamed    *prometheus.CounterVec
+	loops       *prometheus.CounterVec
 }
 
 // NewMetrics registers the invocation metrics with reg.
@@ -43,8 +44,11 @@ func NewMetrics(reg prometheus.Registerer, live func() float64, inflight func() 
 		streamed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stratus_streamed_response_bytes_total", Help: "Bytes of responses the functions streamed.",
 		}, []string{"function"}),
+		loops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stratus_recursive_invocations_dropped_total", Help: "Invocations stopped as part of a recursive loop (Lambda's RecursiveInvocationsDropped).",
+		}, []string{"function"}),
 	}
-	reg.MustRegister(m.invocations, m.coldStarts, m.throttles, m.duration, m.initTime, m.gbSeconds, m.streamed,
+	reg.MustRegister(m.invocations, m.coldStarts, m.throttles, m.duration, m.initTime, m.gbSeconds, m.streamed, m.loops,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stratus_instances", Help: "Live instances."}, live),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stratus_inflight_invocations", Help: "Invocations running now."}, inflight),
 	)
@@ -66,4 +70,8 @@ func (m *Metrics) observe(r meter.Record) {
 
 func (m *Metrics) throttle(fn string) {
 	m.throttles.WithLabelValues(fn).Inc()
+}
+
+func (m *Metrics) loopStopped(fn string) {
+	m.loops.WithLabelValues(fn).Inc()
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/recursion"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -234,6 +236,16 @@ func (m *Manager) Send(ctx context.Context, name string, entries []SendEntry) ([
 		}
 		results[i].MessageID, results[i].MD5OfBody = s.ID, s.MD5Body
 		results[i].MD5OfAttributes, results[i].MD5OfSystemAttrs = s.MD5Attrs, s.MD5System
+		// As SQS does with X-Ray: the sender's trace header (which AWS SDKs
+		// inside functions send) becomes the message's AWSTraceHeader, so a
+		// function it triggers continues the trace and its loop count. The
+		// sender's checksum stays that of what it sent.
+		if tr := recursion.Trace(ctx); tr != "" && s.System["AWSTraceHeader"].StringValue == nil {
+			sys := make(map[string]Attribute, len(s.System)+1)
+			maps.Copy(sys, s.System)
+			sys["AWSTraceHeader"] = Attribute{DataType: "String", StringValue: &tr}
+			s.System = sys
+		}
 		msg, err := m.storedMsg(name, s)
 		if err != nil {
 			results[i].Err = err

@@ -378,6 +378,7 @@ func (r *Registry) UpdateConcurrency(ctx context.Context, name string, change fu
 		next := &function.Concurrency{Function: name, Provisioned: map[string]*function.Provisioned{}}
 		if e != nil {
 			next.Reserved = e.conc.Reserved
+			next.RecursiveLoop = e.conc.RecursiveLoop
 			for q, p := range e.conc.Provisioned {
 				pp := *p
 				next.Provisioned[q] = &pp

@@ -19,11 +19,12 @@ const module = "github.com/stratus-faas/stratus/"
 // only packages of its own layer or a lower one (ARCHITECTURE.md, section
 // 2). A new package must be placed here.
 var layers = map[string]int{
-	"internal/function": 0,
-	"internal/outcome":  0,
-	"internal/peercred": 0,
-	"internal/config":   0,
-	"internal/batcher":  0,
+	"internal/function":  0,
+	"internal/outcome":   0,
+	"internal/peercred":  0,
+	"internal/config":    0,
+	"internal/batcher":   0,
+	"internal/recursion": 0,
 
 	"internal/store":      1,
 	"internal/sandbox":    1,

@@ -72,6 +72,8 @@ func (a *API) toAWS(err error, ref string) awsError {
 		return awsError{Status: 409, Code: "ResourceConflictException", Message: "The operation cannot be performed at this time. An update is in progress for resource: " + a.arnOf(ref)}
 	case errors.Is(err, registry.ErrPrecondition):
 		return awsError{Status: 412, Code: "PreconditionFailedException", Message: "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"}
+	case errors.Is(err, invoke.ErrRecursiveLoop):
+		return awsError{Status: 400, Code: "RecursiveInvocationException", Message: "The invocation was stopped: the event behind it has run " + a.arnOf(ref) + " in a recursive loop too many times. PutFunctionRecursionConfig with RecursiveLoop Allow lets such loops go on."}
 	case errors.Is(err, invoke.ErrShuttingDown):
 		return awsError{Status: 500, Code: "ServiceException", Message: "Stratus is shutting down; retry on another node or after restart"}
 	case store.Unavailable(err):

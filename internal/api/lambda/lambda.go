@@ -22,6 +22,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/invoke"
+	"github.com/stratus-faas/stratus/internal/recursion"
 	"github.com/stratus-faas/stratus/internal/registry"
 )
 
@@ -163,6 +164,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerVersions(mux)
 	a.registerLayers(mux)
 	a.registerTags(mux)
+	a.registerRecursion(mux)
 	a.registerURLs(mux)
 	a.registerEventConfig(mux)
 	a.registerPolicy(mux)
@@ -783,7 +785,8 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) error {
 		if len(payload) > function.MaxAsyncPayload {
 			return a.at(ref, function.Errorf(function.ErrTooLarge, "Request must be smaller than %d bytes for the InvokeFunction operation", function.MaxAsyncPayload))
 		}
-		id, err := a.opts.Async.Enqueue(r.Context(), ref, r.URL.Query().Get("Qualifier"), payload)
+		ctx := recursion.WithTrace(r.Context(), h.Get("X-Amzn-Trace-Id"))
+		id, err := a.opts.Async.Enqueue(ctx, ref, r.URL.Query().Get("Qualifier"), payload)
 		if err != nil {
 			return a.at(ref, err)
 		}

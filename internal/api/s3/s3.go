@@ -20,6 +20,7 @@ import (
 
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/objects"
+	"github.com/stratus-faas/stratus/internal/recursion"
 )
 
 // Notifier delivers bucket events.
@@ -103,7 +104,8 @@ func (a *API) allow(r *http.Request, action, resource string) error {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := w.Header().Get("X-Amzn-RequestId")
 	w.Header().Set("X-Amz-Request-Id", id)
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	// The trace header travels with the events an upload causes.
+	r = r.WithContext(recursion.WithTrace(context.WithValue(r.Context(), requestIDKey{}, id), r.Header.Get("X-Amzn-Trace-Id")))
 	t := a.address(r)
 	q := r.URL.Query()
 	if a.opts.Meter != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/queue"
+	"github.com/stratus-faas/stratus/internal/recursion"
 	"github.com/stratus-faas/stratus/internal/store"
 )
 
@@ -155,6 +156,7 @@ func (a *API) toWire(err error) *wireError {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := uuid.NewString()
 	w.Header().Set("X-Amzn-RequestId", rid)
+	r = r.WithContext(recursion.WithTrace(r.Context(), r.Header.Get("X-Amzn-Trace-Id")))
 	body, err := readBody(w, r)
 	if err != nil {
 		writeQueryError(w, rid, clientErr("RequestTooLong", "RequestTooLong", "The request is too large."))
