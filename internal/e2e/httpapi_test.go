@@ -235,3 +235,121 @@ func allowAPI(t testing.TB, c *lambda.Client, fn, apiID string) {
 		t.Fatal(err)
 	}
 }
+
+// TestHTTPAPIStages: named stages served under their name with their
+// variables, deployments that freeze routes for a stage without
+// autoDeploy, and the AWS CLI's create-deployment and update-stage.
+func TestHTTPAPIStages(t *testing.T) {
+	s := startServer(t, "")
+	ctx := context.Background()
+	c := s.lambda()
+	fn := createFunction(t, c, "stage-fn", makeZip(t, map[string][]byte{"index.mjs": []byte(urlFunction)}), fnOpts{runtime: "nodejs20.x", handler: "index.handler"})
+	gw := s.apigw()
+	api, err := gw.CreateApi(ctx, &apigatewayv2.CreateApiInput{Name: aws.String("staged"), ProtocolType: agtypes.ProtocolTypeHttp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := api.ApiId
+	allowAPI(t, c, "stage-fn", aws.ToString(id))
+	integ, err := gw.CreateIntegration(ctx, &apigatewayv2.CreateIntegrationInput{ApiId: id, IntegrationType: agtypes.IntegrationTypeAwsProxy,
+		IntegrationUri: fn.FunctionArn, PayloadFormatVersion: aws.String("2.0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func(key string) {
+		if _, err := gw.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: id, RouteKey: aws.String(key), Target: aws.String("integrations/" + aws.ToString(integ.IntegrationId))}); err != nil {
+			t.Fatalf("route %s: %v", key, err)
+		}
+	}
+	route("GET /v1/items")
+	endpoint := aws.ToString(api.ApiEndpoint)
+
+	// A stage without autoDeploy serves nothing until deployed.
+	if _, err := gw.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: id, StageName: aws.String("prod"),
+		StageVariables: map[string]string{"table": "orders-prod"}}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := httpDo(t, "GET", endpoint+"/prod/v1/items", "", nil); status != 404 {
+		t.Errorf("undeployed stage: %d", status)
+	}
+	if _, err := gw.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: id, StageName: aws.String("bad stage")}); errorCode(err) != "BadRequestException" {
+		t.Errorf("stage name with a space: %v", err)
+	}
+	if _, err := gw.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: id, StageName: aws.String("logs"),
+		AccessLogSettings: &agtypes.AccessLogSettings{DestinationArn: aws.String("arn:aws:logs:us-east-1:000000000000:log-group:x"), Format: aws.String("$context.requestId")}}); errorCode(err) != "BadRequestException" || !strings.Contains(err.Error(), "accessLogSettings") {
+		t.Errorf("access log settings: %v", err)
+	}
+
+	// Deployed with the AWS CLI.
+	dir := t.TempDir()
+	env := s.clientEnv(dir)
+	cli := func(args ...string) string {
+		out, err := runCmd(t, env, "aws", append([]string{"--endpoint-url", s.Endpoint, "--region", "us-east-1", "--output", "json", "apigatewayv2"}, args...)...)
+		if err != nil {
+			t.Fatalf("aws apigatewayv2 %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	var dep struct{ DeploymentId, DeploymentStatus string }
+	if err := json.Unmarshal([]byte(cli("create-deployment", "--api-id", aws.ToString(id), "--stage-name", "prod", "--description", "first")), &dep); err != nil || dep.DeploymentId == "" || dep.DeploymentStatus != "DEPLOYED" {
+		t.Fatalf("create-deployment: %v %+v", err, dep)
+	}
+	status, _, body := httpDo(t, "GET", endpoint+"/prod/v1/items", "", nil)
+	var ev struct {
+		RawPath        string            `json:"rawPath"`
+		RouteKey       string            `json:"routeKey"`
+		StageVariables map[string]string `json:"stageVariables"`
+		RequestContext struct {
+			Stage string `json:"stage"`
+		} `json:"requestContext"`
+	}
+	_ = json.Unmarshal([]byte(body), &ev)
+	if status != 200 || ev.RawPath != "/prod/v1/items" || ev.RouteKey != "GET /v1/items" || ev.RequestContext.Stage != "prod" || ev.StageVariables["table"] != "orders-prod" {
+		t.Errorf("prod stage: %d %s", status, body)
+	}
+
+	// A new route is not in prod until the next deployment; an
+	// autoDeploy stage has it at once.
+	route("GET /v2/items")
+	if status, _, _ := httpDo(t, "GET", endpoint+"/prod/v2/items", "", nil); status != 404 {
+		t.Errorf("an undeployed route is served: %d", status)
+	}
+	if _, err := gw.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: id, StageName: aws.String("dev"), AutoDeploy: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := httpDo(t, "GET", endpoint+"/dev/v2/items", "", nil); status != 200 {
+		t.Errorf("autoDeploy stage: %d", status)
+	}
+	dev, err := gw.GetStage(ctx, &apigatewayv2.GetStageInput{ApiId: id, StageName: aws.String("dev")})
+	if err != nil || aws.ToString(dev.DeploymentId) == "" || !aws.ToBool(dev.AutoDeploy) {
+		t.Errorf("GetStage dev: %v %+v", err, dev)
+	}
+	second, err := gw.CreateDeployment(ctx, &apigatewayv2.CreateDeploymentInput{ApiId: id, Description: aws.String("second")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli("update-stage", "--api-id", aws.ToString(id), "--stage-name", "prod", "--deployment-id", aws.ToString(second.DeploymentId), "--stage-variables", "table=orders-v2")
+	status, _, body = httpDo(t, "GET", endpoint+"/prod/v2/items", "", nil)
+	_ = json.Unmarshal([]byte(body), &ev)
+	if status != 200 || ev.StageVariables["table"] != "orders-v2" {
+		t.Errorf("prod after update-stage: %d %s", status, body)
+	}
+	deps, err := gw.GetDeployments(ctx, &apigatewayv2.GetDeploymentsInput{ApiId: id})
+	if err != nil || len(deps.Items) != 3 { // first, second, dev's automatic one
+		t.Errorf("GetDeployments: %v %+v", err, deps)
+	}
+	if _, err := gw.DeleteDeployment(ctx, &apigatewayv2.DeleteDeploymentInput{ApiId: id, DeploymentId: second.DeploymentId}); errorCode(err) != "BadRequestException" {
+		t.Errorf("deleting a deployment a stage serves: %v", err)
+	}
+	if _, err := gw.DeleteDeployment(ctx, &apigatewayv2.DeleteDeploymentInput{ApiId: id, DeploymentId: aws.String(dep.DeploymentId)}); err != nil {
+		t.Errorf("deleting an unused deployment: %v", err)
+	}
+	stages, err := gw.GetStages(ctx, &apigatewayv2.GetStagesInput{ApiId: id})
+	if err != nil || len(stages.Items) != 2 {
+		t.Errorf("GetStages: %v %+v", err, stages)
+	}
+	// Without a $default stage the endpoint's root serves nothing.
+	if status, _, _ := httpDo(t, "GET", endpoint+"/v1/items", "", nil); status != 404 {
+		t.Errorf("no $default stage: %d", status)
+	}
+}

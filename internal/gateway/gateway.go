@@ -166,7 +166,19 @@ func (g *Gateway) serveURLByID(w http.ResponseWriter, r *http.Request, id, path 
 // serveAPI routes a request of an HTTP API.
 func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, id, path string) {
 	api, err := g.apis.Get(id)
-	if err != nil || api.Stages["$default"] == nil {
+	if err != nil {
+		writeMessage(w, http.StatusNotFound, apiStyle, "Not Found")
+		return
+	}
+	// A named stage is the path's first segment; the event's raw path
+	// keeps it, as API Gateway's does, and routes match what follows.
+	rawPath := path
+	stage, path := api.StageFor(path)
+	if stage == nil {
+		writeMessage(w, http.StatusNotFound, apiStyle, "Not Found")
+		return
+	}
+	if api = api.Served(stage); api == nil {
 		writeMessage(w, http.StatusNotFound, apiStyle, "Not Found")
 		return
 	}
@@ -200,9 +212,13 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, id, path stri
 	}
 	var ev any
 	if integ.PayloadFormatVersion == "1.0" {
-		ev = g.eventV1(r, api.ID, route, params, path, body)
+		ev = g.eventV1(r, api.ID, stage, route, params, rawPath, body)
 	} else {
-		e := g.eventV2(r, path, body)
+		e := g.eventV2(r, rawPath, body)
+		e.RequestContext.Stage = stage.Name
+		if len(stage.Variables) > 0 {
+			e.StageVariables = stage.Variables
+		}
 		e.RouteKey, e.RequestContext.RouteKey = route.RouteKey, route.RouteKey
 		e.PathParameters = params
 		e.RequestContext.AccountID = function.AccountID

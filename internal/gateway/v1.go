@@ -13,7 +13,7 @@ import (
 )
 
 // eventV1 builds the payload format 1.0 event (REST API style).
-func (g *Gateway) eventV1(r *http.Request, apiID string, route *httpapi.Route, params map[string]string, path string, body []byte) map[string]any {
+func (g *Gateway) eventV1(r *http.Request, apiID string, stage *httpapi.Stage, route *httpapi.Route, params map[string]string, path string, body []byte) map[string]any {
 	now := g.now()
 	headers := map[string]string{}
 	multi := map[string][]string{}
@@ -46,6 +46,10 @@ func (g *Gateway) eventV1(r *http.Request, apiID string, route *httpapi.Route, p
 	if b != "" {
 		bodyField = b
 	}
+	var stageVars any
+	if len(stage.Variables) > 0 {
+		stageVars = stage.Variables
+	}
 	var pathParams any
 	if len(params) > 0 {
 		pathParams = params
@@ -60,7 +64,7 @@ func (g *Gateway) eventV1(r *http.Request, apiID string, route *httpapi.Route, p
 		"queryStringParameters":           query,
 		"multiValueQueryStringParameters": multiQuery,
 		"pathParameters":                  pathParams,
-		"stageVariables":                  nil,
+		"stageVariables":                  stageVars,
 		"requestContext": map[string]any{
 			"accountId":        function.AccountID,
 			"apiId":            apiID,
@@ -75,7 +79,7 @@ func (g *Gateway) eventV1(r *http.Request, apiID string, route *httpapi.Route, p
 			"requestTimeEpoch": now.UnixMilli(),
 			"resourceId":       route.ID,
 			"resourcePath":     resource,
-			"stage":            "$default",
+			"stage":            stage.Name,
 		},
 		"body":            bodyField,
 		"isBase64Encoded": b64,

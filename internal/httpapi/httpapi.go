@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,6 +40,9 @@ type API struct {
 	Integrations map[string]*Integration `json:"integrations"`
 	Routes       map[string]*Route       `json:"routes"`
 	Stages       map[string]*Stage       `json:"stages"`
+	// Deployments are the snapshots of routes and integrations that
+	// stages serve.
+	Deployments map[string]*Deployment `json:"deployments,omitempty"`
 	// Cors, when set, is answered and applied by the gateway for every
 	// route, as API Gateway's CorsConfiguration is.
 	Cors *function.Cors `json:"cors,omitempty"`
@@ -59,11 +65,126 @@ type Route struct {
 	Target   string `json:"target,omitempty"` // "integrations/ID"
 }
 
-// Stage is a deployment stage; Stratus serves the $default stage.
+// Stage serves a deployment: $default at the API's endpoint, any other
+// under its name (ENDPOINT/NAME/...).
 type Stage struct {
-	Name       string    `json:"stageName"`
-	AutoDeploy bool      `json:"autoDeploy"`
-	Created    time.Time `json:"createdDate"`
+	Name         string            `json:"stageName"`
+	AutoDeploy   bool              `json:"autoDeploy"`
+	Created      time.Time         `json:"createdDate"`
+	Updated      time.Time         `json:"lastUpdatedDate,omitzero"`
+	DeploymentID string            `json:"deploymentId,omitempty"`
+	Description  string            `json:"description,omitempty"`
+	Variables    map[string]string `json:"stageVariables,omitempty"`
+}
+
+// Deployment is a snapshot of an API's routes and integrations.
+type Deployment struct {
+	ID           string                  `json:"deploymentId"`
+	Description  string                  `json:"description,omitempty"`
+	Created      time.Time               `json:"createdDate"`
+	AutoDeployed bool                    `json:"autoDeployed,omitempty"`
+	Routes       map[string]*Route       `json:"routes"`
+	Integrations map[string]*Integration `json:"integrations"`
+}
+
+// Deploy snapshots the API's routes and integrations as a new deployment.
+func (a *API) Deploy(description string, auto bool, now time.Time) *Deployment {
+	snap := clone(&API{Routes: a.Routes, Integrations: a.Integrations})
+	d := &Deployment{ID: NewID(), Description: description, Created: now, AutoDeployed: auto, Routes: snap.Routes, Integrations: snap.Integrations}
+	if a.Deployments == nil {
+		a.Deployments = map[string]*Deployment{}
+	}
+	a.Deployments[d.ID] = d
+	return d
+}
+
+// autoDeploy deploys the API's current routes and integrations to every
+// stage with AutoDeploy whose deployment differs, and forgets automatic
+// deployments no stage serves any more.
+func (a *API) autoDeploy(now time.Time) {
+	var current *Deployment
+	for _, name := range slices.Sorted(maps.Keys(a.Stages)) {
+		st := a.Stages[name]
+		if !st.AutoDeploy {
+			continue
+		}
+		if d := a.Deployments[st.DeploymentID]; d != nil && sameRoutes(d, a) {
+			continue
+		}
+		if current == nil {
+			current = a.Deploy("Automatic deployment", true, now)
+		}
+		st.DeploymentID, st.Updated = current.ID, now
+	}
+	for id, d := range a.Deployments {
+		if !d.AutoDeployed {
+			continue
+		}
+		used := false
+		for _, st := range a.Stages {
+			used = used || st.DeploymentID == id
+		}
+		if !used {
+			delete(a.Deployments, id)
+		}
+	}
+}
+
+func sameRoutes(d *Deployment, a *API) bool {
+	x, _ := json.Marshal([]any{d.Routes, d.Integrations})
+	y, _ := json.Marshal([]any{a.Routes, a.Integrations})
+	return string(x) == string(y)
+}
+
+// Served is the API as stage serves it: the routes and integrations of
+// its deployment, nil when it has none yet (API Gateway answers Not Found).
+func (a *API) Served(stage *Stage) *API {
+	d := a.Deployments[stage.DeploymentID]
+	if d == nil {
+		if stage.AutoDeploy {
+			return a // stored before deployments were kept: it deploys itself
+		}
+		return nil
+	}
+	out := *a
+	out.Routes, out.Integrations = d.Routes, d.Integrations
+	return &out
+}
+
+// StageFor splits a request path into the stage it names and the path
+// within it: the first segment when a stage of that name exists, else
+// $default. The stage is nil when there is none.
+func (a *API) StageFor(path string) (stage *Stage, rest string) {
+	first, after, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if st := a.Stages[first]; st != nil && first != DefaultStage {
+		return st, "/" + after
+	}
+	return a.Stages[DefaultStage], path
+}
+
+// DefaultStage is the stage served at the API's endpoint itself.
+const DefaultStage = "$default"
+
+var (
+	stageNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+	varNameRE   = regexp.MustCompile(`^[a-zA-Z0-9_]{1,64}$`)
+	varValueRE  = regexp.MustCompile(`^[a-zA-Z0-9\-._~:/?#&=,]+$`)
+)
+
+// ValidateStage checks a stage's name and variables as API Gateway does.
+func ValidateStage(st *Stage) error {
+	if st.Name != DefaultStage && !stageNameRE.MatchString(st.Name) {
+		return function.Errorf(ErrInvalid, "Stage name %q must be $default or 1 to 128 letters, digits, - and _", st.Name)
+	}
+	for k, v := range st.Variables {
+		if !varNameRE.MatchString(k) {
+			return function.Errorf(ErrInvalid, "Stage variable name %q must be letters, digits and _", k)
+		}
+		if len(v) > 2048 || !varValueRE.MatchString(v) {
+			return function.Errorf(ErrInvalid, "Stage variable %s: value must be 1 to 2048 of letters, digits and -._~:/?#&=,", k)
+		}
+	}
+	return nil
 }
 
 // FunctionRef extracts the function from an integration URI: a function
@@ -150,6 +271,7 @@ func (s *Store) List() []*API {
 
 // Create stores a new API.
 func (s *Store) Create(ctx context.Context, api *API) error {
+	api.autoDeploy(time.Now().UTC())
 	data, _ := json.Marshal(api)
 	rev, err := s.kv.Create(ctx, api.ID, data)
 	if err != nil {
@@ -172,6 +294,7 @@ func (s *Store) Update(ctx context.Context, id string, change func(*API) error) 
 		if err := change(next); err != nil {
 			return nil, err
 		}
+		next.autoDeploy(time.Now().UTC())
 		data, _ := json.Marshal(next)
 		rev, err := s.kv.Update(ctx, id, data, e.rev)
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -212,6 +335,9 @@ func clone(a *API) *API {
 	}
 	if out.Stages == nil {
 		out.Stages = map[string]*Stage{}
+	}
+	if out.Deployments == nil {
+		out.Deployments = map[string]*Deployment{}
 	}
 	return out
 }

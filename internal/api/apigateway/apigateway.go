@@ -58,10 +58,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v2/apis/{api}/routes/{id}", a.h(a.getRoute))
 	mux.HandleFunc("PATCH /v2/apis/{api}/routes/{id}", a.h(a.updateRoute))
 	mux.HandleFunc("DELETE /v2/apis/{api}/routes/{id}", a.h(a.deleteRoute))
-	mux.HandleFunc("POST /v2/apis/{api}/stages", a.h(a.createStage))
-	mux.HandleFunc("GET /v2/apis/{api}/stages", a.h(a.getStages))
-	mux.HandleFunc("GET /v2/apis/{api}/stages/{id}", a.h(a.getStage))
-	mux.HandleFunc("DELETE /v2/apis/{api}/stages/{id}", a.h(a.deleteStage))
+	a.registerStages(mux)
 }
 
 // Wire errors: the type in X-Amzn-ErrorType, {"message": ...} in the body.
@@ -607,82 +604,6 @@ func (a *API) deleteRoute(w http.ResponseWriter, r *http.Request) error {
 			return function.Errorf(httpapi.ErrNotFound, "Invalid Route identifier specified")
 		}
 		delete(api.Routes, r.PathValue("id"))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func stageOut(s *httpapi.Stage) map[string]any {
-	return map[string]any{
-		"stageName":            s.Name,
-		"autoDeploy":           s.AutoDeploy,
-		"createdDate":          s.Created.UTC().Format(timeFormat),
-		"lastUpdatedDate":      s.Created.UTC().Format(timeFormat),
-		"defaultRouteSettings": map[string]any{},
-	}
-}
-
-func (a *API) createStage(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		StageName  string `json:"stageName"`
-		AutoDeploy bool   `json:"autoDeploy"`
-	}
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	if in.StageName != "$default" {
-		return function.Errorf(httpapi.ErrInvalid, "Stratus serves the $default stage only; stage %q is not supported", in.StageName)
-	}
-	st := &httpapi.Stage{Name: in.StageName, AutoDeploy: in.AutoDeploy, Created: time.Now()}
-	if _, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
-		if api.Stages[st.Name] != nil {
-			return function.Errorf(httpapi.ErrConflict, "Stage already exists")
-		}
-		api.Stages[st.Name] = st
-		return nil
-	}); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, stageOut(st))
-	return nil
-}
-
-func (a *API) getStages(w http.ResponseWriter, r *http.Request) error {
-	api, err := a.store.Get(r.PathValue("api"))
-	if err != nil {
-		return err
-	}
-	items := []map[string]any{}
-	for _, name := range sortedKeys(api.Stages) {
-		items = append(items, stageOut(api.Stages[name]))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
-	return nil
-}
-
-func (a *API) getStage(w http.ResponseWriter, r *http.Request) error {
-	api, err := a.store.Get(r.PathValue("api"))
-	if err != nil {
-		return err
-	}
-	st := api.Stages[r.PathValue("id")]
-	if st == nil {
-		return function.Errorf(httpapi.ErrNotFound, "Invalid stage identifier specified")
-	}
-	writeJSON(w, http.StatusOK, stageOut(st))
-	return nil
-}
-
-func (a *API) deleteStage(w http.ResponseWriter, r *http.Request) error {
-	_, err := a.store.Update(r.Context(), r.PathValue("api"), func(api *httpapi.API) error {
-		if api.Stages[r.PathValue("id")] == nil {
-			return function.Errorf(httpapi.ErrNotFound, "Invalid stage identifier specified")
-		}
-		delete(api.Stages, r.PathValue("id"))
 		return nil
 	})
 	if err != nil {
