@@ -445,9 +445,11 @@ func runList(ctx context.Context, env *Env, args []string) error {
 	}
 	// What runs of each function now: its instances and their network.
 	type status struct {
-		Function  string `json:"function"`
-		Network   string `json:"network"`
-		Instances int    `json:"instances"`
+		Function   string   `json:"function"`
+		Network    string   `json:"network"`
+		Warm       int      `json:"warm"`
+		Busy       int      `json:"busy"`
+		URLs       []string `json:"urls"`
 	}
 	running := map[string]status{}
 	if resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/functions"); err == nil {
@@ -462,7 +464,7 @@ func runList(ctx context.Context, env *Env, args []string) error {
 		resp.Body.Close()
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tRUNTIME\tHANDLER\tMEMORY\tTIMEOUT\tCODE\tINSTANCES\tNETWORK\tREQUESTS\tCOLD STARTS\tAVG INIT\tMODIFIED")
+	fmt.Fprintln(tw, "NAME\tRUNTIME\tHANDLER\tMEMORY\tTIMEOUT\tCODE\tWARM\tBUSY\tNETWORK\tREQUESTS\tCOLD STARTS\tAVG INIT\tMODIFIED\tURL")
 	client, err := cf.lambda(ctx)
 	if err != nil {
 		return err
@@ -480,12 +482,15 @@ func runList(ctx context.Context, env *Env, args []string) error {
 				avgInit = fmt.Sprintf("%.1f ms", u.InitMsTotal/float64(u.ColdStarts))
 			}
 			st, ok := running[aws.ToString(f.FunctionName)]
-			instances, network := "-", "-"
+			warm, busy, network, url := "-", "-", "-", "-"
 			if ok {
-				instances, network = fmt.Sprint(st.Instances), st.Network
+				warm, busy, network = fmt.Sprint(st.Warm), fmt.Sprint(st.Busy), st.Network
+				if len(st.URLs) > 0 {
+					url = strings.Join(st.URLs, " ")
+				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d MB\t%d s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", aws.ToString(f.FunctionName), f.Runtime, aws.ToString(f.Handler),
-				aws.ToInt32(f.MemorySize), aws.ToInt32(f.Timeout), humanBytes(int(f.CodeSize)), instances, network, u.Requests, u.ColdStarts, avgInit, aws.ToString(f.LastModified))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d MB\t%d s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", aws.ToString(f.FunctionName), f.Runtime, aws.ToString(f.Handler),
+				aws.ToInt32(f.MemorySize), aws.ToInt32(f.Timeout), humanBytes(int(f.CodeSize)), warm, busy, network, u.Requests, u.ColdStarts, avgInit, aws.ToString(f.LastModified), url)
 		}
 	}
 	return tw.Flush()

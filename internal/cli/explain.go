@@ -16,10 +16,16 @@ import (
 func explain(err error) string {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
+		out := ae.ErrorCode()
 		if msg := ae.ErrorMessage(); msg != "" {
-			return msg + " (" + ae.ErrorCode() + ")"
+			out = msg + " (" + out + ")"
 		}
-		return ae.ErrorCode()
+		// The request id finds the request in the server's log.
+		var rid interface{ ServiceRequestID() string }
+		if errors.As(err, &rid) && rid.ServiceRequestID() != "" {
+			out += " [request " + rid.ServiceRequestID() + "]"
+		}
+		return out
 	}
 	var ue *url.Error
 	var oe *net.OpError

@@ -264,15 +264,14 @@ func (s *Set) Close() {
 
 // Instances counts the live instances of every version of a function on
 // this node.
-func (s *Set) Instances(name string) int {
+func (s *Set) Instances(name string) (idle, total int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n := 0
 	for _, p := range s.pools {
 		if p.spec.Function.Name == name {
-			_, total := p.Counts()
-			n += total
+			i, t := p.Counts()
+			idle, total = idle+i, total+t
 		}
 	}
-	return n
+	return idle, total
 }

@@ -252,9 +252,15 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	lambdaapi.New(reg, inv, log, lambdaapi.Options{Region: cfg.Region, Endpoint: endpoint, Gateway: gatewayURL, Async: async, Mappings: mappings, Auth: ids, URLs: ids, Roles: ids, Packages: buckets, Runtimes: rts}).Register(mux)
 	ownNet, _ := launcher.NetworkIsolated()
 	sapi := stratusapi.New(st, reg, meter.DefaultPrices, cfg.Region, ids, ids).WithStatus(func(name string) stratusapi.Status {
-		st := stratusapi.Status{Function: name, Network: "host", Instances: pools.Instances(name)}
+		idle, total := pools.Instances(name)
+		st := stratusapi.Status{Function: name, Network: "host", Instances: total, Warm: idle, Busy: total - idle}
 		if ownNet && !hostNet[name] {
 			st.Network = "own"
+		}
+		if urls, err := reg.URLs(name); err == nil {
+			for _, u := range urls {
+				st.URLs = append(st.URLs, lambdaapi.URLOf(gatewayURL, u.ID))
+			}
 		}
 		return st
 	}).WithBuckets(func() []stratusapi.BucketStatus {

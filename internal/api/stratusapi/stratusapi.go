@@ -54,6 +54,10 @@ type Status struct {
 	Function  string `json:"function"`
 	Network   string `json:"network"` // "own" (a network per instance) or "host"
 	Instances int    `json:"instances"`
+	Warm      int    `json:"warm"` // idle, ready for the next request
+	Busy      int    `json:"busy"` // running an invocation (or starting)
+	// URLs are the function's URLs (of the function and its aliases).
+	URLs []string `json:"urls,omitempty"`
 }
 
 // WithStatus makes GET /stratus/v1/functions report each function's
