@@ -445,11 +445,11 @@ func runList(ctx context.Context, env *Env, args []string) error {
 	}
 	// What runs of each function now: its instances and their network.
 	type status struct {
-		Function   string   `json:"function"`
-		Network    string   `json:"network"`
-		Warm       int      `json:"warm"`
-		Busy       int      `json:"busy"`
-		URLs       []string `json:"urls"`
+		Function string   `json:"function"`
+		Network  string   `json:"network"`
+		Warm     int      `json:"warm"`
+		Busy     int      `json:"busy"`
+		URLs     []string `json:"urls"`
 	}
 	running := map[string]status{}
 	if resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/functions"); err == nil {
@@ -526,6 +526,8 @@ func runLogs(ctx context.Context, env *Env, args []string) error {
 	cf.bind(fs)
 	follow := fs.Bool("f", false, "follow: keep printing new lines")
 	since := fs.String("since", "1h", "start this long ago (such as 10m) or at an RFC 3339 time")
+	request := fs.String("request-id", "", "only the lines of this invocation")
+	level := fs.String("level", "", "only lines at this level or above: TRACE, DEBUG, INFO, WARN, ERROR, FATAL (lines without a level count as INFO)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -536,6 +538,12 @@ func runLogs(ctx context.Context, env *Env, args []string) error {
 	q := url.Values{"since": {*since}}
 	if *follow {
 		q.Set("follow", "true")
+	}
+	if *request != "" {
+		q.Set("request", *request)
+	}
+	if *level != "" {
+		q.Set("level", *level)
 	}
 	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/functions/"+url.PathEscape(pos[0])+"/logs?"+q.Encode())
 	if err != nil {

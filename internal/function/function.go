@@ -78,6 +78,8 @@ type Config struct {
 	DeadLetterTarget string `json:"deadLetterTarget,omitempty"`
 	// Layers are extracted in order under /opt in every instance.
 	Layers []LayerRef `json:"layers,omitempty"`
+	// Logging is the LoggingConfig; nil is Lambda's default (Text).
+	Logging *LoggingConfig `json:"logging,omitempty"`
 }
 
 // Function is a stored function: configuration plus code identity and
@@ -186,6 +188,9 @@ func (c *Config) Validate() error {
 		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
 			return invalidf("Tag %s must be a positive duration such as 5m, got %q", TagIdleTimeout, v)
 		}
+	}
+	if err := c.Logging.validate(); err != nil {
+		return err
 	}
 	return validateEnv(c.Environment)
 }

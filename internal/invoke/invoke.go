@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stratus-faas/stratus/internal/function"
+	plogs "github.com/stratus-faas/stratus/internal/logs"
 	"github.com/stratus-faas/stratus/internal/meter"
 	"github.com/stratus-faas/stratus/internal/outcome"
 	"github.com/stratus-faas/stratus/internal/pool"
@@ -266,9 +267,8 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 // the event and retry allows running it elsewhere.
 func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, cold bool, fn *function.Function, reqID string, payload []byte, clientContext string, req Request, retry bool) *Response {
 	logs := inst.Logs
-	logs.Begin()
 	version := fn.VersionLabel()
-	logs.Platform("START RequestId: " + reqID + " Version: " + version)
+	logs.Begin(reqID, version)
 	start := iv.clock.Now()
 	timeout := time.Duration(fn.Timeout) * time.Second
 	traceID := req.TraceID
@@ -318,8 +318,8 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 		// moments it took to notice and stop it.
 		rec.BilledMs = min(rec.BilledMs, int64(fn.Timeout)*1000)
 	}
-	logs.Platform("END RequestId: " + reqID)
-	logs.Platform(report(reqID, dur, rec.BilledMs, fn.MemorySize, maxMem, rec.InitMs, cold))
+	logs.Report(plogs.Report{RequestID: reqID, Duration: dur, BilledMs: rec.BilledMs, MemoryMB: fn.MemorySize, MaxMemMB: maxMem,
+		InitMs: rec.InitMs, Cold: cold, Status: reportStatus(res.Outcome), ErrorType: res.ErrorType})
 	if req.LogTail {
 		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail())
 	}
@@ -338,10 +338,9 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 func (iv *Invoker) initFailed(fn *function.Function, reqID string, ie *pool.InitError, tail bool) *Response {
 	logs := ie.Logs
 	initMs := ms(ie.Duration)
-	logs.Platform("INIT_REPORT Init Duration: " + strconv.FormatFloat(initMs, 'f', 2, 64) + " ms\tPhase: init\tStatus: error\tError Type: " + ie.Result.ErrorType)
-	logs.Platform("START RequestId: " + reqID + " Version: " + fn.VersionLabel())
-	logs.Platform("END RequestId: " + reqID)
-	logs.Platform(report(reqID, 0, 0, fn.MemorySize, 0, initMs, true))
+	logs.InitReport(ie.Duration, ie.Result.ErrorType)
+	logs.BeginAfterInit(reqID, fn.VersionLabel())
+	logs.Report(plogs.Report{RequestID: reqID, MemoryMB: fn.MemorySize, InitMs: initMs, Cold: true, Status: "error", ErrorType: ie.Result.ErrorType})
 	rec := meter.Record{Function: fn.Name, Version: fn.VersionLabel(), RequestID: reqID, Start: iv.clock.Now(), MemoryMB: fn.MemorySize, Cold: true, InitMs: initMs, Outcome: outcome.Error}
 	iv.meter.Add(rec)
 	iv.metrics.observe(rec)
@@ -352,25 +351,15 @@ func (iv *Invoker) initFailed(fn *function.Function, reqID string, ie *pool.Init
 	return resp
 }
 
-func report(reqID string, dur time.Duration, billed int64, memMB, maxMemMB int, initMs float64, cold bool) string {
-	b := make([]byte, 0, 192)
-	b = append(b, "REPORT RequestId: "...)
-	b = append(b, reqID...)
-	b = append(b, "\tDuration: "...)
-	b = strconv.AppendFloat(b, ms(dur), 'f', 2, 64)
-	b = append(b, " ms\tBilled Duration: "...)
-	b = strconv.AppendInt(b, billed, 10)
-	b = append(b, " ms\tMemory Size: "...)
-	b = strconv.AppendInt(b, int64(memMB), 10)
-	b = append(b, " MB\tMax Memory Used: "...)
-	b = strconv.AppendInt(b, int64(maxMemMB), 10)
-	b = append(b, " MB\t"...)
-	if cold {
-		b = append(b, "Init Duration: "...)
-		b = strconv.AppendFloat(b, initMs, 'f', 2, 64)
-		b = append(b, " ms\t"...)
+// reportStatus is platform.report's status of an outcome.
+func reportStatus(o outcome.Outcome) string {
+	switch {
+	case o == outcome.Timeout:
+		return "timeout"
+	case o.Failed():
+		return "error"
 	}
-	return string(b)
+	return "success"
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

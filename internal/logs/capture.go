@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -20,7 +21,8 @@ const (
 // is kept) and routes each line to the sink and to the tail of the
 // invocation in progress.
 type Capture struct {
-	fn   string
+	st   Stream
+	f    Format
 	sink *Sink
 	r, w *os.File
 	done chan struct{}
@@ -28,17 +30,19 @@ type Capture struct {
 	mu      sync.Mutex
 	partial []byte
 	tail    []byte
+	reqID   string        // the invocation in progress, or the last
 	busy    bool          // the reader holds bytes it has not routed yet
 	routed  chan struct{} // signalled after each routed chunk
 }
 
-// NewCapture opens the pipe; hand Writer to the process, then call Started.
-func NewCapture(fn string, sink *Sink) (*Capture, error) {
+// NewCapture opens the pipe of an instance's log stream; hand Writer to
+// the process, then call Started.
+func NewCapture(st Stream, f Format, sink *Sink) (*Capture, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("log pipe: %w", err)
 	}
-	c := &Capture{fn: fn, sink: sink, r: r, w: w, done: make(chan struct{}), routed: make(chan struct{}, 1)}
+	c := &Capture{st: st, f: f, sink: sink, r: r, w: w, done: make(chan struct{}), routed: make(chan struct{}, 1)}
 	go c.read()
 	return c, nil
 }
@@ -102,9 +106,16 @@ func (c *Capture) route(data []byte) {
 	}
 }
 
-// line delivers one complete line; called with mu held.
+// line delivers one complete line of the instance's; called with mu held.
 func (c *Capture) line(l []byte) {
-	c.sink.Write(c.fn, l)
+	if c.f.keepApp(l) {
+		c.emit(l)
+	}
+}
+
+// emit stores and tails a line; called with mu held.
+func (c *Capture) emit(l []byte) {
+	c.sink.Write(c.st, time.Now(), c.reqID, l)
 	c.tail = append(c.tail, l...)
 	c.tail = append(c.tail, '\n')
 	if len(c.tail) > 4*tailBytes {
@@ -112,18 +123,61 @@ func (c *Capture) line(l []byte) {
 	}
 }
 
-// Platform writes a line of the platform's own (START, END, REPORT).
-func (c *Capture) Platform(l string) {
+// platform writes a platform line: text, or in the JSON format the
+// record, unless the system log level drops it (platform lines are INFO).
+func (c *Capture) platform(text string, typ string, record map[string]any) {
 	c.mu.Lock()
-	c.line([]byte(l))
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if !c.f.JSON {
+		c.emit([]byte(text))
+		return
+	}
+	if typ == "" || (c.f.SysLevel != 0 && c.f.SysLevel > Info) {
+		return
+	}
+	c.emit(platformRecord(time.Now(), typ, record))
 }
 
-// Begin starts a new invocation's tail.
-func (c *Capture) Begin() {
+// Platform writes a platform notice (a crash, a timeout, a cancellation)
+// in the text format; the JSON format has it in platform.report.
+func (c *Capture) Platform(l string) { c.platform(l, "", nil) }
+
+// Begin starts invocation reqID: its tail, its START line.
+func (c *Capture) Begin(reqID, version string) { c.begin(reqID, version, true) }
+
+// BeginAfterInit starts the invocation whose cold start failed: its tail
+// keeps what the init phase wrote.
+func (c *Capture) BeginAfterInit(reqID, version string) { c.begin(reqID, version, false) }
+
+func (c *Capture) begin(reqID, version string, fresh bool) {
 	c.mu.Lock()
-	c.tail = c.tail[:0]
+	if fresh {
+		c.tail = c.tail[:0]
+	}
+	c.reqID = reqID
 	c.mu.Unlock()
+	c.platform("START RequestId: "+reqID+" Version: "+version, "platform.start", map[string]any{"requestId": reqID, "version": version})
+}
+
+// Report writes an invocation's END and REPORT lines (platform.report).
+func (c *Capture) Report(r Report) {
+	metrics := map[string]any{"durationMs": round2(ms(r.Duration)), "billedDurationMs": r.BilledMs, "memorySizeMB": r.MemoryMB, "maxMemoryUsedMB": r.MaxMemMB}
+	if r.Cold {
+		metrics["initDurationMs"] = round2(r.InitMs)
+	}
+	rec := map[string]any{"requestId": r.RequestID, "metrics": metrics, "status": r.Status}
+	if r.ErrorType != "" {
+		rec["errorType"] = r.ErrorType
+	}
+	c.platform("END RequestId: "+r.RequestID, "", nil)
+	c.platform(reportText(r), "platform.report", rec)
+}
+
+// InitReport writes the report of a failed init phase.
+func (c *Capture) InitReport(d time.Duration, errorType string) {
+	text := "INIT_REPORT Init Duration: " + strconv.FormatFloat(ms(d), 'f', 2, 64) + " ms\tPhase: init\tStatus: error\tError Type: " + errorType
+	c.platform(text, "platform.initReport", map[string]any{"initializationType": "on-demand", "phase": "init", "status": "error", "errorType": errorType,
+		"metrics": map[string]any{"durationMs": round2(ms(d))}})
 }
 
 // Settle waits (briefly) until everything the instance wrote before now

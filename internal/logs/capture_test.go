@@ -22,7 +22,9 @@ type memPublisher struct {
 	attempts int
 }
 
-func (m *memPublisher) Publish(_ context.Context, subject string, data []byte, _ ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+// PublishMsg keeps the messages of the stored lines, by function.
+func (m *memPublisher) PublishMsg(_ context.Context, msg *nats.Msg, _ ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	data := msg.Data
 	m.mu.Lock()
 	block := m.block
 	m.mu.Unlock()
@@ -38,7 +40,13 @@ func (m *memPublisher) Publish(_ context.Context, subject string, data []byte, _
 	if len(data) > 1<<20 { // NATS's default payload limit
 		return nil, nats.ErrMaxPayload
 	}
-	m.msgs[subject] = append(m.msgs[subject], string(data))
+	var b strings.Builder
+	for _, ev := range Decode(msg.Subject, msg.Header, data, time.Now(), 0) {
+		b.WriteString(ev.Message + "\n")
+	}
+	fn := strings.TrimPrefix(msg.Subject, SubjectPrefix)
+	fn = fn[:strings.LastIndexByte(fn, '.')]
+	m.msgs[SubjectPrefix+fn] = append(m.msgs[SubjectPrefix+fn], b.String())
 	return &jetstream.PubAck{}, nil
 }
 
@@ -48,6 +56,10 @@ func (m *memPublisher) set(f func(m *memPublisher)) {
 	f(m)
 }
 
+func st(fn string) Stream {
+	return Stream{Function: fn, Instance: "0123abcd", Name: "2026/12/02/[$LATEST]0123abcd"}
+}
+
 func newTestSink() (*Sink, *memPublisher) {
 	p := &memPublisher{msgs: map[string][]string{}}
 	return NewSink(p, slog.Default()), p
@@ -55,9 +67,9 @@ func newTestSink() (*Sink, *memPublisher) {
 
 func TestSinkBatchesPerFunction(t *testing.T) {
 	s, p := newTestSink()
-	s.Write("a", []byte("1"))
-	s.Write("b", []byte("2"))
-	s.Write("a", []byte("3"))
+	s.Write(st("a"), time.Now(), "", []byte("1"))
+	s.Write(st("b"), time.Now(), "", []byte("2"))
+	s.Write(st("a"), time.Now(), "", []byte("3"))
 	s.Close()
 	if got := strings.Join(p.msgs["stratus.logs.a"], ""); got != "1\n3\n" {
 		t.Errorf("a: %q", got)
@@ -72,7 +84,7 @@ func TestSinkSplitsLargeBatches(t *testing.T) {
 	var want strings.Builder
 	for i := range 3000 {
 		line := fmt.Sprintf("%04d %s", i, strings.Repeat("x", 995))
-		s.Write("big", []byte(line))
+		s.Write(st("big"), time.Now(), "", []byte(line))
 		want.WriteString(line + "\n")
 	}
 	s.Close()
@@ -90,13 +102,13 @@ func TestSinkSplitsLargeBatches(t *testing.T) {
 func TestSinkWaitsForTheStore(t *testing.T) {
 	s, p := newTestSink()
 	p.set(func(m *memPublisher) { m.fail = nats.ErrReconnectBufExceeded })
-	s.Write("f", []byte("1"))
+	s.Write(st("f"), time.Now(), "", []byte("1"))
 	waitUntil(t, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.attempts > 0
 	})
-	s.Write("f", []byte("2"))
+	s.Write(st("f"), time.Now(), "", []byte("2"))
 	p.set(func(m *memPublisher) { m.fail = nil })
 	waitUntil(t, func() bool {
 		p.mu.Lock()
@@ -109,8 +121,8 @@ func TestSinkWaitsForTheStore(t *testing.T) {
 func TestSinkDropsWhatTheStoreRefuses(t *testing.T) {
 	s, p := newTestSink()
 	p.set(func(m *memPublisher) { m.fail = errors.New("refused") })
-	s.Write("f", []byte("1"))
-	s.Write("f", []byte("2"))
+	s.Write(st("f"), time.Now(), "", []byte("1"))
+	s.Write(st("f"), time.Now(), "", []byte("2"))
 	s.Close()
 	if s.Dropped.Load() != 2 || len(p.msgs) != 0 {
 		t.Errorf("dropped %d, stored %v", s.Dropped.Load(), p.msgs)
@@ -124,16 +136,16 @@ func TestSinkMarksDroppedLines(t *testing.T) {
 	// Twice what one function may hold, queued and in flight together.
 	line := []byte(strings.Repeat("x", 1023))
 	for range 2*maxPendingPerFn/1024 + 10 {
-		s.Write("flood", line)
+		s.Write(st("flood"), time.Now(), "", line)
 	}
-	s.Write("quiet", []byte("still heard"))
+	s.Write(st("quiet"), time.Now(), "", []byte("still heard"))
 	close(release)
 	waitUntil(t, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return len(p.msgs["stratus.logs.quiet"]) > 0
 	})
-	s.Write("flood", []byte("after"))
+	s.Write(st("flood"), time.Now(), "", []byte("after"))
 	s.Close()
 	dropped := s.Dropped.Load()
 	got := strings.Join(p.msgs["stratus.logs.flood"], "")
@@ -186,20 +198,20 @@ func waitUntil(t *testing.T, ok func() bool) {
 func TestCaptureRoutesLines(t *testing.T) {
 	s, _ := newTestSink()
 	defer s.Close()
-	c, err := NewCapture("fn", s)
+	c, err := NewCapture(st("fn"), Format{}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := c.Writer()
-	c.Begin()
+	c.Begin("req-1", "$LATEST")
 	fmt.Fprint(w, "one\ntw")
 	fmt.Fprint(w, "o\nthree-without-newline")
 	c.Settle()
 	c.Platform("END")
-	if got := string(c.Tail()); got != "one\ntwo\nthree-without-newline\nEND\n" {
+	if got := string(c.Tail()); got != "START RequestId: req-1 Version: $LATEST\none\ntwo\nthree-without-newline\nEND\n" {
 		t.Errorf("tail %q", got)
 	}
-	c.Begin()
+	c.Begin("req-2", "$LATEST")
 	fmt.Fprint(w, strings.Repeat("x", 5000)+"\n")
 	c.Settle()
 	if got := c.Tail(); len(got) != tailBytes {

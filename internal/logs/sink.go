@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stratus-faas/stratus/internal/batcher"
@@ -29,21 +30,27 @@ const (
 
 // Publisher is the part of JetStream the sink uses.
 type Publisher interface {
-	Publish(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
-// Sink batches log lines per function and publishes them to the store.
+// Sink batches log lines per log stream and publishes them to the store.
 type Sink struct {
 	js  Publisher
 	log *slog.Logger
 
 	mu      sync.Mutex
-	pending map[string]*bytes.Buffer
+	pending map[string]*pending // by subject
 	size    int
-	dropped map[string]int // lines dropped since the function's last stored one
+	dropped map[string]int // lines dropped since the stream's last stored one
 	loop    *batcher.Loop
 
 	Dropped atomic.Int64
+}
+
+// pending is what waits to be stored of one stream.
+type pending struct {
+	st  Stream
+	buf []byte
 }
 
 // NewSink starts the flusher; Close stops it after a final flush.
@@ -51,7 +58,7 @@ func NewSink(js Publisher, log *slog.Logger) *Sink {
 	s := &Sink{
 		js:      js,
 		log:     log,
-		pending: make(map[string]*bytes.Buffer),
+		pending: make(map[string]*pending),
 		dropped: make(map[string]int),
 	}
 	s.loop = batcher.Start(flushDelay, retryDelay, s.flush, func() {
@@ -60,30 +67,30 @@ func NewSink(js Publisher, log *slog.Logger) *Sink {
 	return s
 }
 
-// Write queues one line (without its newline) of function fn's log.
-func (s *Sink) Write(fn string, line []byte) {
+// Write queues one line (without its newline) of a stream, written at t
+// during the invocation reqID ("" for none).
+func (s *Sink) Write(st Stream, t time.Time, reqID string, line []byte) {
+	key := st.subject()
 	s.mu.Lock()
-	b := s.pending[fn]
-	if s.size+len(line) > maxPending || (b != nil && b.Len()+len(line) > maxPendingPerFn) {
-		s.dropped[fn]++
+	p := s.pending[key]
+	if s.size+len(line) > maxPending || (p != nil && len(p.buf)+len(line) > maxPendingPerFn) {
+		s.dropped[key]++
 		s.mu.Unlock()
 		s.Dropped.Add(1)
 		return
 	}
-	if b == nil {
-		b = new(bytes.Buffer)
-		s.pending[fn] = b
+	if p == nil {
+		p = &pending{st: st}
+		s.pending[key] = p
 	}
-	if n := s.dropped[fn]; n > 0 {
+	before := len(p.buf)
+	if n := s.dropped[key]; n > 0 {
 		// The reader of the log learns that lines are missing here.
-		m := fmt.Appendf(nil, "[stratus] %d log lines dropped: the function wrote faster than they could be stored\n", n)
-		b.Write(m)
-		s.size += len(m)
-		delete(s.dropped, fn)
+		p.buf = appendEvent(p.buf, t, reqID, fmt.Appendf(nil, "[stratus] %d log lines dropped: the function wrote faster than they could be stored", n))
+		delete(s.dropped, key)
 	}
-	b.Write(line)
-	b.WriteByte('\n')
-	s.size += len(line) + 1
+	p.buf = appendEvent(p.buf, t, reqID, line)
+	s.size += len(p.buf) - before
 	s.mu.Unlock()
 	s.loop.Wake()
 }
@@ -96,27 +103,27 @@ const retryDelay = time.Second
 func (s *Sink) flush() bool {
 	s.mu.Lock()
 	batch := s.pending
-	s.pending = make(map[string]*bytes.Buffer)
+	s.pending = make(map[string]*pending)
 	s.size = 0
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	failed := map[string]*bytes.Buffer{}
+	failed := map[string]*pending{}
 	kept := 0
-	for fn, b := range batch {
-		data := b.Bytes()
+	for key, p := range batch {
+		data := p.buf
 		for len(data) > 0 {
 			n := chunkEnd(data, maxPublish)
-			_, err := s.js.Publish(ctx, store.LogsSubject+fn, data[:n])
+			_, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: key, Header: streamHeader(p.st), Data: data[:n]})
 			if err != nil && store.Unavailable(err) {
-				s.log.Warn("could not store log lines yet", "function", fn, "err", err)
-				failed[fn] = bytes.NewBuffer(data)
+				s.log.Warn("could not store log lines yet", "function", p.st.Function, "err", err)
+				failed[key] = &pending{st: p.st, buf: data}
 				kept += len(data)
 				break
 			}
 			if err != nil {
 				s.Dropped.Add(int64(bytes.Count(data[:n], []byte{'\n'})))
-				s.log.Error("log lines dropped", "function", fn, "bytes", n, "err", err)
+				s.log.Error("log lines dropped", "function", p.st.Function, "bytes", n, "err", err)
 			}
 			data = data[n:]
 		}
@@ -125,11 +132,11 @@ func (s *Sink) flush() bool {
 		return true
 	}
 	s.mu.Lock()
-	for fn, b := range s.pending {
-		if old := failed[fn]; old != nil {
-			old.Write(b.Bytes())
+	for key, p := range s.pending {
+		if old := failed[key]; old != nil {
+			old.buf = append(old.buf, p.buf...)
 		} else {
-			failed[fn] = b
+			failed[key] = p
 		}
 	}
 	s.pending = failed

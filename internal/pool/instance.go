@@ -109,14 +109,14 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 			ep.Close()
 		}
 	}
-	capture, err := logs.NewCapture(p.spec.Function.Name, p.deps.Logs)
+	start := p.deps.Clock.Now()
+	stream := start.UTC().Format("2006/01/02") + "/[" + p.spec.Version + "]" + hexID
+	capture, err := logs.NewCapture(logs.Stream{Function: p.spec.Function.Name, Instance: hexID, Name: stream}, logFormat(p.spec.Function.Logging), p.deps.Logs)
 	if err != nil {
 		p.deps.Launcher.Release(lay)
 		closeEP()
 		return nil, err
 	}
-	start := p.deps.Clock.Now()
-	stream := start.UTC().Format("2006/01/02") + "/[" + p.spec.Version + "]" + hexID
 	env := p.env(apiAddr, lay, stream, provisioned)
 	var retireAt time.Time
 	if p.deps.Credentials != nil {
@@ -246,6 +246,13 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 	if !function.IsProvided(fn.Runtime) {
 		env = append(env, "AWS_EXECUTION_ENV=AWS_Lambda_"+fn.Runtime)
 	}
+	// The managed runtimes' clients format and filter their logs by these.
+	if fn.Logging.JSON() {
+		env = append(env, "AWS_LAMBDA_LOG_FORMAT=JSON")
+		if l := fn.Logging.ApplicationLogLevel; l != "" {
+			env = append(env, "AWS_LAMBDA_LOG_LEVEL="+l)
+		}
+	}
 	// A Go runtime sizes its scheduler to the host's CPUs; an instance is
 	// entitled to MemorySize/1769 of one. Telling Go so spares the futex
 	// and nanosleep churn of idle scheduler threads, a third of the CPU of
@@ -348,4 +355,12 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
+}
+
+// logFormat is how an instance's capture applies a LoggingConfig.
+func logFormat(c *function.LoggingConfig) logs.Format {
+	if !c.JSON() {
+		return logs.Format{}
+	}
+	return logs.Format{JSON: true, AppLevel: logs.ParseLevel(c.ApplicationLogLevel), SysLevel: logs.ParseLevel(c.SystemLogLevel)}
 }

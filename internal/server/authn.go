@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stratus-faas/stratus/internal/api/cloudwatchlogs"
 	s3api "github.com/stratus-faas/stratus/internal/api/s3"
 	"github.com/stratus-faas/stratus/internal/auth"
 )
@@ -47,6 +48,8 @@ func services(r *http.Request) []string {
 	switch {
 	case credentialService(r) == "s3":
 		return []string{"s3"}
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), cloudwatchlogs.TargetPrefix):
+		return []string{"logs"}
 	case r.Header.Get("X-Amz-Target") != "":
 		return []string{"sqs"}
 	case p == "/":

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stratus-faas/stratus/internal/api/cloudwatchlogs"
 	iamapi "github.com/stratus-faas/stratus/internal/api/iam"
 	sqsapi "github.com/stratus-faas/stratus/internal/api/sqs"
 	"github.com/stratus-faas/stratus/internal/auth"
@@ -52,11 +53,16 @@ func writeFileAtomic(path string, b []byte) error {
 // STS share: by the service the request was signed for, else by the
 // API version it names.
 type queryRouter struct {
-	sqs *sqsapi.API
-	iam *iamapi.API
+	sqs  *sqsapi.API
+	iam  *iamapi.API
+	logs *cloudwatchlogs.API
 }
 
 func (q *queryRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), cloudwatchlogs.TargetPrefix) {
+		q.logs.ServeHTTP(w, r)
+		return
+	}
 	if r.Header.Get("X-Amz-Target") != "" {
 		q.sqs.ServeHTTP(w, r)
 		return

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stratus-faas/stratus/internal/api/apigateway"
+	"github.com/stratus-faas/stratus/internal/api/cloudwatchlogs"
 	iamapi "github.com/stratus-faas/stratus/internal/api/iam"
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
 	schedulerapi "github.com/stratus-faas/stratus/internal/api/scheduler"
@@ -281,7 +282,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	schedulerapi.New(sched, reg, log, cfg.Region, ids).Register(mux)
 	sqs := sqsapi.New(queues, log, endpoint, ids)
 	sqs.Register(mux)
-	mux.Handle("POST /{$}", &queryRouter{sqs: sqs, iam: iamapi.New(ids, log)})
+	mux.Handle("POST /{$}", &queryRouter{sqs: sqs, iam: iamapi.New(ids, log), logs: cloudwatchlogs.New(st, reg, ids, log, cfg.Region)})
 	ops := http.NewServeMux() // what --metrics-listen serves without credentials
 	ops.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {

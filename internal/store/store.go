@@ -36,6 +36,7 @@ const (
 	IAMBucket        = "stratus-iam"
 	ObjectsBucket    = "stratus-s3"
 	LayersBucket     = "stratus-layers"
+	LogGroupsBucket  = "stratus-log-groups"
 	ObjectDataBucket = "stratus-s3-data"
 	DelayStream      = "STRATUS_SQS_DELAY"
 	DelaySubject     = "stratus.sqsdelay."
@@ -44,6 +45,10 @@ const (
 	// the stream's own.
 	QueueStreamPrefix = "SQS_"
 	QueueSubject      = "stratus.sqs."
+	// MaxLogAge is how long log lines are kept at most (and while the
+	// logs' share of the disk holds them); a log group's retention may
+	// keep them less.
+	MaxLogAge = 30 * 24 * time.Hour
 	// LeaseTTL bounds how long a delivery fence is kept: longer than the
 	// longest visibility timeout (12 hours).
 	LeaseTTL = 13 * time.Hour
@@ -105,6 +110,7 @@ type Store struct {
 	IAM       jetstream.KeyValue // identities, keys and policies (package auth)
 	Objects   jetstream.KeyValue // S3 buckets, the index of objects, uploads (package objects)
 	Layers    jetstream.KeyValue // layer versions (package registry)
+	LogGroups jetstream.KeyValue // log groups' settings: retention (package logs)
 	Code      jetstream.ObjectStore
 	// ObjectData holds S3 objects' bytes for every node of a cluster
 	// (external NATS only; one node keeps them in files).
@@ -309,6 +315,14 @@ func (s *Store) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("layers bucket: %w", err)
 	}
+	s.LogGroups, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  LogGroupsBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("log groups bucket: %w", err)
+	}
 	s.Objects, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:  ObjectsBucket,
 		History: 1,
@@ -339,7 +353,7 @@ func (s *Store) ensure(ctx context.Context) error {
 		Name:     LogsStream,
 		Subjects: []string{LogsSubject + ">"},
 		Storage:  jetstream.FileStorage,
-		MaxAge:   7 * 24 * time.Hour,
+		MaxAge:   MaxLogAge,
 		MaxBytes: s.logsBytes(),
 		Discard:  jetstream.DiscardOld,
 	})

@@ -255,7 +255,7 @@ func (a *API) configuration(fn *function.Function, withState bool) functionConfi
 		PackageType:      "Zip",
 		Architectures:    []string{fn.Architecture},
 		EphemeralStorage: ephemeralStorage{Size: fn.EphemeralStorage},
-		LoggingConfig:    map[string]string{"LogFormat": "Text", "LogGroup": "/aws/lambda/" + fn.Name},
+		LoggingConfig:    loggingOut(fn),
 		SnapStart:        map[string]string{"ApplyOn": "None", "OptimizationStatus": "Off"},
 	}
 	if len(fn.Environment) > 0 {
@@ -326,7 +326,47 @@ type createFunctionInput struct {
 	Tags             map[string]string `json:"Tags"`
 	Publish          bool              `json:"Publish"`
 	Layers           []string          `json:"Layers"`
+	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
 	unsupported
+}
+
+// loggingConfig is LoggingConfig on the wire.
+type loggingConfig struct {
+	LogFormat           string `json:"LogFormat,omitempty"`
+	ApplicationLogLevel string `json:"ApplicationLogLevel,omitempty"`
+	SystemLogLevel      string `json:"SystemLogLevel,omitempty"`
+	LogGroup            string `json:"LogGroup,omitempty"`
+}
+
+// logging reads LoggingConfig: a log group of its own is refused (the
+// function's is /aws/lambda/NAME), the rest kept for Validate to check.
+func (l *loggingConfig) logging(name string) (*function.LoggingConfig, error) {
+	if l == nil {
+		return nil, nil
+	}
+	if l.LogGroup != "" && l.LogGroup != function.LogGroup(name) {
+		return nil, function.Errorf(function.ErrInvalid, "LoggingConfig.LogGroup %s is not supported by Stratus: a function logs to %s", l.LogGroup, function.LogGroup(name))
+	}
+	if *l == (loggingConfig{LogGroup: l.LogGroup}) {
+		return nil, nil
+	}
+	return &function.LoggingConfig{LogFormat: l.LogFormat, ApplicationLogLevel: l.ApplicationLogLevel, SystemLogLevel: l.SystemLogLevel}, nil
+}
+
+// loggingOut is a function's LoggingConfig as Lambda answers it: in the
+// JSON format with the levels that apply (INFO unless set).
+func loggingOut(fn *function.Function) map[string]string {
+	out := map[string]string{"LogFormat": "Text", "LogGroup": function.LogGroup(fn.Name)}
+	if l := fn.Logging; l.JSON() {
+		out["LogFormat"], out["ApplicationLogLevel"], out["SystemLogLevel"] = "JSON", "INFO", "INFO"
+		if l.ApplicationLogLevel != "" {
+			out["ApplicationLogLevel"] = l.ApplicationLogLevel
+		}
+		if l.SystemLogLevel != "" {
+			out["SystemLogLevel"] = l.SystemLogLevel
+		}
+	}
+	return out
 }
 
 // unsupported are request fields a function would depend on that
@@ -387,7 +427,12 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.at(name, err)
 	}
+	logging, err := in.LoggingConfig.logging(name)
+	if err != nil {
+		return a.at(name, err)
+	}
 	cfg := function.Config{
+		Logging:     logging,
 		Layers:      layers,
 		Name:        name,
 		Runtime:     in.Runtime,
@@ -633,6 +678,7 @@ type updateConfigInput struct {
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	RevisionID       string            `json:"RevisionId"`
 	Layers           *[]string         `json:"Layers"`
+	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
 }
 
 func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
@@ -676,9 +722,32 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 			return a.at(ref, err)
 		}
 	}
+	if _, err := in.LoggingConfig.logging(name); err != nil {
+		return a.at(ref, err)
+	}
 	fn, err := a.reg.UpdateConfig(r.Context(), name, in.RevisionID, func(c *function.Config) {
 		if in.Layers != nil {
 			c.Layers = layers
+		}
+		if l := in.LoggingConfig; l != nil {
+			// The fields given change; Text drops the levels.
+			next := function.LoggingConfig{}
+			if c.Logging != nil {
+				next = *c.Logging
+			}
+			if l.LogFormat != "" {
+				next.LogFormat = l.LogFormat
+			}
+			if l.ApplicationLogLevel != "" {
+				next.ApplicationLogLevel = l.ApplicationLogLevel
+			}
+			if l.SystemLogLevel != "" {
+				next.SystemLogLevel = l.SystemLogLevel
+			}
+			if next.LogFormat == "Text" && l.ApplicationLogLevel == "" && l.SystemLogLevel == "" {
+				next.ApplicationLogLevel, next.SystemLogLevel = "", ""
+			}
+			c.Logging = &next
 		}
 		if in.Runtime != nil {
 			c.Runtime = *in.Runtime

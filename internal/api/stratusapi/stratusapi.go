@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
+	"github.com/stratus-faas/stratus/internal/logs"
 	"github.com/stratus-faas/stratus/internal/meter"
 	"github.com/stratus-faas/stratus/internal/registry"
 	"github.com/stratus-faas/stratus/internal/store"
@@ -164,6 +164,13 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	follow := r.URL.Query().Get("follow") == "true"
+	q := logs.Query{Function: name, Start: since, Follow: follow, RequestID: r.URL.Query().Get("request")}
+	if l := r.URL.Query().Get("level"); l != "" {
+		if q.Level = logs.ParseLevel(l); q.Level == 0 {
+			fail(w, http.StatusBadRequest, "InvalidParameterValueException", "level must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL")
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
@@ -171,11 +178,23 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 	if flusher != nil {
 		flusher.Flush()
 	}
-	_ = a.st.ReadSubject(r.Context(), store.LogsStream, store.LogsSubject+name, since, follow, func(m jetstream.Msg) error {
-		if _, err := w.Write(m.Data()); err != nil {
+	// One line per event: its time, the invocation it belongs to ("-"
+	// outside any), the line as the function or platform wrote it.
+	var buf []byte
+	_ = logs.Read(r.Context(), a.st, q, func(ev logs.Event) error {
+		buf = ev.Time.UTC().AppendFormat(buf[:0], "2006-01-02T15:04:05.000Z")
+		buf = append(buf, '\t')
+		if ev.RequestID == "" {
+			buf = append(buf, '-')
+		}
+		buf = append(buf, ev.RequestID...)
+		buf = append(buf, '\t')
+		buf = append(buf, ev.Message...)
+		buf = append(buf, '\n')
+		if _, err := w.Write(buf); err != nil {
 			return err
 		}
-		if flusher != nil {
+		if flusher != nil && follow {
 			flusher.Flush()
 		}
 		return nil

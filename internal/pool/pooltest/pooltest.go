@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stratus-faas/stratus/internal/pool"
@@ -309,7 +310,7 @@ var Quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // NopPublisher stands in for the logs stream: it takes every publish.
 type NopPublisher struct{}
 
-// Publish accepts and drops data.
-func (NopPublisher) Publish(context.Context, string, []byte, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+// PublishMsg accepts and drops a message.
+func (NopPublisher) PublishMsg(context.Context, *nats.Msg, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	return &jetstream.PubAck{}, nil
 }

@@ -130,14 +130,34 @@ async function postError(urlPath, err, type) {
   });
 }
 
-// console output carries the request id, as Lambda's Node.js runtime does.
+// console output carries the request id and level, as Lambda's Node.js
+// runtime writes it: tab-separated text, or with LoggingConfig's JSON
+// format one JSON record a line, below AWS_LAMBDA_LOG_LEVEL dropped.
 let currentRequestId;
+const levelRank = { TRACE: 1, DEBUG: 2, INFO: 3, WARN: 4, ERROR: 5, FATAL: 6 };
 function patchConsole() {
-  const levels = { log: "INFO", info: "INFO", warn: "WARN", error: "ERROR", debug: "DEBUG", trace: "TRACE" };
+  const json = process.env.AWS_LAMBDA_LOG_FORMAT === "JSON";
+  const min = json ? levelRank[(process.env.AWS_LAMBDA_LOG_LEVEL || "INFO").toUpperCase()] || 3 : 0;
+  const levels = { log: "INFO", info: "INFO", warn: "WARN", error: "ERROR", debug: "DEBUG", trace: "TRACE", fatal: "FATAL" };
   for (const [name, level] of Object.entries(levels)) {
+    if (levelRank[level] < min) {
+      console[name] = () => {};
+      continue;
+    }
     console[name] = (...args) => {
-      const msg = util.format(...args).replace(/\n/g, "\r");
-      process.stdout.write(`${new Date().toISOString()}\t${currentRequestId || "undefined"}\t${level}\t${msg}\n`);
+      if (!json) {
+        const msg = util.format(...args).replace(/\n/g, "\r");
+        process.stdout.write(`${new Date().toISOString()}\t${currentRequestId || "undefined"}\t${level}\t${msg}\n`);
+        return;
+      }
+      const rec = { timestamp: new Date().toISOString(), level, requestId: currentRequestId, message: util.format(...args) };
+      const err = args.find((a) => a instanceof Error);
+      if (err) {
+        rec.errorType = err.name;
+        rec.errorMessage = err.message;
+        rec.stackTrace = String(err.stack || "").split("\n");
+      }
+      process.stdout.write(JSON.stringify(rec) + "\n");
     };
   }
 }

@@ -95,11 +95,35 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+JSON_LOGS = os.environ.get("AWS_LAMBDA_LOG_FORMAT") == "JSON"
+
+# LoggingConfig's level names in Python's.
+LEVELS = {"TRACE": "DEBUG", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARNING", "ERROR": "ERROR", "FATAL": "CRITICAL"}
+
+
+def _utc(created):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + ".%03dZ" % (int(created * 1000) % 1000)
+
+
+class JSONFormatter(logging.Formatter):
+    """A record as Lambda's Python runtime writes it in the JSON format."""
+
+    def format(self, record):
+        doc = {"timestamp": _utc(record.created), "level": record.levelname, "message": record.getMessage(),
+               "logger": record.name, "requestId": getattr(record, "aws_request_id", None)}
+        if record.exc_info and record.exc_info[0]:
+            doc["errorType"] = record.exc_info[0].__name__
+            doc["errorMessage"] = str(record.exc_info[1])
+            doc["stackTrace"] = traceback.format_exception(*record.exc_info)
+        return json.dumps(doc, default=str)
+
+
 def setup_logging():
     """A root handler as Lambda's Python runtime installs it: each record
     as [LEVEL], its UTC time, the request id and the message, on one line
-    (a message's newlines become carriage returns); the root logger at
-    AWS_LAMBDA_LOG_LEVEL, WARNING unless set, as on Lambda."""
+    (a message's newlines become carriage returns), or in the JSON format
+    a JSON record; the root logger at AWS_LAMBDA_LOG_LEVEL, else WARNING in
+    the text format and INFO in JSON, as on Lambda."""
 
     class LambdaFormatter(logging.Formatter):
         converter = time.gmtime
@@ -109,11 +133,26 @@ def setup_logging():
 
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_RequestIdFilter())
-    handler.setFormatter(LambdaFormatter(
-        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"))
+    if JSON_LOGS:
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(LambdaFormatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+    default = "INFO" if JSON_LOGS else "WARNING"
+    root.setLevel(LEVELS.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL", default).upper(), default))
+
+
+def log_error(doc, request_id=None, trace=True):
+    """An uncaught error, in the log's format."""
+    if JSON_LOGS:
+        print(json.dumps({"timestamp": _utc(time.time()), "level": "ERROR", "message": doc["errorMessage"],
+                          "errorType": doc["errorType"], "requestId": request_id, "stackTrace": doc["stackTrace"]}), flush=True)
+    elif trace:
+        print("[ERROR] %s: %s\n%s" % (doc["errorType"], doc["errorMessage"], "".join(doc["stackTrace"])), flush=True)
+    else:
+        print("[ERROR] %s: %s" % (doc["errorType"], doc["errorMessage"]), flush=True)
 
 
 # The AWS SDK Lambda's Python runtimes bundle: boto3 and what it needs.
@@ -190,7 +229,7 @@ def main():
                 "UserCodeSyntaxError": "Runtime.UserCodeSyntaxError",
                 "HandlerNotFound": "Runtime.HandlerNotFound"}.get(type(exc).__name__)
         doc = error_doc(exc, error_type=kind)
-        print("[ERROR] %s: %s" % (doc["errorType"], doc["errorMessage"]), flush=True)
+        log_error(doc, trace=False)
         client.error(BASE + "/init/error", doc)
         sys.exit(1)
 
@@ -212,8 +251,7 @@ def main():
             out = json.dumps(result).encode()
         except Exception as exc:
             doc = error_doc(exc, request_id)
-            print("[ERROR] %s: %s\n%s" % (doc["errorType"], doc["errorMessage"],
-                                          "".join(doc["stackTrace"])), flush=True)
+            log_error(doc, request_id)
             client.error(BASE + "/invocation/%s/error" % request_id, doc)
             continue
         client.respond(request_id, out)
