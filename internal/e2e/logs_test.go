@@ -131,7 +131,7 @@ func TestStructuredLogs(t *testing.T) {
 	if !strings.Contains(tails["node-text"], ids["node-text"]+"\tINFO\tinfo-line m1") || !strings.Contains(tails["node-text"], "START RequestId: "+ids["node-text"]) {
 		t.Errorf("node text format:\n%s", tails["node-text"])
 	}
-	if !regexp.MustCompile(`\[ERROR\]\t\S+Z\t` + ids["py-text"] + `\tpy-error m1`).MatchString(tails["py-text"]) || strings.Contains(tails["py-text"], "py-info") {
+	if !regexp.MustCompile(`\[ERROR\]\t\S+Z\t`+ids["py-text"]+`\tpy-error m1`).MatchString(tails["py-text"]) || strings.Contains(tails["py-text"], "py-info") {
 		t.Errorf("python text format:\n%s", tails["py-text"])
 	}
 	// System level WARN: no platform records.
@@ -214,7 +214,7 @@ func TestCloudWatchLogs(t *testing.T) {
 	}
 	var streams struct {
 		LogStreams []struct {
-			LogStreamName      string
+			LogStreamName       string
 			FirstEventTimestamp int64
 			LastEventTimestamp  int64
 		}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/logs"
