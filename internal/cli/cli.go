@@ -152,6 +152,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "server", usageOf("server"))
 	cfg.Flags(fs)
 	verbose := fs.Bool("verbose", false, "log debug messages")
+	format := fs.String("log-format", "text", "format of the server's own log: text (key=value) or json (one JSON object a line, for log shippers)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -163,8 +164,17 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-	return server.Run(ctx, cfg, log)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch *format {
+	case "text":
+		h = slog.NewTextHandler(env.Stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(env.Stderr, opts)
+	default:
+		return usagef("--log-format must be text or json, not %q", *format)
+	}
+	return server.Run(ctx, cfg, slog.New(h))
 }
 
 func sortedKeys(m map[string]string) []string {

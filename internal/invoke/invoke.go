@@ -127,7 +127,7 @@ type Invoker struct {
 	meter   Recorder
 	metrics *Metrics
 	log     *slog.Logger
-	loopLog *limitedLog
+	limited *limitedLog
 	opts    Options
 
 	inflight   atomic.Int64 // all invocations running
@@ -138,7 +138,7 @@ type Invoker struct {
 
 // New builds an invoker running on pools.
 func New(fns Functions, pools *pool.Set, clock pool.Clock, rec Recorder, metrics *Metrics, log *slog.Logger, opts Options) *Invoker {
-	return &Invoker{fns: fns, pools: pools, clock: clock, meter: rec, metrics: metrics, log: log, loopLog: newLimitedLog(log, clock), opts: opts}
+	return &Invoker{fns: fns, pools: pools, clock: clock, meter: rec, metrics: metrics, log: log, limited: newLimitedLog(log, clock), opts: opts}
 }
 
 // BillProvisioned is the pools' Bill hook: provisioned instances kept for
@@ -179,7 +179,7 @@ func (iv *Invoker) StopLoop(trace, fn string) bool {
 		return false
 	}
 	iv.metrics.loopStopped(name)
-	iv.loopLog.Warn(name, "recursive loop stopped: the event has run the function "+strconv.Itoa(d)+" times (PutFunctionRecursionConfig --recursive-loop Allow lets it go on)",
+	iv.limited.Warn(name, "recursive loop stopped: the event has run the function "+strconv.Itoa(d)+" times (PutFunctionRecursionConfig --recursive-loop Allow lets it go on)",
 		"function", name)
 	return true
 }
@@ -299,6 +299,18 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 		rec.InitMs = ms(inst.InitDuration)
 	}
 	dead := !inst.Alive()
+	if res.ErrorType == outcome.TypeOutOfMemory {
+		iv.metrics.oom(fn.Name)
+	}
+	if res.Outcome.Failed() {
+		// The operator hears of failures (at most one line a minute for
+		// each function and kind); the function's own log has them all.
+		kind := res.ErrorType
+		if kind == "" {
+			kind = string(res.Outcome)
+		}
+		iv.limited.Warn(fn.Name+"/"+kind, "function "+string(res.Outcome), "function", fn.Name, "version", version, "request", reqID, "error_type", kind)
+	}
 	switch res.Outcome {
 	case outcome.Error:
 		if dead {
@@ -338,6 +350,7 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 func (iv *Invoker) initFailed(fn *function.Function, reqID string, ie *pool.InitError, tail bool) *Response {
 	logs := ie.Logs
 	initMs := ms(ie.Duration)
+	iv.limited.Warn(fn.Name+"/init", "function init failed", "function", fn.Name, "version", fn.VersionLabel(), "request", reqID, "error_type", ie.Result.ErrorType)
 	logs.InitReport(ie.Duration, ie.Result.ErrorType)
 	logs.BeginAfterInit(reqID, fn.VersionLabel())
 	logs.Report(plogs.Report{RequestID: reqID, MemoryMB: fn.MemorySize, InitMs: initMs, Cold: true, Status: "error", ErrorType: ie.Result.ErrorType})
@@ -397,6 +410,7 @@ func (iv *Invoker) admit(fn *function.Function) (release func(), err error) {
 		counter.Add(-1)
 		iv.metrics.throttle(fn.Name)
 		iv.meter.Add(meter.Record{Function: fn.Name, Version: fn.VersionLabel(), Start: iv.clock.Now(), Outcome: outcome.Throttle})
+		iv.limited.Warn(fn.Name+"/throttle", "invocation throttled", "function", fn.Name, "reason", reason)
 		return nil, &ThrottleError{Reason: reason, RetryAfter: time.Second}
 	}
 	iv.inflight.Add(1)

@@ -16,6 +16,7 @@ type Metrics struct {
 	gbSeconds   *prometheus.CounterVec
 	streamed    *prometheus.CounterVec
 	loops       *prometheus.CounterVec
+	ooms        *prometheus.CounterVec
 }
 
 // NewMetrics registers the invocation metrics with reg.
@@ -47,8 +48,11 @@ func NewMetrics(reg prometheus.Registerer, live func() float64, inflight func() 
 		loops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stratus_recursive_invocations_dropped_total", Help: "Invocations stopped as part of a recursive loop (Lambda's RecursiveInvocationsDropped).",
 		}, []string{"function"}),
+		ooms: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stratus_instance_ooms_total", Help: "Instances the kernel killed for exceeding the function's memory.",
+		}, []string{"function"}),
 	}
-	reg.MustRegister(m.invocations, m.coldStarts, m.throttles, m.duration, m.initTime, m.gbSeconds, m.streamed, m.loops,
+	reg.MustRegister(m.invocations, m.coldStarts, m.throttles, m.duration, m.initTime, m.gbSeconds, m.streamed, m.loops, m.ooms,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stratus_instances", Help: "Live instances."}, live),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stratus_inflight_invocations", Help: "Invocations running now."}, inflight),
 	)
@@ -74,4 +78,8 @@ func (m *Metrics) throttle(fn string) {
 
 func (m *Metrics) loopStopped(fn string) {
 	m.loops.WithLabelValues(fn).Inc()
+}
+
+func (m *Metrics) oom(fn string) {
+	m.ooms.WithLabelValues(fn).Inc()
 }

@@ -25,6 +25,7 @@ var layers = map[string]int{
 	"internal/config":    0,
 	"internal/batcher":   0,
 	"internal/recursion": 0,
+	"internal/alerts":    1,
 
 	"internal/store":      1,
 	"internal/sandbox":    1,

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stratus-faas/stratus/internal/api/apigateway"
+	"github.com/stratus-faas/stratus/internal/alerts"
 	"github.com/stratus-faas/stratus/internal/api/cloudwatchlogs"
 	iamapi "github.com/stratus-faas/stratus/internal/api/iam"
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
@@ -234,6 +235,15 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	defer buckets.Close()
 	promReg.MustRegister(buckets.Collector())
+	promReg.MustRegister(nodeCollector{reg: reg, pools: pools, async: async, st: st, sink: sink})
+	// The alerting rules' conditions, for the dashboard; and log groups'
+	// retention. Both run until the server stops.
+	evaluator := alerts.New(promReg, 15*time.Second, time.Now)
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() { evaluator.Run(bgCtx) })
+	background.Go(func() { expireLogs(bgCtx, st, reg, log) })
+	defer func() { stopBackground(); background.Wait() }()
 	// Virtual-hosted addressing needs a name: BUCKET.localhost.
 	s3Hosts := []string{"localhost"}
 	s3Usage := meter.NewS3Meter(st.JS, log, func() map[string]int64 {
@@ -276,7 +286,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		}
 		return out
 	})
-	sapi.Register(mux)
+	sapi.WithAlerts(evaluator.Active).Register(mux)
 	sapi.Queues(mux, queues, func(ctx context.Context) (any, error) { return async.Stats(ctx) })
 	apigateway.New(apis, reg, log, gatewayURL, cfg.Region, ids).Register(mux)
 	schedulerapi.New(sched, reg, log, cfg.Region, ids).Register(mux)
@@ -366,7 +376,9 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if cfg.NATSURL != "" {
 		mode = "NATS at " + cfg.NATSURL
 	}
-	log.Info("stratus serving", "api", endpoint, "http", gatewayURL, "data", cfg.DataDir, "store", mode)
+	log.Info("stratus serving", "api", endpoint, "http", gatewayURL, "data", cfg.DataDir, "store", mode,
+		"functions", len(reg.List()), "queues", len(queues.List("")), "buckets", len(buckets.Buckets()),
+		"max_concurrency", cfg.MaxConcurrency, "dashboard", endpoint+"/")
 
 	select {
 	case <-ctx.Done():
@@ -396,6 +408,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	drain.Go(func() { async.Stop(drainCtx) })
 	drain.Go(func() { mappings.Close(drainCtx) })
 	drain.Wait()
+	log.Info("shutting down: work drained; stopping instances and flushing logs and usage", "inflight", inv.InFlight())
 	inv.Close()
 	// Handlers cut off at the deadline return once their invocations see
 	// the cancellation; wait for them briefly so none runs past the store.
@@ -444,5 +457,27 @@ func logRuntimes(log *slog.Logger, rts *runtimes.Set, nodeSDK string) {
 		log.Info(fmt.Sprintf("Node.js functions get the AWS SDK for JavaScript %s (%d @aws-sdk packages) from %s", v, n, rts.NodeSDK))
 	} else {
 		log.Info("Node.js functions get no AWS SDK unless they bundle one; to provide it as Lambda does: npm install --prefix " + nodeSDK + " @aws-sdk/client-s3 @aws-sdk/client-sqs @aws-sdk/client-lambda @aws-sdk/client-dynamodb @aws-sdk/lib-dynamodb")
+	}
+}
+
+// expireLogs removes log events past their group's retention, now and
+// then (readers skip them meanwhile).
+func expireLogs(ctx context.Context, st *store.Store, reg *registry.Registry, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, fn := range reg.List() {
+			if logs.Retention(st, fn.Name) == 0 {
+				continue
+			}
+			if err := logs.Expire(ctx, st, fn.Name); err != nil && ctx.Err() == nil {
+				log.Warn("could not expire old log events", "function", fn.Name, "err", err)
+			}
+		}
 	}
 }

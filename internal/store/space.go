@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -249,3 +250,31 @@ func (l *natsLogger) Warnf(format string, v ...any) {
 func (l *natsLogger) Noticef(string, ...any) {}
 func (l *natsLogger) Debugf(string, ...any)  {}
 func (l *natsLogger) Tracef(string, ...any)  {}
+
+// Disk is the store's use of its disk: bytes JetStream holds, the most
+// it may hold (0: no limit known), and the disk's free bytes (-1 when the
+// store is an external NATS whose disk this node cannot see).
+type Disk struct {
+	Used, Max, Free int64
+}
+
+// Disk reads the store's use of its disk.
+func (s *Store) Disk(ctx context.Context) (Disk, error) {
+	d := Disk{Free: -1}
+	info, err := s.JS.AccountInfo(ctx)
+	if err != nil {
+		return d, fmt.Errorf("store usage: %w", err)
+	}
+	d.Used = int64(info.Store)
+	if info.Limits.MaxStore > 0 {
+		d.Max = info.Limits.MaxStore
+	} else if s.Limits.MaxStore > 0 {
+		d.Max = s.Limits.MaxStore
+	}
+	if s.space != nil {
+		if f, err := s.space.free(s.space.dir); err == nil {
+			d.Free = f
+		}
+	}
+	return d, nil
+}

@@ -176,7 +176,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		// No reconnect buffer: while NATS is away a write fails at once
 		// (the API answers 503) instead of waiting out its timeout in a
 		// buffer that may or may not reach the store.
-		s.NC, err = nats.Connect(o.URL, nats.Name("stratus"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false), nats.ReconnectBufSize(-1))
+		s.NC, err = nats.Connect(o.URL, nats.Name("stratus"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false), nats.ReconnectBufSize(-1),
+			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+				if o.Logger != nil && !nc.IsClosed() {
+					o.Logger.Error("store unreachable: durable writes are refused (503) until NATS is back", "url", o.URL, "err", err)
+				}
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				if o.Logger != nil {
+					o.Logger.Info("store reachable again", "url", nc.ConnectedUrlRedacted())
+				}
+			}))
 	}
 	if err != nil {
 		s.Close()

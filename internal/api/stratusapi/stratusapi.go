@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-faas/stratus/internal/alerts"
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/logs"
@@ -30,6 +31,7 @@ type API struct {
 	urls    URLChecker
 	status  func(name string) Status
 	buckets func() []BucketStatus
+	alerts  func() []alerts.Alert
 }
 
 // BucketStatus is an S3 bucket's contents.
@@ -96,7 +98,24 @@ func (a *API) Register(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
 	}))
+	mux.HandleFunc("GET /stratus/v1/alerts", a.allow("stratus:GetAlerts", nil, func(w http.ResponseWriter, r *http.Request) {
+		out := struct {
+			Alerts []alerts.Alert `json:"alerts"`
+		}{Alerts: []alerts.Alert{}}
+		if a.alerts != nil {
+			out.Alerts = a.alerts()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}))
 	mux.HandleFunc("GET /stratus/v1/code/{key}", a.code)
+}
+
+// WithAlerts makes GET /stratus/v1/alerts report the alerting rules'
+// conditions that hold.
+func (a *API) WithAlerts(active func() []alerts.Alert) *API {
+	a.alerts = active
+	return a
 }
 
 // allow runs h once the caller is allowed action on the resource of r.
