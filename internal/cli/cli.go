@@ -39,6 +39,7 @@ func init() {
 		{"usage", "print requests, compute and cost per function", "stratus usage [--since 720h] [--json] [flags]", runUsage},
 		{"queues", "print queues and asynchronous events: depth, in flight, age, retries, dead letters", "stratus queues [--json] [flags]", runQueues},
 		{"buckets", "print S3 buckets: objects, bytes, uploads in progress, notifications", "stratus buckets [--json] [flags]", runBuckets},
+		{"dashboard", "print the address of the live dashboard, signed in with your key", "stratus dashboard [flags]", runDashboard},
 	}
 }
 
@@ -62,7 +63,7 @@ func Run(ctx context.Context, env *Env, args []string) int {
 		return 0
 	}
 	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintln(env.Stdout, Version())
+		fmt.Fprintln(env.Stdout, config.Version())
 		return 0
 	}
 	for _, c := range commands {

@@ -791,3 +791,34 @@ func runBuckets(ctx context.Context, env *Env, args []string) error {
 	}
 	return tw.Flush()
 }
+
+// runDashboard prints the dashboard's address with the caller's key in
+// its fragment: the page reads it there (no request carries a fragment)
+// and signs its requests with it.
+func runDashboard(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "dashboard", usageOf("dashboard"))
+	var cf clientFlags
+	cf.bind(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage: %s", usageOf("dashboard"))
+	}
+	provider, err := cf.credentials(ctx)
+	if err != nil {
+		return err
+	}
+	creds, err := provider.Retrieve(ctx)
+	if err != nil {
+		return err
+	}
+	if creds.SessionToken != "" {
+		return errors.New("the dashboard signs with a long-term access key; this profile holds a session")
+	}
+	frag := url.Values{"key": {creds.AccessKeyID}, "secret": {creds.SecretAccessKey}, "region": {cf.region}}
+	fmt.Fprintf(env.Stdout, "%s/#%s\n", strings.TrimSuffix(cf.endpoint, "/"), frag.Encode())
+	fmt.Fprintln(env.Stderr, "open it in a browser on this machine; the link holds your secret key: do not share it")
+	return nil
+}

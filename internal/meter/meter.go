@@ -262,3 +262,26 @@ func (t *Totals) add(r Record) {
 func (p Prices) cost(t *Totals) float64 {
 	return float64(t.Requests)/1e6*p.PerMillionRequests + t.GBSeconds*p.PerGBSecond + t.ProvisionedGBSeconds*p.PerProvisionedGBSecond
 }
+
+// Recent is a function's latest invocations (at most n, newest last)
+// among those that started after since.
+func Recent(ctx context.Context, st *store.Store, fn string, since time.Time, n int) ([]Record, error) {
+	var out []Record
+	err := st.ReadSubject(ctx, store.UsageStream, store.UsageSubject+fn, since, false, func(m jetstream.Msg) error {
+		var recs []Record
+		if json.Unmarshal(m.Data(), &recs) != nil {
+			return nil
+		}
+		for _, r := range recs {
+			if r.Outcome == outcome.Provisioned || r.Start.Before(since) {
+				continue
+			}
+			out = append(out, r)
+			if len(out) > n {
+				out = out[1:]
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -410,3 +410,14 @@ func (r *Runner) Delete(ctx context.Context, group, name string) error {
 	r.arm()
 	return nil
 }
+
+// NextRun is when a schedule fires next (zero when it will not: disabled,
+// past its end, or a one-shot already fired).
+func (r *Runner) NextRun(group, name string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.scheds[key(group, name)]; e != nil && e.s != nil && e.s.State == "ENABLED" {
+		return e.next
+	}
+	return time.Time{}
+}

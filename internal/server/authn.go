@@ -17,6 +17,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/api/cloudwatchlogs"
 	s3api "github.com/stratus-faas/stratus/internal/api/s3"
 	"github.com/stratus-faas/stratus/internal/auth"
+	"github.com/stratus-faas/stratus/internal/dashboard"
 )
 
 // maxSignedBody bounds a body read whole to check its signature: a 50 MB
@@ -70,7 +71,7 @@ func services(r *http.Request) []string {
 
 // public paths need no credentials.
 func public(r *http.Request) bool {
-	return r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+	return r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) || dashboard.Public(r)
 }
 
 func (a *authn) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -25,8 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/stratus-faas/stratus/internal/api/apigateway"
 	"github.com/stratus-faas/stratus/internal/alerts"
+	"github.com/stratus-faas/stratus/internal/api/apigateway"
 	"github.com/stratus-faas/stratus/internal/api/cloudwatchlogs"
 	iamapi "github.com/stratus-faas/stratus/internal/api/iam"
 	lambdaapi "github.com/stratus-faas/stratus/internal/api/lambda"
@@ -35,6 +35,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/config"
+	"github.com/stratus-faas/stratus/internal/dashboard"
 	"github.com/stratus-faas/stratus/internal/esm"
 	"github.com/stratus-faas/stratus/internal/events"
 	"github.com/stratus-faas/stratus/internal/function"
@@ -281,12 +282,38 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 			st := stratusapi.BucketStatus{Name: b.Name, Created: b.Created, Objects: n, Bytes: size, Uploads: len(buckets.Uploads(b.Name, ""))}
 			if b.Notifications != nil {
 				st.Notifications = len(b.Notifications.Functions) + len(b.Notifications.Queues)
+				for _, t := range append(append([]objects.Target{}, b.Notifications.Functions...), b.Notifications.Queues...) {
+					st.Targets = append(st.Targets, t.ARN)
+				}
 			}
 			out = append(out, st)
 		}
 		return out
 	})
-	sapi.WithAlerts(evaluator.Active).Register(mux)
+	started := time.Now()
+	storeName := "embedded NATS"
+	if cfg.NATSURL != "" {
+		storeName = cfg.NATSURL
+	}
+	sapi.WithAlerts(evaluator.Active).WithDashboard(func() []stratusapi.ScheduleStatus {
+		var out []stratusapi.ScheduleStatus
+		for _, s := range sched.List() {
+			out = append(out, stratusapi.ScheduleStatus{Name: s.Name, Group: s.Group, Expression: s.Expression, State: s.State, Target: s.TargetARN, NextRun: sched.NextRun(s.Group, s.Name)})
+		}
+		return out
+	}, func(ctx context.Context) stratusapi.NodeStatus {
+		n := stratusapi.NodeStatus{Version: config.Version(), Started: started, Store: storeName, StoreUp: st.NC.IsConnected(), DiskFree: -1,
+			Instances: deps.Live.Load(), InFlight: inv.InFlight(), MaxConcurrency: cfg.MaxConcurrency, Functions: len(reg.List())}
+		if err := st.Writable(); err != nil {
+			n.StoreProblem = err.Error()
+		} else {
+			n.StoreWritable = n.StoreUp
+		}
+		if d, err := st.Disk(ctx); err == nil {
+			n.StoreUsed, n.StoreMax, n.DiskFree = d.Used, d.Max, d.Free
+		}
+		return n
+	}).Register(mux)
 	sapi.Queues(mux, queues, func(ctx context.Context) (any, error) { return async.Stats(ctx) })
 	apigateway.New(apis, reg, log, gatewayURL, cfg.Region, ids).Register(mux)
 	schedulerapi.New(sched, reg, log, cfg.Region, ids).Register(mux)
@@ -320,7 +347,12 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	dash := dashboard.Handler()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if dashboard.Public(r) {
+			dash.ServeHTTP(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Amzn-ErrorType", "UnknownOperationException")
 		w.WriteHeader(http.StatusNotFound)

@@ -4,6 +4,7 @@
 package stratusapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -32,6 +33,9 @@ type API struct {
 	status  func(name string) Status
 	buckets func() []BucketStatus
 	alerts  func() []alerts.Alert
+
+	schedules func() []ScheduleStatus
+	node      func(context.Context) NodeStatus
 }
 
 // BucketStatus is an S3 bucket's contents.
@@ -42,6 +46,8 @@ type BucketStatus struct {
 	Bytes         int64     `json:"bytes"`
 	Uploads       int       `json:"uploads"`
 	Notifications int       `json:"notifications"`
+	// Targets are the ARNs its notifications go to.
+	Targets []string `json:"targets,omitempty"`
 }
 
 // WithBuckets makes GET /stratus/v1/buckets report what buckets says.
@@ -109,6 +115,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		_ = json.NewEncoder(w).Encode(out)
 	}))
 	mux.HandleFunc("GET /stratus/v1/code/{key}", a.code)
+	a.registerDashboard(mux)
 }
 
 // WithAlerts makes GET /stratus/v1/alerts report the alerting rules'
