@@ -55,6 +55,15 @@ func TestStructuredLogs(t *testing.T) {
 	create("py-json", "python3.11", "app.handler", pyZip, &types.LoggingConfig{LogFormat: types.LogFormatJson})
 	create("py-text", "python3.11", "app.handler", pyZip, nil)
 	create("go-quiet", "provided.al2023", "bootstrap", goZip(t), &types.LoggingConfig{LogFormat: types.LogFormatJson, SystemLogLevel: types.SystemLogLevelWarn})
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	if err := goBuildPlain(bin, "./internal/e2e/testdata/jsonlog"); err != nil {
+		t.Fatal(err)
+	}
+	goJSON, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create("go-json", "provided.al2023", "bootstrap", makeZip(t, map[string][]byte{"bootstrap": goJSON}), &types.LoggingConfig{LogFormat: types.LogFormatJson, ApplicationLogLevel: types.ApplicationLogLevelWarn})
 	if _, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("bad-levels"), Runtime: "provided.al2023", Handler: aws.String("bootstrap"),
 		Role: aws.String("arn:aws:iam::000000000000:role/test"), Code: &types.FunctionCode{ZipFile: goZip(t)},
 		LoggingConfig: &types.LoggingConfig{ApplicationLogLevel: types.ApplicationLogLevelDebug}}); errorCode(err) != "InvalidParameterValueException" {
@@ -68,7 +77,7 @@ func TestStructuredLogs(t *testing.T) {
 
 	tails := map[string]string{}
 	ids := map[string]string{}
-	for _, fn := range []string{"node-json", "node-text", "py-json", "py-text", "go-quiet"} {
+	for _, fn := range []string{"node-json", "node-text", "py-json", "py-text", "go-quiet", "go-json"} {
 		out, tail := invokeTail(t, c, fn, `{"mark":"m1","name":"x"}`)
 		if out.FunctionError != nil {
 			t.Fatalf("%s: %s", fn, out.Payload)
@@ -133,6 +142,16 @@ func TestStructuredLogs(t *testing.T) {
 	}
 	if !regexp.MustCompile(`\[ERROR\]\t\S+Z\t`+ids["py-text"]+`\tpy-error m1`).MatchString(tails["py-text"]) || strings.Contains(tails["py-text"], "py-info") {
 		t.Errorf("python text format:\n%s", tails["py-text"])
+	}
+	// A Go function's slog JSON records below WARN are dropped; a plain
+	// line is kept as it is.
+	for _, want := range []string{`"msg":"go-warn"`, `"msg":"go-error"`, "\ngo-plain\n"} {
+		if !strings.Contains(tails["go-json"], want) {
+			t.Errorf("go-json lacks %s:\n%s", want, tails["go-json"])
+		}
+	}
+	if strings.Contains(tails["go-json"], "go-info") || strings.Contains(tails["go-json"], "go-debug") {
+		t.Errorf("go-json kept records below WARN:\n%s", tails["go-json"])
 	}
 	// System level WARN: no platform records.
 	if strings.Contains(tails["go-quiet"], "platform.") || strings.Contains(tails["go-quiet"], "START") {

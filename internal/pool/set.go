@@ -262,6 +262,20 @@ func (s *Set) Close() {
 	s.retiring.Wait()
 }
 
+// ProvisionedInstances counts a function's provisioned instances alive
+// on this node (idle or busy; among those Instances counts).
+func (s *Set) ProvisionedInstances(name string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, p := range s.pools {
+		if p.spec.Function.Name == name {
+			n += p.Provisioned().Ready
+		}
+	}
+	return n
+}
+
 // Instances counts the live instances of every version of a function on
 // this node.
 func (s *Set) Instances(name string) (idle, total int) {

@@ -27,6 +27,7 @@ type nodeCollector struct {
 
 var (
 	descInstances   = prometheus.NewDesc("stratus_function_instances", "Instances of a function on this node, by state (warm: idle; busy: running or starting).", []string{"function", "state"}, nil)
+	descProvisioned = prometheus.NewDesc("stratus_function_provisioned_instances", "Provisioned instances of a function alive on this node (among the warm and busy).", []string{"function"}, nil)
 	descAsyncDepth  = prometheus.NewDesc("stratus_async_events_pending", "Accepted asynchronous events not yet done (the stream, all nodes).", nil, nil)
 	descAsyncAge    = prometheus.NewDesc("stratus_async_oldest_event_age_seconds", "Age of the oldest pending asynchronous event.", nil, nil)
 	descStoreUp     = prometheus.NewDesc("stratus_store_up", "1 when this node reaches its store (NATS JetStream).", nil, nil)
@@ -38,7 +39,7 @@ var (
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInstances, descAsyncDepth, descAsyncAge, descStoreUp, descWritable, descStoreUsed, descStoreMax, descDiskFree, descLogsDropped} {
+	for _, d := range []*prometheus.Desc{descInstances, descProvisioned, descAsyncDepth, descAsyncAge, descStoreUp, descWritable, descStoreUsed, descStoreMax, descDiskFree, descLogsDropped} {
 		ch <- d
 	}
 }
@@ -48,6 +49,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		idle, total := c.pools.Instances(fn.Name)
 		ch <- prometheus.MustNewConstMetric(descInstances, prometheus.GaugeValue, float64(idle), fn.Name, "warm")
 		ch <- prometheus.MustNewConstMetric(descInstances, prometheus.GaugeValue, float64(total-idle), fn.Name, "busy")
+		ch <- prometheus.MustNewConstMetric(descProvisioned, prometheus.GaugeValue, float64(c.pools.ProvisionedInstances(fn.Name)), fn.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(descLogsDropped, prometheus.CounterValue, float64(c.sink.Dropped.Load()))
 	up := 0.0

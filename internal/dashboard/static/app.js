@@ -337,6 +337,7 @@ function renderFunctions() {
       { name: "in flight", points: seriesOf(gaugeOf("stratus_inflight_invocations")) },
       { name: "warm", points: seriesOf(gaugeOf("stratus_function_instances", (l) => l.state === "warm")) },
       { name: "busy", points: seriesOf(gaugeOf("stratus_function_instances", (l) => l.state === "busy")) },
+      { name: "provisioned", points: seriesOf(gaugeOf("stratus_function_provisioned_instances")) },
     ]),
     chart("Cold starts per second", [{ name: "cold starts", points: seriesOf(perSec("stratus_cold_starts_total")) }]),
   );
@@ -432,6 +433,7 @@ function renderFunction(name) {
     chart("Instances", [
       { name: "warm", points: seriesOf(gaugeOf("stratus_function_instances", (l) => f(l) && l.state === "warm")) },
       { name: "busy", points: seriesOf(gaugeOf("stratus_function_instances", (l) => f(l) && l.state === "busy")) },
+      { name: "provisioned", points: seriesOf(gaugeOf("stratus_function_provisioned_instances", f)) },
     ]),
   ));
   out.push(h("section", { class: "card" }, h("h2", {}, "Configuration"), kv([
