@@ -300,7 +300,7 @@ func TestValidationErrors(t *testing.T) {
 		}
 		// A handler not (yet) in the code is accepted, as on Lambda, and
 		// reported when the function runs.
-		_, err = c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("exists"), Runtime: types.RuntimePython312, Handler: aws.String("app.handler")})
+		_, err = c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("exists"), Runtime: types.RuntimePython311, Handler: aws.String("app.handler")})
 		if err != nil {
 			t.Errorf("a handler the code does not have yet: %v", err)
 		}

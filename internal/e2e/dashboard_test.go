@@ -45,6 +45,10 @@ func TestDashboard(t *testing.T) {
 	if _, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("dash-fn"), AuthType: types.FunctionUrlAuthTypeAwsIam}); err != nil {
 		t.Fatal(err)
 	}
+	createFunction(t, c, "dash-bad", goZip(t), fnOpts{})
+	for range 3 {
+		invoke(t, c, "dash-bad", `{"fail":"error"}`)
+	}
 	tiny := makeZip(t, map[string][]byte{"bootstrap": []byte("#!/bin/sh\nexit 1\n")})
 	for i := range 55 {
 		createFunction(t, c, fmt.Sprintf("filler-%02d", i), tiny, fnOpts{})

@@ -38,7 +38,7 @@ def handler(event, context):
 // Python and Go functions, platform records as JSON, and the Text format
 // as before; stratus logs with times, request ids and filters.
 func TestStructuredLogs(t *testing.T) {
-	s := startServer(t, "")
+	s := startServer(t, "", "--log-format", "json")
 	ctx := context.Background()
 	c := s.lambda()
 	create := func(name, runtime, handler string, zip []byte, lc *types.LoggingConfig) {
@@ -156,6 +156,16 @@ func TestStructuredLogs(t *testing.T) {
 	// System level WARN: no platform records.
 	if strings.Contains(tails["go-quiet"], "platform.") || strings.Contains(tails["go-quiet"], "START") {
 		t.Errorf("platform records past SystemLogLevel WARN:\n%s", tails["go-quiet"])
+	}
+
+	// The server's own log, in JSON, names a function's error.
+	invoke(t, c, "go-quiet", `{"fail":"error"}`)
+	waitFor(t, 5*time.Second, "the function error in the server's log", func() bool { return strings.Contains(s.out.String(), `"msg":"function error"`) })
+	for _, line := range strings.Split(strings.TrimSpace(s.out.String()), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Errorf("not a JSON log record: %q", line)
+		}
 	}
 
 	// stratus logs: times and request ids; by request id and level.

@@ -132,6 +132,7 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 		Layout:     lay,
 		CodeDir:    p.spec.CodeDir,
 		OptDir:     p.spec.OptDir,
+		NodeSDK:    p.nodeSDK(),
 		RuntimeDir: p.deps.Runtimes.Dir,
 		MemoryMB:   p.spec.Function.MemorySize,
 		TmpMB:      p.spec.Function.EphemeralStorage,
@@ -216,7 +217,10 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 			nodePath = append(nodePath, opt+"/nodejs/node"+major+"/node_modules", opt+"/nodejs/node_modules")
 		}
 	}
-	if sdk := p.deps.Runtimes.NodeSDK; sdk != "" && strings.HasPrefix(fn.Runtime, "nodejs") {
+	if sdk := p.nodeSDK(); sdk != "" {
+		if lay.UID >= 0 {
+			sdk = lay.RuntimeDir + "/" + sandbox.SDKFolder // bound there
+		}
 		nodePath = append(nodePath, sdk)
 	}
 	if len(nodePath) > 0 {
@@ -363,4 +367,12 @@ func logFormat(c *function.LoggingConfig) logs.Format {
 		return logs.Format{}
 	}
 	return logs.Format{JSON: true, AppLevel: logs.ParseLevel(c.ApplicationLogLevel), SysLevel: logs.ParseLevel(c.SystemLogLevel)}
+}
+
+// nodeSDK is the host folder of the Node.js SDK a function gets, "" for none.
+func (p *Pool) nodeSDK() string {
+	if !strings.HasPrefix(p.spec.Function.Runtime, "nodejs") {
+		return ""
+	}
+	return p.deps.Runtimes.NodeSDK
 }

@@ -218,7 +218,7 @@ func (s *Set) Command(runtime, taskRoot, runtimeDir string) ([]string, error) {
 }
 
 // HostPaths are the host folders sandboxed instances must see: the
-// interpreters' installations and the Node.js SDK.
+// interpreters' installations (the Node.js SDK is bound per instance).
 func (s *Set) HostPaths() []string {
 	var out []string
 	for _, in := range s.interp {
@@ -227,9 +227,6 @@ func (s *Set) HostPaths() []string {
 				out = append(out, p)
 			}
 		}
-	}
-	if s.NodeSDK != "" {
-		out = append(out, s.NodeSDK)
 	}
 	slices.Sort(out)
 	return out

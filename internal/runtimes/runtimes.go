@@ -101,6 +101,10 @@ func Install(root string, opts Options) (*Set, error) {
 			}
 		}
 	}
+	// The mount point of the Node.js SDK in sandboxes (sandbox.SDKFolder).
+	if err := os.MkdirAll(filepath.Join(dir, "sdk", "node_modules"), 0o755); err != nil {
+		return nil, fmt.Errorf("install runtime clients: %w", err)
+	}
 	set := &Set{Dir: dir, interp: findInterpreters()}
 	for rt, target := range opts.Map {
 		if err := set.mapRuntime(rt, target); err != nil {

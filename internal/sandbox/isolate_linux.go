@@ -621,6 +621,13 @@ func finishRoot(root string, spec Spec) error {
 			return err
 		}
 	}
+	if spec.NodeSDK != "" {
+		// The mount point is in the runtime clients' folder (runtimes makes
+		// it): the root is read-only by now.
+		if err := bindRO(spec.NodeSDK, filepath.Join(root, runtimeRoot, SDKFolder)); err != nil {
+			return err
+		}
+	}
 	uid := strconv.Itoa(spec.Layout.UID)
 	// Files as well as bytes are bounded, as on a disk (one inode per
 	// 8 KB): empty files cost the kernel memory too.

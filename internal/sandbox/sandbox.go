@@ -50,6 +50,9 @@ type Spec struct {
 	CodeDir    string
 	RuntimeDir string
 	OptDir     string
+	// NodeSDK, when set, is a host folder of node modules seen at
+	// Layout.RuntimeDir/sdk/node_modules.
+	NodeSDK string
 	MemoryMB   int
 	TmpMB      int
 	Output     *os.File // receives stdout and stderr
@@ -368,3 +371,7 @@ func (p *Process) readHWM() int {
 	}
 	return 0
 }
+
+// SDKFolder is where, under the runtime clients' folder, an instance sees
+// the Node.js SDK (Spec.NodeSDK).
+const SDKFolder = "sdk/node_modules"

@@ -70,15 +70,20 @@ func services(r *http.Request) []string {
 }
 
 // public paths need no credentials.
-func public(r *http.Request) bool {
-	return r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) || dashboard.Public(r)
+// The dashboard's page is public to a request that carries no
+// credentials and names no bucket (ListBuckets is GET / too).
+func (a *authn) public(r *http.Request) bool {
+	if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return true
+	}
+	return dashboard.Public(r) && r.Header.Get("Authorization") == "" && !r.URL.Query().Has("X-Amz-Credential") && !a.route.match(r)
 }
 
 func (a *authn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Every answer names a request id, as AWS's do (an API that has its
 	// own, such as Invoke's, replaces it).
 	w.Header().Set("X-Amzn-RequestId", uuid.NewString())
-	if public(r) {
+	if a.public(r) {
 		a.next.ServeHTTP(w, r)
 		return
 	}

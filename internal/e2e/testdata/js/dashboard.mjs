@@ -88,6 +88,10 @@ try {
   await step("narrow");
   // Idle, open on the overview, while the test measures the server's CPU.
   await step("idle");
+  // A function failing every time is an alert, shown on the page.
+  await page.waitForFunction(() => document.querySelector("#alerts")?.textContent.includes("StratusFunctionErrors dash-bad"), null, { timeout: 40000 })
+    .catch(() => fail("the dashboard shows no alert for dash-bad"));
+  await page.screenshot({ path: path.join(shots, "alerts.png"), fullPage: false });
   if (errors.length) await fail("errors in the page");
   console.log("STEP done");
 } catch (e) {
