@@ -52,10 +52,10 @@ type Spec struct {
 	OptDir     string
 	// NodeSDK, when set, is a host folder of node modules seen at
 	// Layout.RuntimeDir/sdk/node_modules.
-	NodeSDK string
-	MemoryMB   int
-	TmpMB      int
-	Output     *os.File // receives stdout and stderr
+	NodeSDK  string
+	MemoryMB int
+	TmpMB    int
+	Output   *os.File // receives stdout and stderr
 }
 
 // Options configure a launcher.
