@@ -81,17 +81,13 @@ func (a *API) putEventConfig(w http.ResponseWriter, r *http.Request, merge bool)
 }
 
 func (a *API) getEventConfig(w http.ResponseWriter, r *http.Request) error {
-	ref := r.PathValue("name")
-	name, err := bareName(ref)
-	if err == nil {
-		_, err = a.reg.Get(name)
-	}
+	name, err := a.existingFunction(r)
 	if err != nil {
-		return a.at(ref, err)
+		return err
 	}
 	c := a.reg.EventConfig(name)
 	if c == nil {
-		return a.at(ref, registry.ErrNoEventConfig)
+		return a.at(r.PathValue("name"), registry.ErrNoEventConfig)
 	}
 	writeJSON(w, http.StatusOK, a.eventConfigOut(c))
 	return nil
@@ -111,13 +107,9 @@ func (a *API) deleteEventConfig(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listEventConfigs(w http.ResponseWriter, r *http.Request) error {
-	ref := r.PathValue("name")
-	name, err := bareName(ref)
-	if err == nil {
-		_, err = a.reg.Get(name)
-	}
+	name, err := a.existingFunction(r)
 	if err != nil {
-		return a.at(ref, err)
+		return err
 	}
 	out := struct {
 		Configs []eventConfigWire `json:"FunctionEventInvokeConfigs"`

@@ -177,13 +177,9 @@ func (a *API) Register(mux *http.ServeMux) {
 // Stratus verifies no signatures on code (tools such as Terraform read
 // this on every function).
 func (a *API) getCodeSigning(w http.ResponseWriter, r *http.Request) error {
-	ref := r.PathValue("name")
-	name, err := bareName(ref)
-	if err == nil {
-		_, err = a.reg.Get(name)
-	}
+	name, err := a.existingFunction(r)
 	if err != nil {
-		return a.at(ref, err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"CodeSigningConfigArn": "", "FunctionName": name})
 	return nil

@@ -14,13 +14,9 @@ func (a *API) registerRecursion(mux *http.ServeMux) {
 }
 
 func (a *API) getRecursion(w http.ResponseWriter, r *http.Request) error {
-	ref := r.PathValue("name")
-	name, err := bareName(ref)
-	if err == nil {
-		_, err = a.reg.Get(name)
-	}
+	name, err := a.existingFunction(r)
 	if err != nil {
-		return a.at(ref, err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"RecursiveLoop": loopSetting(a.reg.Concurrency(name).RecursiveLoop)})
 	return nil
@@ -57,4 +53,18 @@ func loopSetting(s string) string {
 		return recursion.Terminate
 	}
 	return s
+}
+
+// existingFunction is the unqualified function the path names, which
+// must exist (the error is already placed at the request's reference).
+func (a *API) existingFunction(r *http.Request) (string, error) {
+	ref := r.PathValue("name")
+	name, err := bareName(ref)
+	if err == nil {
+		_, err = a.reg.Get(name)
+	}
+	if err != nil {
+		return "", a.at(ref, err)
+	}
+	return name, nil
 }

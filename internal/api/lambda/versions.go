@@ -285,13 +285,9 @@ func (a *API) putConcurrency(w http.ResponseWriter, r *http.Request) error {
 func minUnreserved(account int64) int { return int(min(100, account/10)) }
 
 func (a *API) getConcurrency(w http.ResponseWriter, r *http.Request) error {
-	ref := r.PathValue("name")
-	name, err := bareName(ref)
-	if err == nil {
-		_, err = a.reg.Get(name)
-	}
+	name, err := a.existingFunction(r)
 	if err != nil {
-		return a.at(ref, err)
+		return err
 	}
 	out := map[string]int{}
 	if c := a.reg.Concurrency(name); c.Reserved != nil {
@@ -428,13 +424,9 @@ func (a *API) getProvisioned(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
-	ref := r.PathValue("name")
-	name, err := bareName(ref)
-	if err == nil {
-		_, err = a.reg.Get(name)
-	}
+	name, err := a.existingFunction(r)
 	if err != nil {
-		return a.at(ref, err)
+		return err
 	}
 	c := a.reg.Concurrency(name)
 	qs := make([]string, 0, len(c.Provisioned))
@@ -444,7 +436,7 @@ func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
 	sort.Strings(qs)
 	page, next, err := paginate(r, len(qs), func(i int) string { return qs[i] })
 	if err != nil {
-		return a.at(ref, err)
+		return a.at(r.PathValue("name"), err)
 	}
 	out := struct {
 		Configs    []provisionedOut `json:"ProvisionedConcurrencyConfigs"`
