@@ -71,6 +71,9 @@ type loadResult struct {
 	rps      float64
 	p50, p99 time.Duration
 	errors   int64
+	// cpuPerReq is the server process's CPU time per request (user and
+	// system), when counted.
+	cpuPerReq time.Duration
 }
 
 // load posts benchBody to url from conc workers for d, like wrk does.
@@ -122,13 +125,19 @@ func load(url string, conc int, d time.Duration) loadResult {
 // floor's throughput, p99 at most 1.5 times the floor's; at 1: at most
 // 0.1 ms added p50 over the floor.
 func BenchmarkWarmInvoke(b *testing.B) {
+	floorURL, floorPid := startFloor(b, 32)
 	targets := []target{
 		{name: "echo", url: startEcho(b)},
-		{name: "floor", url: startFloor(b, 32)},
+		{name: "floor", url: floorURL, pid: floorPid},
 	}
-	s := startServer(b, "")
+	prof := os.Getenv("STRATUS_BENCH_PROFILE")
+	var args []string
+	if prof != "" {
+		args = append(args, "--pprof")
+	}
+	s := startServer(b, "", args...)
 	createFunction(b, s.lambda(), "bench", goZip(b), fnOpts{})
-	targets = append(targets, target{name: "stratus", url: s.Endpoint + "/2015-03-31/functions/bench/invocations", signed: true})
+	targets = append(targets, target{name: "stratus", url: s.Endpoint + "/2015-03-31/functions/bench/invocations", signed: true, pid: s.cmd.Process.Pid})
 	for _, conc := range []int{1, 32} {
 		b.Run(fmt.Sprintf("c%d", conc), func(b *testing.B) {
 			m := compare(b, targets, conc, 3, 3*time.Second)
@@ -147,8 +156,37 @@ func BenchmarkWarmInvoke(b *testing.B) {
 			b.ReportMetric(ms(fl.p99), "floor-p99-ms")
 			b.ReportMetric(float64(st.p99)/float64(fl.p99), "p99-over-floor")
 			b.ReportMetric(ms(st.p50-fl.p50), "added-p50-ms")
+			b.ReportMetric(float64(st.cpuPerReq.Microseconds()), "server-cpu-us/req")
+			b.ReportMetric(float64(fl.cpuPerReq.Microseconds()), "floor-cpu-us/req")
+			if prof != "" {
+				profileUnderLoad(b, s, targets[2], conc, filepath.Join(prof, fmt.Sprintf("warm-c%d", conc)))
+			}
 		})
 	}
+}
+
+// profileUnderLoad saves the server's CPU profile, and a trace of one
+// second, taken while t is under load, to prefix.cpu and prefix.trace
+// (STRATUS_BENCH_PROFILE=DIR asks for them).
+func profileUnderLoad(b *testing.B, s *server, t target, conc int, prefix string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		measure(b, t, conc, 8*time.Second)
+	}()
+	time.Sleep(time.Second)
+	for _, p := range []struct{ path, file string }{{"profile?seconds=5", ".cpu"}, {"trace?seconds=1", ".trace"}} {
+		resp, err := http.Get(s.Endpoint + "/debug/pprof/" + p.path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := os.WriteFile(prefix+p.file, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
 }
 
 // BenchmarkAuthCost: what checking signatures costs a warm invoke: the

@@ -29,7 +29,7 @@ var (
 
 // startFloor runs the floor relay (see floorrelay) over n copies of the
 // Go example function and returns its URL.
-func startFloor(b *testing.B, n int) string {
+func startFloor(b *testing.B, n int) (url string, pid int) {
 	floorOnce.Do(func() {
 		floorBin = filepath.Join(binDir, "floorrelay")
 		floorErr = goBuildPlain(floorBin, "./internal/e2e/floorrelay")
@@ -44,7 +44,7 @@ func startFloor(b *testing.B, n int) string {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := "http://" + addr + "/"
+	url = "http://" + addr + "/"
 	waitFor(b, 10*time.Second, "floor relay", func() bool {
 		resp, err := plainClient.Post(url, "application/json", bytes.NewReader([]byte(benchBody)))
 		if err == nil {
@@ -52,24 +52,39 @@ func startFloor(b *testing.B, n int) string {
 		}
 		return err == nil && resp.StatusCode == 200
 	})
-	return url
+	return url, cmd.Process.Pid
 }
 
 // target is one server under load in a benchmark.
 type target struct {
 	name, url string
 	signed    bool // a Stratus API: requests carry a signature
+	pid       int  // the server process, whose CPU per request is counted; 0: not counted
 }
 
 // measure loads t for d with conc connections: with wrk when it is on
 // PATH (one thread, as the figures were taken), else with the Go
 // load client.
 func measure(b *testing.B, t target, conc int, d time.Duration) loadResult {
-	if _, err := exec.LookPath("wrk"); err != nil {
-		return load(t.url, conc, d)
+	var cpu0 int64
+	if t.pid != 0 {
+		cpu0 = procCPU(b, t.pid)
 	}
-	return wrk(b, t, conc, d)
+	var r loadResult
+	if _, err := exec.LookPath("wrk"); err != nil {
+		r = load(t.url, conc, d)
+	} else {
+		r = wrk(b, t, conc, d)
+	}
+	if t.pid != 0 && r.rps > 0 {
+		ticks := float64(procCPU(b, t.pid) - cpu0)
+		r.cpuPerReq = time.Duration(ticks * float64(time.Second) / clockTicks / (r.rps * d.Seconds()))
+	}
+	return r
 }
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times.
+const clockTicks = 100
 
 // wrk runs wrk against t. A Stratus API gets one request signed ahead:
 // a signature stays valid for every identical request for minutes, and
@@ -154,6 +169,7 @@ func medians(rs []loadResult) loadResult {
 	m.rps = pick(func(r loadResult) float64 { return r.rps })
 	m.p50 = time.Duration(pick(func(r loadResult) float64 { return float64(r.p50) }))
 	m.p99 = time.Duration(pick(func(r loadResult) float64 { return float64(r.p99) }))
+	m.cpuPerReq = time.Duration(pick(func(r loadResult) float64 { return float64(r.cpuPerReq) }))
 	for _, r := range rs {
 		m.errors += r.errors
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,13 @@ func detectCgroups(name string) (*cgroups, error) {
 			}
 			cg.parents[c], cg.homes[c] = parent, home
 		}
+		// The instances' parent competes for CPU as one task beside each
+		// of the host's (the server's threads, a load generator): at the
+		// default share, all instances together would get one task's CPU
+		// under contention, and their answers would queue behind the
+		// server that waits for them. As much as NumCPU tasks, they can
+		// use the machine; the server still gets its turn.
+		_ = os.WriteFile(filepath.Join(cg.parents["cpu"], "cpu.shares"), []byte(strconv.Itoa(1024*runtime.NumCPU())), 0o644)
 		return cg, nil
 	}
 	if hasV2 && v2mount != "" {
@@ -145,6 +153,9 @@ func setupV2(home, name string) (*cgroups, error) {
 	if err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0o644); err != nil {
 		return nil, fmt.Errorf("cgroup v2: enable controllers: %w", err)
 	}
+	// As in v1 (see detectCgroups): the instances together weigh as much
+	// as NumCPU servers.
+	_ = os.WriteFile(filepath.Join(parent, "cpu.weight"), []byte(strconv.Itoa(min(10000, 100*runtime.NumCPU()))), 0o644)
 	return &cgroups{v2: true, parent: parent}, nil
 }
 
