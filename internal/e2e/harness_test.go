@@ -451,6 +451,8 @@ type usageTotals struct {
 	Requests             int     `json:"requests"`
 	Errors               int     `json:"errors"`
 	ProvisionedGBSeconds float64 `json:"provisionedGBSeconds"`
+	GBSeconds            float64 `json:"gbSeconds"`
+	EnvironmentGBSeconds float64 `json:"environmentGBSeconds"`
 }
 
 // usage is fn's usage so far (zero when it has none).

@@ -80,6 +80,9 @@ type Config struct {
 	Layers []LayerRef `json:"layers,omitempty"`
 	// Logging is the LoggingConfig; nil is Lambda's default (Text).
 	Logging *LoggingConfig `json:"logging,omitempty"`
+	// CapacityProvider, when set, makes the function's execution
+	// environments take several invocations at once (see PerEnvironment).
+	CapacityProvider *CapacityProvider `json:"capacityProvider,omitempty"`
 }
 
 // Function is a stored function: configuration plus code identity and
@@ -128,6 +131,11 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Handler == "" && IsProvided(c.Runtime) {
 		c.Handler = "bootstrap"
+	}
+	// Multi-concurrency environments log in JSON, each line with its
+	// request id: lines of concurrent invocations interleave.
+	if c.MultiConcurrency() && c.Logging == nil {
+		c.Logging = &LoggingConfig{LogFormat: "JSON"}
 	}
 }
 
@@ -191,6 +199,15 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Logging.validate(); err != nil {
 		return err
+	}
+	if err := c.CapacityProvider.validate(); err != nil {
+		return err
+	}
+	if err := validateConcurrencyTag(c.Tags); err != nil {
+		return err
+	}
+	if c.MultiConcurrency() && c.Logging != nil && !c.Logging.JSON() {
+		return invalidf("A function with multi-concurrency execution environments logs in the JSON format (each line carries its request id): LoggingConfig.LogFormat Text is not supported with it")
 	}
 	return validateEnv(c.Environment)
 }

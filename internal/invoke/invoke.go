@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -148,6 +149,15 @@ func BillProvisioned(rec Recorder, clock pool.Clock) func(spec pool.Spec, n int,
 		ms := float64(n) * float64(d) / float64(time.Millisecond)
 		rec.Add(meter.Record{Function: spec.Function.Name, Version: spec.Version, Start: clock.Now().Add(-d),
 			DurationMs: ms, BilledMs: int64(ms), MemoryMB: spec.Function.MemorySize, Outcome: outcome.Provisioned})
+	}
+}
+
+// BillEnvironment records a multi-concurrency environment's time as usage.
+func BillEnvironment(rec Recorder, clock pool.Clock) func(spec pool.Spec, d time.Duration) {
+	return func(spec pool.Spec, d time.Duration) {
+		ms := float64(d) / float64(time.Millisecond)
+		rec.Add(meter.Record{Function: spec.Function.Name, Version: spec.Version, Start: clock.Now().Add(-d),
+			DurationMs: ms, BilledMs: int64(math.Ceil(ms)), MemoryMB: spec.Function.MemorySize, Outcome: outcome.Environment})
 	}
 }
 
@@ -294,7 +304,7 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 	logs.Settle()
 
 	resp := &Response{Status: 200, ExecutedVersion: version, RequestID: reqID, Payload: res.Payload, Outcome: res.Outcome, ErrorType: res.ErrorType, Streamed: res.Streamed}
-	rec := meter.Record{Function: fn.Name, Version: version, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: res.Outcome, Streamed: res.Streamed}
+	rec := meter.Record{Function: fn.Name, Version: version, RequestID: reqID, Start: start, MemoryMB: fn.MemorySize, MaxMemMB: maxMem, Cold: cold, Outcome: res.Outcome, Streamed: res.Streamed, Shared: fn.MultiConcurrency()}
 	if cold {
 		rec.InitMs = ms(inst.InitDuration)
 	}
@@ -333,7 +343,7 @@ func (iv *Invoker) run(ctx context.Context, p *pool.Pool, inst *pool.Instance, c
 	logs.Report(plogs.Report{RequestID: reqID, Duration: dur, BilledMs: rec.BilledMs, MemoryMB: fn.MemorySize, MaxMemMB: maxMem,
 		InitMs: rec.InitMs, Cold: cold, Status: reportStatus(res.Outcome), ErrorType: res.ErrorType})
 	if req.LogTail {
-		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail())
+		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail(reqID))
 	}
 	if dead {
 		p.Discard(inst)
@@ -359,7 +369,7 @@ func (iv *Invoker) initFailed(fn *function.Function, reqID string, ie *pool.Init
 	iv.metrics.observe(rec)
 	resp := &Response{Status: 200, Payload: ie.Result.Payload, Outcome: outcome.Error, ErrorType: ie.Result.ErrorType, ExecutedVersion: fn.VersionLabel(), RequestID: reqID}
 	if tail {
-		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail())
+		resp.LogResult = base64.StdEncoding.EncodeToString(logs.Tail(reqID))
 	}
 	return resp
 }

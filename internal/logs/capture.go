@@ -31,6 +31,7 @@ type Capture struct {
 	partial []byte
 	tail    []byte
 	reqID   string        // the invocation in progress, or the last
+	shared  bool          // several invocations at once: lines name their own
 	busy    bool          // the reader holds bytes it has not routed yet
 	routed  chan struct{} // signalled after each routed chunk
 }
@@ -106,16 +107,54 @@ func (c *Capture) route(data []byte) {
 	}
 }
 
+// Shared says the instance runs several invocations at once: a line is
+// not the current invocation's but the one its JSON record names (the
+// runtime clients log so in that mode), and START/END/REPORT carry their
+// own.
+func (c *Capture) Shared() {
+	c.mu.Lock()
+	c.shared = true
+	c.reqID = ""
+	c.mu.Unlock()
+}
+
 // line delivers one complete line of the instance's; called with mu held.
 func (c *Capture) line(l []byte) {
 	if c.f.keepApp(l) {
-		c.emit(l)
+		id := c.reqID
+		if c.shared {
+			id = recordRequestID(l)
+		}
+		c.emit(l, id)
 	}
 }
 
-// emit stores and tails a line; called with mu held.
-func (c *Capture) emit(l []byte) {
-	c.sink.Write(c.st, time.Now(), c.reqID, l)
+// recordRequestID is the "requestId" of a JSON log record, "" if none.
+func recordRequestID(l []byte) string {
+	const key = `"requestId"`
+	i := bytes.Index(l, []byte(key))
+	if i < 0 {
+		return ""
+	}
+	rest := bytes.TrimLeft(l[i+len(key):], " ")
+	if len(rest) == 0 || rest[0] != ':' {
+		return ""
+	}
+	rest = bytes.TrimLeft(rest[1:], " ")
+	if len(rest) == 0 || rest[0] != '"' {
+		return ""
+	}
+	rest = rest[1:]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || j > 64 {
+		return ""
+	}
+	return string(rest[:j])
+}
+
+// emit stores and tails a line of invocation reqID; called with mu held.
+func (c *Capture) emit(l []byte, reqID string) {
+	c.sink.Write(c.st, time.Now(), reqID, l)
 	c.tail = append(c.tail, l...)
 	c.tail = append(c.tail, '\n')
 	if len(c.tail) > 4*tailBytes {
@@ -128,14 +167,18 @@ func (c *Capture) emit(l []byte) {
 func (c *Capture) platform(text string, typ string, record map[string]any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	id := c.reqID
+	if c.shared {
+		id, _ = record["requestId"].(string)
+	}
 	if !c.f.JSON {
-		c.emit([]byte(text))
+		c.emit([]byte(text), id)
 		return
 	}
 	if typ == "" || (c.f.SysLevel != 0 && c.f.SysLevel > Info) {
 		return
 	}
-	c.emit(platformRecord(time.Now(), typ, record))
+	c.emit(platformRecord(time.Now(), typ, record), id)
 }
 
 // Platform writes a platform notice (a crash, a timeout, a cancellation)
@@ -151,10 +194,12 @@ func (c *Capture) BeginAfterInit(reqID, version string) { c.begin(reqID, version
 
 func (c *Capture) begin(reqID, version string, fresh bool) {
 	c.mu.Lock()
-	if fresh {
-		c.tail = c.tail[:0]
+	if !c.shared {
+		if fresh {
+			c.tail = c.tail[:0]
+		}
+		c.reqID = reqID
 	}
-	c.reqID = reqID
 	c.mu.Unlock()
 	c.platform("START RequestId: "+reqID+" Version: "+version, "platform.start", map[string]any{"requestId": reqID, "version": version})
 }
@@ -184,6 +229,12 @@ func (c *Capture) InitReport(d time.Duration, errorType string) {
 // has been routed, so output printed before a response lands in that
 // invocation's log rather than the next one's.
 func (c *Capture) Settle() {
+	c.mu.Lock()
+	shared := c.shared
+	c.mu.Unlock()
+	if shared {
+		return // lines name their invocation; none waits for another's
+	}
 	deadline := time.Now().Add(50 * time.Millisecond)
 	for {
 		n := c.unread()
@@ -206,11 +257,21 @@ func (c *Capture) Settle() {
 	}
 }
 
-// Tail returns the last 4 KB of the current invocation's log.
-func (c *Capture) Tail() []byte {
+// Tail returns the last 4 KB of the log of invocation reqID: in a shared
+// instance, of the recent lines that name it.
+func (c *Capture) Tail(reqID string) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.tail
+	if c.shared {
+		var own []byte
+		for line := range bytes.Lines(t) {
+			if bytes.Contains(line, []byte(reqID)) {
+				own = append(own, line...)
+			}
+		}
+		t = own
+	}
 	if len(t) > tailBytes {
 		t = t[len(t)-tailBytes:]
 	}

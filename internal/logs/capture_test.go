@@ -208,13 +208,13 @@ func TestCaptureRoutesLines(t *testing.T) {
 	fmt.Fprint(w, "o\nthree-without-newline")
 	c.Settle()
 	c.Platform("END")
-	if got := string(c.Tail()); got != "START RequestId: req-1 Version: $LATEST\none\ntwo\nthree-without-newline\nEND\n" {
+	if got := string(c.Tail("")); got != "START RequestId: req-1 Version: $LATEST\none\ntwo\nthree-without-newline\nEND\n" {
 		t.Errorf("tail %q", got)
 	}
 	c.Begin("req-2", "$LATEST")
 	fmt.Fprint(w, strings.Repeat("x", 5000)+"\n")
 	c.Settle()
-	if got := c.Tail(); len(got) != tailBytes {
+	if got := c.Tail(""); len(got) != tailBytes {
 		t.Errorf("tail of %d bytes, want %d", len(got), tailBytes)
 	}
 	c.Started()

@@ -33,8 +33,14 @@ type Record struct {
 	Cold       bool      `json:"c,omitempty"`
 	// Streamed is the bytes of a streamed response.
 	Streamed int64 `json:"sb,omitempty"`
+	// Shared: the invocation ran in a multi-concurrency environment, whose
+	// compute is billed by the environment's lifetime (outcome.Environment
+	// records), so the invocation's own duration bills none.
+	Shared bool `json:"sh,omitempty"`
 	// Outcome.Provisioned records provisioned instances kept ready:
-	// BilledMs is then instance-milliseconds, billed at the provisioned rate.
+	// BilledMs is then instance-milliseconds, billed at the provisioned
+	// rate. Outcome.Environment records multi-concurrency environments
+	// kept: instance-milliseconds at the on-demand rate.
 	Outcome outcome.Outcome `json:"o"`
 }
 
@@ -45,6 +51,9 @@ func BilledMs(d time.Duration) int64 {
 
 // GBSeconds is the compute the record is billed for.
 func (r Record) GBSeconds() float64 {
+	if r.Shared {
+		return 0
+	}
 	return float64(r.MemoryMB) / 1024 * float64(r.BilledMs) / 1000
 }
 
@@ -160,6 +169,9 @@ type Totals struct {
 	InitMsTotal   float64 `json:"initMsTotal"`
 	// ProvisionedGBSeconds is compute kept ready by provisioned concurrency.
 	ProvisionedGBSeconds float64 `json:"provisionedGBSeconds"`
+	// EnvironmentGBSeconds is the compute of multi-concurrency execution
+	// environments, for as long as each lived.
+	EnvironmentGBSeconds float64 `json:"environmentGBSeconds,omitempty"`
 	Cost                 float64 `json:"cost"`
 }
 
@@ -212,6 +224,7 @@ func Aggregate(ctx context.Context, st *store.Store, since time.Time, fn string,
 		rep.Total.GBSeconds += t.GBSeconds
 		rep.Total.InitMsTotal += t.InitMsTotal
 		rep.Total.ProvisionedGBSeconds += t.ProvisionedGBSeconds
+		rep.Total.EnvironmentGBSeconds += t.EnvironmentGBSeconds
 		rep.Total.Cost += t.Cost
 	}
 	sort.Slice(rep.Functions, func(i, j int) bool { return rep.Functions[i].Function < rep.Functions[j].Function })
@@ -228,6 +241,7 @@ func Aggregate(ctx context.Context, st *store.Store, since time.Time, fn string,
 func (t *Totals) round() {
 	t.GBSeconds = roundTo(t.GBSeconds, 6)
 	t.ProvisionedGBSeconds = roundTo(t.ProvisionedGBSeconds, 6)
+	t.EnvironmentGBSeconds = roundTo(t.EnvironmentGBSeconds, 6)
 	t.Cost = roundTo(t.Cost, 10)
 	t.InitMsTotal = roundTo(t.InitMsTotal, 3)
 }
@@ -245,6 +259,9 @@ func (t *Totals) add(r Record) {
 	case outcome.Provisioned:
 		t.ProvisionedGBSeconds += r.GBSeconds()
 		return
+	case outcome.Environment:
+		t.EnvironmentGBSeconds += r.GBSeconds()
+		return
 	}
 	if r.Outcome.Failed() {
 		t.Errors++
@@ -260,7 +277,7 @@ func (t *Totals) add(r Record) {
 }
 
 func (p Prices) cost(t *Totals) float64 {
-	return float64(t.Requests)/1e6*p.PerMillionRequests + t.GBSeconds*p.PerGBSecond + t.ProvisionedGBSeconds*p.PerProvisionedGBSecond
+	return float64(t.Requests)/1e6*p.PerMillionRequests + t.GBSeconds*p.PerGBSecond + t.ProvisionedGBSeconds*p.PerProvisionedGBSecond + t.EnvironmentGBSeconds*p.PerGBSecond
 }
 
 // Recent is a function's latest invocations (at most n, newest last)
@@ -273,7 +290,7 @@ func Recent(ctx context.Context, st *store.Store, fn string, since time.Time, n 
 			return nil
 		}
 		for _, r := range recs {
-			if r.Outcome == outcome.Provisioned || r.Start.Before(since) {
+			if r.Outcome == outcome.Provisioned || r.Outcome == outcome.Environment || r.Start.Before(since) {
 				continue
 			}
 			out = append(out, r)

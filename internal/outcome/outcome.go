@@ -26,6 +26,9 @@ const (
 	// Provisioned: a usage record of provisioned instances kept, not an
 	// invocation.
 	Provisioned Outcome = "provisioned"
+	// Environment: a usage record of a multi-concurrency execution
+	// environment kept (busy or idle), not an invocation.
+	Environment Outcome = "environment"
 )
 
 // Failed reports whether the caller sees a function error.

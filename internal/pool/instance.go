@@ -31,6 +31,12 @@ type Instance struct {
 	dead        atomic.Bool
 	provisioned bool      // started ahead of requests; never reaped for idleness
 	retireAt    time.Time // zero: never; else replaced when released after it
+
+	// Multi-concurrency environments, guarded by the pool's mu.
+	inflight int       // invocations running or reserved on it
+	draining bool      // takes no new invocations; goes when inflight is 0
+	billedAt time.Time // its time is billed up to here
+	shared   bool      // several invocations at once: a timeout kills nothing
 }
 
 // retired reports whether the instance is due for replacement at now.
@@ -98,7 +104,7 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 	var ep *runtimeapi.Endpoint
 	apiAddr := lay.RuntimeAPI
 	if apiAddr == "" {
-		if ep, err = runtimeapi.Listen(lay.UID); err != nil {
+		if ep, err = runtimeapi.Listen(lay.UID, p.spec.Function.PerEnvironment()); err != nil {
 			p.deps.Launcher.Release(lay)
 			return nil, fmt.Errorf("runtime api: %w", err)
 		}
@@ -116,6 +122,9 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 		p.deps.Launcher.Release(lay)
 		closeEP()
 		return nil, err
+	}
+	if p.multi {
+		capture.Shared()
 	}
 	env := p.env(apiAddr, lay, stream, provisioned)
 	var retireAt time.Time
@@ -151,9 +160,9 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 			capture.Close()
 			return nil, errors.New("runtime api: the launcher made no listener")
 		}
-		ep = runtimeapi.ServeChecked(ln, lay.UID, uidOf)
+		ep = runtimeapi.ServeChecked(ln, lay.UID, uidOf, p.spec.Function.PerEnvironment())
 	}
-	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned, retireAt: retireAt}
+	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned, retireAt: retireAt, shared: p.multi}
 	timer := time.NewTimer(function.InitTimeout)
 	defer timer.Stop()
 	select {
@@ -262,7 +271,13 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 	// and nanosleep churn of idle scheduler threads, a third of the CPU of
 	// a warm invoke. The function's own GOMAXPROCS wins.
 	if _, set := fn.Environment["GOMAXPROCS"]; !set {
-		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, (fn.MemorySize+cpuPerVCPU-1)/cpuPerVCPU)))
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(fn.VCPUs()))
+	}
+	// A multi-concurrency environment: aws-lambda-go runs this many /next
+	// loops, and so do our Node.js and Python runtime clients, over their
+	// workers.
+	if p.multi {
+		env = append(env, "AWS_LAMBDA_MAX_CONCURRENCY="+strconv.Itoa(p.perEnv))
 	}
 	return env
 }
@@ -278,9 +293,6 @@ func (p *Pool) optRoot(lay sandbox.Layout) string {
 	}
 	return p.spec.OptDir
 }
-
-// cpuPerVCPU is the memory size that buys one vCPU on Lambda.
-const cpuPerVCPU = 1769
 
 // Invoke runs one invocation and waits for its result, the instance's
 // exit, the deadline or the end of ctx, whichever comes first. After a
@@ -319,9 +331,13 @@ func (i *Instance) Invoke(ctx context.Context, inv *runtimeapi.Invocation) (Resu
 			case <-grace.C:
 			}
 		}
+		// The instance is stopped (or, running others' invocations too,
+		// retired once they end): its runtime may still be busy with this.
+		i.ep.Forget(inv.RequestID)
 		i.dead.Store(true)
 		return Result{Outcome: outcome.Timeout, ErrorType: outcome.TypeTimedOut}, nil
 	case <-ctx.Done():
+		i.ep.Forget(inv.RequestID)
 		i.dead.Store(true)
 		return Result{Outcome: outcome.Cancelled, ErrorType: outcome.TypeShuttingDown,
 			Payload: outcome.ErrorDoc(outcome.TypeShuttingDown, "RequestId: "+inv.RequestID+" Error: invocation cancelled: "+context.Cause(ctx).Error())}, nil

@@ -93,6 +93,10 @@ type Deps struct {
 
 	// Bill, when set, is told of provisioned instances kept for a duration.
 	Bill func(spec Spec, instances int, d time.Duration)
+	// BillEnvironment, when set, is told of a multi-concurrency
+	// environment kept for a duration: such environments are billed for
+	// the time they live, not per invocation.
+	BillEnvironment func(spec Spec, d time.Duration)
 
 	// Credentials, when set, gives an instance of fn the temporary
 	// credentials of its execution role (ok false: the role is gone; the
@@ -148,6 +152,12 @@ type Pool struct {
 	provBilledAt time.Time
 	provTimer    Timer
 
+	// Multi-concurrency pools (see shared.go).
+	multi  bool
+	perEnv int
+	envs   []*Instance // live environments, busy or idle
+	starts []*start    // environments being started
+
 	bg     sync.WaitGroup  // background starts and watchers
 	ctx    context.Context // ends at Close: provisioned starts give up
 	cancel context.CancelFunc
@@ -155,7 +165,7 @@ type Pool struct {
 
 // New returns an empty pool.
 func New(spec Spec, deps *Deps) *Pool {
-	p := &Pool{spec: spec, deps: deps}
+	p := &Pool{spec: spec, deps: deps, multi: spec.Function.MultiConcurrency(), perEnv: spec.Function.PerEnvironment()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p
 }
@@ -166,6 +176,9 @@ func (p *Pool) Spec() Spec { return p.spec }
 // Acquire returns an idle instance (warm) or starts a new one (cold). A
 // cold start gives up when ctx ends.
 func (p *Pool) Acquire(ctx context.Context) (inst *Instance, cold bool, err error) {
+	if p.multi {
+		return p.acquireShared(ctx)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
@@ -223,6 +236,10 @@ func (p *Pool) Acquire(ctx context.Context) (inst *Instance, cold bool, err erro
 // Release returns an instance after an invocation. A dead instance, or
 // one of a retired pool, is torn down instead.
 func (p *Pool) Release(inst *Instance) {
+	if p.multi {
+		p.releaseShared(inst)
+		return
+	}
 	inst.lastUsed = p.deps.Clock.Now()
 	p.mu.Lock()
 	if inst.provisioned {
@@ -252,6 +269,10 @@ func (p *Pool) Release(inst *Instance) {
 // Discard tears down an instance that must not be reused.
 func (p *Pool) Discard(inst *Instance) {
 	inst.dead.Store(true)
+	if p.multi {
+		p.discardShared(inst)
+		return
+	}
 	if inst.provisioned {
 		p.mu.Lock()
 		p.provLive--
@@ -307,7 +328,13 @@ func expiry(n int, lastUsed func(int) time.Time, now time.Time, timeout time.Dur
 func (p *Pool) Counts() (idle, total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.idle) + len(p.provIdle), p.total
+	idle = len(p.idle) + len(p.provIdle)
+	for _, inst := range p.envs {
+		if inst.inflight == 0 {
+			idle++
+		}
+	}
+	return idle, p.total
 }
 
 // Close retires the pool: idle instances are torn down now, busy ones
@@ -318,6 +345,7 @@ func (p *Pool) Close() {
 	p.closed = true
 	idle := append(p.idle, p.provIdle...)
 	p.idle, p.provIdle = nil, nil
+	envs := p.closeShared()
 	if p.reaper != nil {
 		p.reaper.Stop()
 		p.reaper = nil
@@ -332,6 +360,9 @@ func (p *Pool) Close() {
 	var wg sync.WaitGroup
 	for _, inst := range idle {
 		wg.Go(func() { p.drop(inst) })
+	}
+	for _, inst := range envs {
+		wg.Go(func() { p.dropEnv(inst) })
 	}
 	wg.Wait()
 }

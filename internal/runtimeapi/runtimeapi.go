@@ -1,8 +1,9 @@
 // Package runtimeapi serves the Lambda Runtime API to one instance.
 //
 // Every instance gets its own endpoint, so an instance can only ever be
-// handed its own invocations, and an answer is accepted only for the
-// request id the endpoint currently has in flight.
+// handed its own invocations, and an answer is accepted only for a
+// request id the endpoint has in flight: one at a time, or up to the
+// instance's concurrency in a multi-concurrency environment.
 package runtimeapi
 
 import (
@@ -77,30 +78,32 @@ type Endpoint struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	mu  sync.Mutex
-	cur *Invocation
+	mu       sync.Mutex
+	inflight map[string]flight
+}
+
+// flight is an invocation handed out and where its answer goes.
+type flight struct {
+	inv *Invocation
 	res chan Result
 }
 
-// Listen opens an endpoint on a fresh loopback port. With uid >= 0, only
-// connections from sockets of that uid are served.
-func Listen(uid int) (*Endpoint, error) {
+// Listen opens an endpoint on a fresh loopback port for an instance that
+// takes up to conc invocations at once. With uid >= 0, only connections
+// from sockets of that uid are served.
+func Listen(uid, conc int) (*Endpoint, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	return Serve(ln, uid), nil
+	return ServeChecked(ln, uid, peercred.UID, conc), nil
 }
 
-// Serve serves an endpoint on ln, which it then owns. With uid >= 0, only
-// connections from sockets of that uid are served.
-func Serve(ln net.Listener, uid int) *Endpoint {
-	return ServeChecked(ln, uid, peercred.UID)
-}
-
-// ServeChecked is Serve with the lookup of a connection's peer uid given:
-// one in the network namespace ln is in.
-func ServeChecked(ln net.Listener, uid int, uidOf func(net.Conn) (int, error)) *Endpoint {
+// ServeChecked serves an endpoint on ln, which it then owns, with the
+// lookup of a connection's peer uid given: one in the network namespace
+// ln is in. With uid >= 0, only connections from sockets of that uid are
+// served.
+func ServeChecked(ln net.Listener, uid int, uidOf func(net.Conn) (int, error), conc int) *Endpoint {
 	if uid >= 0 {
 		ln = &peerListener{Listener: ln, uid: uid, uidOf: uidOf}
 	}
@@ -108,8 +111,9 @@ func ServeChecked(ln net.Listener, uid int, uidOf func(net.Conn) (int, error)) *
 		ln:      ln,
 		ready:   make(chan struct{}),
 		initErr: make(chan Result, 1),
-		next:    make(chan *Invocation, 1),
-		closed:  make(chan struct{}),
+		next:     make(chan *Invocation, max(1, conc)),
+		closed:   make(chan struct{}),
+		inflight: make(map[string]flight, max(1, conc)),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+prefix+"/invocation/next", e.handleNext)
@@ -133,14 +137,23 @@ func (e *Endpoint) Ready() <-chan struct{} { return e.ready }
 func (e *Endpoint) InitError() <-chan Result { return e.initErr }
 
 // Dispatch hands inv to the runtime and returns where its result will
-// arrive. One invocation is in flight at a time.
+// arrive. The caller keeps no more invocations in flight than the
+// endpoint's concurrency.
 func (e *Endpoint) Dispatch(inv *Invocation) <-chan Result {
 	res := make(chan Result, 1)
 	e.mu.Lock()
-	e.cur, e.res = inv, res
+	e.inflight[inv.RequestID] = flight{inv: inv, res: res}
 	e.mu.Unlock()
 	e.next <- inv
 	return res
+}
+
+// Forget drops an invocation the caller gave up on (a timeout, a
+// cancellation): a late answer to it is refused.
+func (e *Endpoint) Forget(id string) {
+	e.mu.Lock()
+	delete(e.inflight, id)
+	e.mu.Unlock()
 }
 
 // Close stops serving; a pending /next returns.
@@ -181,26 +194,27 @@ func (e *Endpoint) handleNext(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(inv.Payload)
 }
 
-// take removes the in-flight invocation if id names it.
+// take removes the in-flight invocation id names, if any.
 func (e *Endpoint) take(id string) chan Result {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.cur == nil || e.cur.RequestID != id {
+	f, ok := e.inflight[id]
+	if !ok || !f.inv.Picked() {
 		return nil
 	}
-	res := e.res
-	e.cur, e.res = nil, nil
-	return res
+	delete(e.inflight, id)
+	return f.res
 }
 
-// current is the in-flight invocation if id names it.
+// current is the in-flight invocation id names, if any.
 func (e *Endpoint) current(id string) *Invocation {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.cur == nil || e.cur.RequestID != id {
+	f, ok := e.inflight[id]
+	if !ok || !f.inv.Picked() {
 		return nil
 	}
-	return e.cur
+	return f.inv
 }
 
 // streaming: the runtime streams its answer, as Lambda's runtimes say

@@ -10,7 +10,7 @@ import (
 )
 
 func TestEndpointProtocol(t *testing.T) {
-	e, err := Listen(-1)
+	e, err := Listen(-1, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestStreamedResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := Listen(-1)
+			e, err := Listen(-1, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +105,7 @@ func (c *countingSink) Flush()                      {}
 
 // A stream past Lambda's limit is cut at the limit and ends in an error.
 func TestStreamTooLong(t *testing.T) {
-	e, err := Listen(-1)
+	e, err := Listen(-1, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

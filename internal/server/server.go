@@ -170,15 +170,16 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	defer usage.Close()
 
 	deps := &pool.Deps{
-		Launcher:    pool.Sandbox(launcher),
-		Runtimes:    rts,
-		Logs:        sink,
-		Region:      cfg.Region,
-		APIEndpoint: instanceEndpoint(scheme, apiAddr),
-		HostNetwork: func(name string) bool { return hostNet[name] },
-		Clock:       pool.RealClock,
-		Log:         log,
-		Bill:        invoke.BillProvisioned(usage, pool.RealClock),
+		Launcher:        pool.Sandbox(launcher),
+		Runtimes:        rts,
+		Logs:            sink,
+		Region:          cfg.Region,
+		APIEndpoint:     instanceEndpoint(scheme, apiAddr),
+		HostNetwork:     func(name string) bool { return hostNet[name] },
+		Clock:           pool.RealClock,
+		Log:             log,
+		Bill:            invoke.BillProvisioned(usage, pool.RealClock),
+		BillEnvironment: invoke.BillEnvironment(usage, pool.RealClock),
 		Credentials: func(fn *function.Function) (pool.RoleCredentials, bool) {
 			c, ok := ids.InstanceCredentials(fn.Role, fn.Name, instanceCredentials)
 			return pool.RoleCredentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok

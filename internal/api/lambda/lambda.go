@@ -200,30 +200,31 @@ type ephemeralStorage struct {
 }
 
 type functionConfiguration struct {
-	FunctionName     string            `json:"FunctionName"`
-	FunctionArn      string            `json:"FunctionArn"`
-	Runtime          string            `json:"Runtime"`
-	Role             string            `json:"Role"`
-	Handler          string            `json:"Handler"`
-	CodeSize         int64             `json:"CodeSize"`
-	Description      string            `json:"Description"`
-	Timeout          int               `json:"Timeout"`
-	MemorySize       int               `json:"MemorySize"`
-	LastModified     string            `json:"LastModified"`
-	CodeSha256       string            `json:"CodeSha256"`
-	Version          string            `json:"Version"`
-	Environment      *environment      `json:"Environment,omitempty"`
-	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig,omitempty"`
-	TracingConfig    map[string]string `json:"TracingConfig"`
-	RevisionID       string            `json:"RevisionId"`
-	State            string            `json:"State,omitempty"`
-	LastUpdateStatus string            `json:"LastUpdateStatus,omitempty"`
-	PackageType      string            `json:"PackageType"`
-	Architectures    []string          `json:"Architectures"`
-	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
-	LoggingConfig    map[string]string `json:"LoggingConfig"`
-	SnapStart        map[string]string `json:"SnapStart"`
-	Layers           []layerOut        `json:"Layers,omitempty"`
+	FunctionName     string                  `json:"FunctionName"`
+	FunctionArn      string                  `json:"FunctionArn"`
+	Runtime          string                  `json:"Runtime"`
+	Role             string                  `json:"Role"`
+	Handler          string                  `json:"Handler"`
+	CodeSize         int64                   `json:"CodeSize"`
+	Description      string                  `json:"Description"`
+	Timeout          int                     `json:"Timeout"`
+	MemorySize       int                     `json:"MemorySize"`
+	LastModified     string                  `json:"LastModified"`
+	CodeSha256       string                  `json:"CodeSha256"`
+	Version          string                  `json:"Version"`
+	Environment      *environment            `json:"Environment,omitempty"`
+	DeadLetterConfig *deadLetterConfig       `json:"DeadLetterConfig,omitempty"`
+	TracingConfig    map[string]string       `json:"TracingConfig"`
+	RevisionID       string                  `json:"RevisionId"`
+	State            string                  `json:"State,omitempty"`
+	LastUpdateStatus string                  `json:"LastUpdateStatus,omitempty"`
+	PackageType      string                  `json:"PackageType"`
+	Architectures    []string                `json:"Architectures"`
+	EphemeralStorage ephemeralStorage        `json:"EphemeralStorage"`
+	LoggingConfig    map[string]string       `json:"LoggingConfig"`
+	SnapStart        map[string]string       `json:"SnapStart"`
+	Layers           []layerOut              `json:"Layers,omitempty"`
+	CapacityProvider *capacityProviderConfig `json:"CapacityProviderConfig,omitempty"`
 }
 
 type layerOut struct {
@@ -253,6 +254,7 @@ func (a *API) configuration(fn *function.Function, withState bool) functionConfi
 		EphemeralStorage: ephemeralStorage{Size: fn.EphemeralStorage},
 		LoggingConfig:    loggingOut(fn),
 		SnapStart:        map[string]string{"ApplyOn": "None", "OptimizationStatus": "Off"},
+		CapacityProvider: capacityOut(fn),
 	}
 	if len(fn.Environment) > 0 {
 		c.Environment = &environment{Variables: fn.Environment}
@@ -306,23 +308,24 @@ func (a *API) zip(r *http.Request, c *codeInput) ([]byte, error) {
 }
 
 type createFunctionInput struct {
-	FunctionName     string            `json:"FunctionName"`
-	Runtime          string            `json:"Runtime"`
-	Role             string            `json:"Role"`
-	Handler          string            `json:"Handler"`
-	Description      string            `json:"Description"`
-	Timeout          int               `json:"Timeout"`
-	MemorySize       int               `json:"MemorySize"`
-	Code             codeInput         `json:"Code"`
-	Environment      *environment      `json:"Environment"`
-	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
-	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
-	Architectures    []string          `json:"Architectures"`
-	PackageType      string            `json:"PackageType"`
-	Tags             map[string]string `json:"Tags"`
-	Publish          bool              `json:"Publish"`
-	Layers           []string          `json:"Layers"`
-	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
+	FunctionName     string                  `json:"FunctionName"`
+	Runtime          string                  `json:"Runtime"`
+	Role             string                  `json:"Role"`
+	Handler          string                  `json:"Handler"`
+	Description      string                  `json:"Description"`
+	Timeout          int                     `json:"Timeout"`
+	MemorySize       int                     `json:"MemorySize"`
+	Code             codeInput               `json:"Code"`
+	Environment      *environment            `json:"Environment"`
+	DeadLetterConfig *deadLetterConfig       `json:"DeadLetterConfig"`
+	EphemeralStorage *ephemeralStorage       `json:"EphemeralStorage"`
+	Architectures    []string                `json:"Architectures"`
+	PackageType      string                  `json:"PackageType"`
+	Tags             map[string]string       `json:"Tags"`
+	Publish          bool                    `json:"Publish"`
+	Layers           []string                `json:"Layers"`
+	LoggingConfig    *loggingConfig          `json:"LoggingConfig"`
+	CapacityProvider *capacityProviderConfig `json:"CapacityProviderConfig"`
 	unsupported
 }
 
@@ -427,17 +430,22 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.at(name, err)
 	}
+	provider, err := in.CapacityProvider.provider()
+	if err != nil {
+		return a.at(name, err)
+	}
 	cfg := function.Config{
-		Logging:     logging,
-		Layers:      layers,
-		Name:        name,
-		Runtime:     in.Runtime,
-		Handler:     in.Handler,
-		Role:        in.Role,
-		Description: in.Description,
-		Timeout:     in.Timeout,
-		MemorySize:  in.MemorySize,
-		Tags:        in.Tags,
+		CapacityProvider: provider,
+		Logging:          logging,
+		Layers:           layers,
+		Name:             name,
+		Runtime:          in.Runtime,
+		Handler:          in.Handler,
+		Role:             in.Role,
+		Description:      in.Description,
+		Timeout:          in.Timeout,
+		MemorySize:       in.MemorySize,
+		Tags:             in.Tags,
 	}
 	if in.Environment != nil {
 		cfg.Environment = in.Environment.Variables
@@ -663,18 +671,19 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request) error {
 
 type updateConfigInput struct {
 	unsupported
-	Runtime          *string           `json:"Runtime"`
-	Role             *string           `json:"Role"`
-	Handler          *string           `json:"Handler"`
-	Description      *string           `json:"Description"`
-	Timeout          *int              `json:"Timeout"`
-	MemorySize       *int              `json:"MemorySize"`
-	Environment      *environment      `json:"Environment"`
-	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
-	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
-	RevisionID       string            `json:"RevisionId"`
-	Layers           *[]string         `json:"Layers"`
-	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
+	Runtime          *string                 `json:"Runtime"`
+	Role             *string                 `json:"Role"`
+	Handler          *string                 `json:"Handler"`
+	Description      *string                 `json:"Description"`
+	Timeout          *int                    `json:"Timeout"`
+	MemorySize       *int                    `json:"MemorySize"`
+	Environment      *environment            `json:"Environment"`
+	DeadLetterConfig *deadLetterConfig       `json:"DeadLetterConfig"`
+	EphemeralStorage *ephemeralStorage       `json:"EphemeralStorage"`
+	RevisionID       string                  `json:"RevisionId"`
+	Layers           *[]string               `json:"Layers"`
+	LoggingConfig    *loggingConfig          `json:"LoggingConfig"`
+	CapacityProvider *capacityProviderConfig `json:"CapacityProviderConfig"`
 }
 
 func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
@@ -721,7 +730,14 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	if _, err := in.LoggingConfig.logging(name); err != nil {
 		return a.at(ref, err)
 	}
+	provider, err := in.CapacityProvider.provider()
+	if err != nil {
+		return a.at(ref, err)
+	}
 	fn, err := a.reg.UpdateConfig(r.Context(), name, in.RevisionID, func(c *function.Config) {
+		if provider != nil {
+			c.CapacityProvider = provider
+		}
 		if in.Layers != nil {
 			c.Layers = layers
 		}

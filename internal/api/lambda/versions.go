@@ -381,6 +381,11 @@ func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request) error {
 	if in.N < 1 {
 		return a.at(ref, function.Errorf(function.ErrInvalid, "ProvisionedConcurrentExecutions must be at least 1"))
 	}
+	if fn, err := a.reg.Resolve(name, q); err == nil && fn.MultiConcurrency() {
+		// As on Lambda Managed Instances: environments that take many
+		// invocations each have no provisioned concurrency.
+		return a.at(ref, function.Errorf(function.ErrInvalid, "Provisioned concurrency is not supported for a function with multi-concurrency execution environments (CapacityProviderConfig)"))
+	}
 	var pc *function.Provisioned
 	_, err = a.reg.UpdateConcurrency(r.Context(), name, func(c *function.Concurrency) error {
 		total := in.N

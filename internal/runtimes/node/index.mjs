@@ -8,10 +8,23 @@ import { pathToFileURL } from "node:url";
 import { createRequire, register } from "node:module";
 import { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
+import os from "node:os";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { Worker, isMainThread, workerData } from "node:worker_threads";
 
 const api = process.env.AWS_LAMBDA_RUNTIME_API;
 const [apiHost, apiPort] = api.split(":");
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+// A multi-concurrency environment (AWS_LAMBDA_MAX_CONCURRENCY), as Lambda
+// Managed Instances run Node.js: worker threads (AWS_LAMBDA_NODEJS_WORKER_COUNT,
+// else one per CPU), each with its own init, each running as many /next
+// loops as its share of the concurrency, so an async handler serves that
+// many invocations at once on one thread.
+const maxConcurrency = Math.max(1, Number(process.env.AWS_LAMBDA_MAX_CONCURRENCY) || 1);
+const workerCount = Math.max(1, Math.min(maxConcurrency, Number(process.env.AWS_LAMBDA_NODEJS_WORKER_COUNT) || os.availableParallelism()));
+const loops = isMainThread ? 1 : workerData.loops;
+const agent = new http.Agent({ keepAlive: true, maxSockets: loops });
+// The request id of the invocation whose code is running, for its log lines.
+const invocation = new AsyncLocalStorage();
 const base = "/2018-06-01/runtime";
 
 function request(method, urlPath, body, headers = {}) {
@@ -147,10 +160,10 @@ function patchConsole() {
     console[name] = (...args) => {
       if (!json) {
         const msg = util.format(...args).replace(/\n/g, "\r");
-        process.stdout.write(`${new Date().toISOString()}\t${currentRequestId || "undefined"}\t${level}\t${msg}\n`);
+        process.stdout.write(`${new Date().toISOString()}\t${invocation.getStore() ?? currentRequestId ?? "undefined"}\t${level}\t${msg}\n`);
         return;
       }
-      const rec = { timestamp: new Date().toISOString(), level, requestId: currentRequestId, message: util.format(...args) };
+      const rec = { timestamp: new Date().toISOString(), level, requestId: invocation.getStore() ?? currentRequestId, message: util.format(...args) };
       const err = args.find((a) => a instanceof Error);
       if (err) {
         rec.errorType = err.name;
@@ -335,55 +348,83 @@ function runHandler(fn, event, context) {
   });
 }
 
-async function main() {
+async function init() {
   patchConsole();
-  let fn;
   try {
-    fn = await loadHandler();
+    return await loadHandler();
   } catch (e) {
     console.error(e && e.stack ? e.stack : String(e));
     await postError(`${base}/init/error`, e, e && e.name);
     process.exit(1);
   }
+}
+
+async function main() {
+  if (isMainThread && maxConcurrency > 1) return supervise();
+  const fn = await init();
+  // A synchronous handler holds its thread: one invocation at a time.
+  const n = loops > 1 && (fn.constructor.name === "AsyncFunction" || fn.length >= 3 || fn[streaming]) ? loops : 1;
+  await Promise.all(Array.from({ length: n }, () => serve(fn)));
+}
+
+// supervise runs the workers of a multi-concurrency environment; one that
+// fails ends the environment, as a crash, so its invocations fail.
+function supervise() {
+  const base = Math.floor(maxConcurrency / workerCount);
+  for (let i = 0; i < workerCount; i++) {
+    const w = new Worker(new URL(import.meta.url), { workerData: { loops: base + (i < maxConcurrency % workerCount ? 1 : 0) } });
+    w.on("error", (e) => {
+      console.error(e && e.stack ? e.stack : String(e));
+      process.exit(1);
+    });
+    w.on("exit", (code) => process.exit(code || 1));
+  }
+}
+
+async function serve(fn) {
   for (;;) {
     const next = await request("GET", `${base}/invocation/next`);
     if (next.status !== 200) throw new Error(`runtime api /next answered ${next.status}`);
     const id = next.headers["lambda-runtime-aws-request-id"];
-    currentRequestId = id;
-    if (next.headers["lambda-runtime-trace-id"]) process.env._X_AMZN_TRACE_ID = next.headers["lambda-runtime-trace-id"];
-    let event;
+    if (loops === 1) currentRequestId = id;
+    await invocation.run(id, () => invoke(fn, id, next));
+  }
+}
+
+async function invoke(fn, id, next) {
+  if (next.headers["lambda-runtime-trace-id"]) process.env._X_AMZN_TRACE_ID = next.headers["lambda-runtime-trace-id"];
+  let event;
+  try {
+    event = next.body.length ? JSON.parse(next.body.toString("utf8")) : {};
+  } catch (e) {
+    await postError(`${base}/invocation/${id}/error`, e, "Runtime.UnmarshalError");
+    return;
+  }
+  const context = makeContext(next.headers);
+  if (fn[streaming]) {
+    const { stream, done, fail } = responseStream(id);
     try {
-      event = next.body.length ? JSON.parse(next.body.toString("utf8")) : {};
+      await fn(event, stream, context);
+      if (!stream.writableEnded) stream.end();
+      await finished(stream);
     } catch (e) {
-      await postError(`${base}/invocation/${id}/error`, e, "Runtime.UnmarshalError");
-      continue;
+      console.error(`Invoke Error \t${JSON.stringify(errorDoc(e))}`);
+      fail(e);
     }
-    const context = makeContext(next.headers);
-    if (fn[streaming]) {
-      const { stream, done, fail } = responseStream(id);
-      try {
-        await fn(event, stream, context);
-        if (!stream.writableEnded) stream.end();
-        await finished(stream);
-      } catch (e) {
-        console.error(`Invoke Error \t${JSON.stringify(errorDoc(e))}`);
-        fail(e);
-      }
-      await done.catch(() => {});
-      continue;
-    }
-    try {
-      const result = await runHandler(fn, event, context);
-      const body = result === undefined ? "null" : JSON.stringify(result);
-      await request("POST", `${base}/invocation/${id}/response`, body, {
-        "Content-Type": "application/json",
-        "Content-Length": Buffer.byteLength(body),
-      });
-    } catch (e) {
-      const doc = errorDoc(e);
-      console.error(`Invoke Error \t${JSON.stringify(doc)}`);
-      await postError(`${base}/invocation/${id}/error`, e);
-    }
+    await done.catch(() => {});
+    return;
+  }
+  try {
+    const result = await runHandler(fn, event, context);
+    const body = result === undefined ? "null" : JSON.stringify(result);
+    await request("POST", `${base}/invocation/${id}/response`, body, {
+      "Content-Type": "application/json",
+      "Content-Length": Buffer.byteLength(body),
+    });
+  } catch (e) {
+    const doc = errorDoc(e);
+    console.error(`Invoke Error \t${JSON.stringify(doc)}`);
+    await postError(`${base}/invocation/${id}/error`, e);
   }
 }
 

@@ -219,6 +219,39 @@ class HandlerNotFound(Exception):
 
 
 def main():
+    workers = int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY") or "1")
+    if workers > 1:
+        supervise(workers)
+    else:
+        serve()
+
+
+def supervise(workers):
+    """A multi-concurrency environment, as Lambda Managed Instances run
+    Python: one worker process per concurrent invocation, each with its own
+    init and its own /next loop. The environment lives as long as all its
+    workers do: one that dies takes the others with it, so the platform
+    sees the crash and fails what the environment had in flight."""
+    pids = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                serve()
+            finally:
+                os._exit(1)
+        pids.append(pid)
+    _, status = os.wait()
+    for pid in pids:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    code = os.waitstatus_to_exitcode(status)
+    sys.exit(code if code > 0 else 1)
+
+
+def serve():
     client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     setup_logging()
     isolate_site_packages()
