@@ -108,9 +108,9 @@ func ServeChecked(ln net.Listener, uid int, uidOf func(net.Conn) (int, error), c
 		ln = &peerListener{Listener: ln, uid: uid, uidOf: uidOf}
 	}
 	e := &Endpoint{
-		ln:      ln,
-		ready:   make(chan struct{}),
-		initErr: make(chan Result, 1),
+		ln:       ln,
+		ready:    make(chan struct{}),
+		initErr:  make(chan Result, 1),
 		next:     make(chan *Invocation, max(1, conc)),
 		closed:   make(chan struct{}),
 		inflight: make(map[string]flight, max(1, conc)),
