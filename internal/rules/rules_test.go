@@ -65,6 +65,7 @@ var layers = map[string]int{
 	"internal/e2e":            6,
 	"internal/e2e/echoserver": 6,
 	"internal/e2e/fileserver": 6,
+	"internal/e2e/floorrelay": 6,
 	"internal/rules":          6,
 	"examples/go-hello":       6,
 }
