@@ -316,7 +316,12 @@ func echoColdStart(b *testing.B) time.Duration {
 // BenchmarkBurst: 1,000 concurrent invocations of a function with no
 // instance, under default limits: wall time, failures, instances started.
 func BenchmarkBurst(b *testing.B) {
-	s := startServer(b, "")
+	prof := os.Getenv("STRATUS_BENCH_PROFILE")
+	var args []string
+	if prof != "" {
+		args = append(args, "--pprof")
+	}
+	s := startServer(b, "", args...)
 	createFunction(b, s.lambda(), "burst", goZip(b), fnOpts{timeout: 60})
 	const n = 1000
 	url := s.Endpoint + "/2015-03-31/functions/burst/invocations"
@@ -324,6 +329,16 @@ func BenchmarkBurst(b *testing.B) {
 	var failed, throttled atomic.Int64
 	ids := sync.Map{}
 	var wg sync.WaitGroup
+	if prof != "" {
+		go func() {
+			resp, err := http.Get(s.Endpoint + "/debug/pprof/profile?seconds=8")
+			if err == nil {
+				data, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				_ = os.WriteFile(filepath.Join(prof, "burst.cpu"), data, 0o644)
+			}
+		}()
+	}
 	start := time.Now()
 	for range n {
 		wg.Go(func() {

@@ -26,13 +26,13 @@ var (
 // pythonProbe prints what a Python interpreter is: its real executable
 // (past pyenv's shell-script shims, which cost tens of milliseconds per
 // start), version, installation prefixes and the boto3 beside it.
-const pythonProbe = `import sys, json
+const pythonProbe = `import sys, json, site
 try:
     import importlib.metadata as m
     sdk = m.version("boto3")
 except Exception:
     sdk = ""
-print(json.dumps({"exe": sys.executable, "version": "%d.%d.%d" % sys.version_info[:3], "prefix": sorted({sys.base_prefix, sys.prefix}), "sdk": sdk}))`
+print(json.dumps({"exe": sys.executable, "version": "%d.%d.%d" % sys.version_info[:3], "prefix": sorted({sys.base_prefix, sys.prefix}), "sdk": sdk, "site": site.getsitepackages()}))`
 
 // findInterpreters probes every interpreter name on PATH once, in
 // parallel, and keeps the first found for each runtime.
@@ -96,13 +96,13 @@ func probe(family, path string) (Interpreter, error) {
 		}
 		var p struct {
 			Exe, Version, SDK string
-			Prefix            []string
+			Prefix, Site      []string
 		}
 		if err := json.Unmarshal(out, &p); err != nil || p.Exe == "" {
 			return Interpreter{}, fmt.Errorf("probe %s: %q", path, out)
 		}
 		parts := strings.Split(p.Version, ".")
-		return Interpreter{Runtime: "python" + parts[0] + "." + parts[1], Path: p.Exe, Version: p.Version, Prefix: p.Prefix, SDK: p.SDK}, nil
+		return Interpreter{Runtime: "python" + parts[0] + "." + parts[1], Path: p.Exe, Version: p.Version, Prefix: p.Prefix, SDK: p.SDK, SitePackages: p.Site}, nil
 	case function.FamilyNode:
 		out, err := exec.CommandContext(ctx, path, "-p", "process.versions.node").Output()
 		if err != nil {
@@ -212,7 +212,9 @@ func (s *Set) Command(runtime, taskRoot, runtimeDir string) ([]string, error) {
 	case function.FamilyNode:
 		return []string{in.Path, filepath.Join(runtimeDir, "node", "index.mjs")}, nil
 	case function.FamilyPython:
-		return []string{in.Path, "-u", filepath.Join(runtimeDir, "python", "bootstrap.py")}, nil
+		// -S: no site hooks of the host's (see bootstrap.py); the SDK is
+		// found in the site-packages named after the script.
+		return []string{in.Path, "-u", "-S", filepath.Join(runtimeDir, "python", "bootstrap.py"), strings.Join(in.SitePackages, ":")}, nil
 	}
 	return nil, errors.New("unsupported runtime " + runtime)
 }

@@ -38,6 +38,9 @@ type Interpreter struct {
 	MappedFrom string
 	// SDK is the version of boto3 beside a Python interpreter, "" if none.
 	SDK string
+	// SitePackages are a Python interpreter's site folders, where the
+	// runtime client finds the SDK (and nothing else) for functions.
+	SitePackages []string
 }
 
 // Options say where interpreters and SDKs come from.

@@ -1,34 +1,101 @@
 """Stratus runtime client for Python: loads the handler named by _HANDLER
 from LAMBDA_TASK_ROOT and serves it through the Lambda Runtime API."""
 
-import http.client
+# Started with -S: the host's site hooks (.pth files) never run in a
+# function, and their imports do not slow every cold start. What is
+# imported here is what init needs; the rest waits until it is used.
 import importlib
-import importlib.abc
 import importlib.machinery
 import json
 import logging
 import os
+import socket
 import sys
 import time
-import traceback
 
 BASE = "/2018-06-01/runtime"
 
 
+class Headers(dict):
+    """Response headers by lower-case name; get ignores case."""
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+
 class RuntimeClient:
+    """HTTP/1.1 with keep-alive to the Runtime API, on a plain socket:
+    http.client and the email parser it imports cost a cold start more
+    than the requests it would make."""
+
     def __init__(self, address):
-        host, port = address.split(":")
-        self.conn = http.client.HTTPConnection(host, int(port))
+        host, port = address.rsplit(":", 1)
+        self.addr = (host, int(port))
+        self.sock = None
+        self.buf = b""
+
+    def _read_until(self, sep):
+        while sep not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("runtime api closed the connection")
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(sep)
+        return head
+
+    def _read_exactly(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise ConnectionError("runtime api closed the connection")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _roundtrip(self, method, path, body, headers):
+        if self.sock is None:
+            self.sock = socket.create_connection(self.addr)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.buf = b""
+        lines = ["%s %s HTTP/1.1" % (method, path), "Host: %s:%d" % self.addr]
+        for k, v in (headers or {}).items():
+            lines.append("%s: %s" % (k, v))
+        if body is not None:
+            lines.append("Content-Length: %d" % len(body))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        head = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        hdrs = Headers()
+        for line in head[1:]:
+            k, _, v = line.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        if "chunked" in hdrs.get("transfer-encoding", ""):
+            data = b""
+            while True:
+                size = int(self._read_until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    self._read_until(b"\r\n")
+                    break
+                data += self._read_exactly(size)
+                self._read_exactly(2)
+        else:
+            data = self._read_exactly(int(hdrs.get("content-length", "0")))
+        if hdrs.get("connection", "").lower() == "close":
+            self.close()
+        return status, hdrs, data
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
     def call(self, method, path, body=None, headers=None):
         for attempt in (0, 1):
             try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                resp = self.conn.getresponse()
-                return resp.status, resp.headers, resp.read()
-            except (http.client.HTTPException, ConnectionError):
+                return self._roundtrip(method, path, body, headers)
+            except (OSError, ValueError, IndexError):
                 # A kept-alive connection may have been closed; reconnect once.
-                self.conn.close()
+                self.close()
                 if attempt:
                     raise
 
@@ -49,6 +116,7 @@ class RuntimeClient:
 
 
 def error_doc(exc, request_id=None, error_type=None):
+    import traceback
     doc = {
         "errorMessage": str(exc),
         "errorType": error_type or type(exc).__name__,
@@ -112,6 +180,7 @@ class JSONFormatter(logging.Formatter):
         doc = {"timestamp": _utc(record.created), "level": record.levelname, "message": record.getMessage(),
                "logger": record.name, "requestId": getattr(record, "aws_request_id", None)}
         if record.exc_info and record.exc_info[0]:
+            import traceback
             doc["errorType"] = record.exc_info[0].__name__
             doc["errorMessage"] = str(record.exc_info[1])
             doc["stackTrace"] = traceback.format_exception(*record.exc_info)
@@ -159,7 +228,7 @@ def log_error(doc, request_id=None, trace=True):
 SDK = frozenset(("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"))
 
 
-class _SDKFinder(importlib.abc.MetaPathFinder):
+class _SDKFinder:
     """Finds the SDK's top-level modules in the host's site-packages, last,
     after the function's code and layers: a function sees the SDK as on
     Lambda, and nothing else of what the host has installed."""
@@ -175,15 +244,19 @@ class _SDKFinder(importlib.abc.MetaPathFinder):
 
 def isolate_site_packages():
     """Takes the host's site-packages off the module path, keeping what
-    PYTHONPATH names (layers) and the SDK."""
+    PYTHONPATH names (layers) and the SDK from the folders the server
+    named (argv[1]: the interpreter's site-packages; -S left them off)."""
     keep = {p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
     host = [p for p in sys.path if p not in keep and os.path.basename(p) in ("site-packages", "dist-packages")]
     sys.path[:] = [p for p in sys.path if p not in host]
+    if len(sys.argv) > 1:
+        host += [p for p in sys.argv[1].split(os.pathsep) if p and p not in host]
     sys.meta_path.append(_SDKFinder(host))
 
 
 def user_frames(tb):
     """The traceback's frames without the runtime client's own."""
+    import traceback
     frames = traceback.extract_tb(tb)
     return [f for f in frames if f.filename != __file__ and "importlib" not in f.filename]
 
