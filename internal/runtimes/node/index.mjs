@@ -8,9 +8,6 @@ import { pathToFileURL } from "node:url";
 import { createRequire, register } from "node:module";
 import { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
-import os from "node:os";
-import { AsyncLocalStorage } from "node:async_hooks";
-import { Worker, isMainThread, workerData } from "node:worker_threads";
 
 const api = process.env.AWS_LAMBDA_RUNTIME_API;
 const [apiHost, apiPort] = api.split(":");
@@ -19,12 +16,14 @@ const [apiHost, apiPort] = api.split(":");
 // else one per CPU), each with its own init, each running as many /next
 // loops as its share of the concurrency, so an async handler serves that
 // many invocations at once on one thread.
+// Their modules are loaded only in that mode: a cold start pays for none.
 const maxConcurrency = Math.max(1, Number(process.env.AWS_LAMBDA_MAX_CONCURRENCY) || 1);
-const workerCount = Math.max(1, Math.min(maxConcurrency, Number(process.env.AWS_LAMBDA_NODEJS_WORKER_COUNT) || os.availableParallelism()));
-const loops = isMainThread ? 1 : workerData.loops;
+const threads = maxConcurrency > 1 ? await import("node:worker_threads") : { isMainThread: true };
+const loops = threads.isMainThread ? 1 : threads.workerData.loops;
 const agent = new http.Agent({ keepAlive: true, maxSockets: loops });
-// The request id of the invocation whose code is running, for its log lines.
-const invocation = new AsyncLocalStorage();
+// The request id of the invocation whose code is running, for its log
+// lines, where several run at once.
+const invocation = maxConcurrency > 1 ? new (await import("node:async_hooks")).AsyncLocalStorage() : { getStore() {}, run: (_, f) => f() };
 const base = "/2018-06-01/runtime";
 
 function request(method, urlPath, body, headers = {}) {
@@ -360,7 +359,7 @@ async function init() {
 }
 
 async function main() {
-  if (isMainThread && maxConcurrency > 1) return supervise();
+  if (threads.isMainThread && maxConcurrency > 1) return supervise();
   const fn = await init();
   // A synchronous handler holds its thread: one invocation at a time.
   const n = loops > 1 && (fn.constructor.name === "AsyncFunction" || fn.length >= 3 || fn[streaming]) ? loops : 1;
@@ -369,10 +368,12 @@ async function main() {
 
 // supervise runs the workers of a multi-concurrency environment; one that
 // fails ends the environment, as a crash, so its invocations fail.
-function supervise() {
+async function supervise() {
+  const os = await import("node:os");
+  const workerCount = Math.max(1, Math.min(maxConcurrency, Number(process.env.AWS_LAMBDA_NODEJS_WORKER_COUNT) || os.availableParallelism()));
   const base = Math.floor(maxConcurrency / workerCount);
   for (let i = 0; i < workerCount; i++) {
-    const w = new Worker(new URL(import.meta.url), { workerData: { loops: base + (i < maxConcurrency % workerCount ? 1 : 0) } });
+    const w = new threads.Worker(new URL(import.meta.url), { workerData: { loops: base + (i < maxConcurrency % workerCount ? 1 : 0) } });
     w.on("error", (e) => {
       console.error(e && e.stack ? e.stack : String(e));
       process.exit(1);
