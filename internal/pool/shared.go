@@ -44,9 +44,15 @@ func (p *Pool) acquireShared(ctx context.Context) (*Instance, bool, error) {
 		}
 		if best != nil {
 			if !best.Alive() {
+				// Dead while idle: nobody will release it, so it goes now.
+				// With invocations in flight, the last of them takes it.
 				best.draining = true
 				p.retireLocked(best)
+				idle := best.inflight == 0
 				p.mu.Unlock()
+				if idle {
+					p.dropEnv(best)
+				}
 				continue
 			}
 			best.inflight++
