@@ -16,14 +16,17 @@ import (
 
 // Server configures `stratus server`.
 type Server struct {
-	Listen          string
-	HTTPListen      string
-	DataDir         string
-	IdleTimeout     time.Duration
-	Region          string
-	NATSURL         string
-	MaxConcurrency  int
-	ScaleRate       int // new instances per function per 10 seconds
+	Listen         string
+	HTTPListen     string
+	DataDir        string
+	IdleTimeout    time.Duration
+	Region         string
+	NATSURL        string
+	MaxConcurrency int
+	ScaleRate      int // new instances per function per 10 seconds
+	// Prewarm is how many sandboxes with a Node.js or Python interpreter
+	// already running each runtime keeps ready for cold starts (0: none).
+	Prewarm         int
 	DrainTimeout    time.Duration
 	Pprof           bool
 	Unsandboxed     bool
@@ -67,6 +70,7 @@ func Defaults() Server {
 		Region:          "us-east-1",
 		MaxConcurrency:  1000,
 		ScaleRate:       1000,
+		Prewarm:         1,
 		DrainTimeout:    30 * time.Second,
 		AsyncRetryDelay: time.Minute,
 	}
@@ -97,6 +101,7 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster; empty runs an embedded one")
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", c.MaxConcurrency, "account-wide limit of concurrent invocations")
 	fs.IntVar(&c.ScaleRate, "scale-rate", c.ScaleRate, "new instances each function may start per 10 seconds, as Lambda's scaling rate")
+	fs.IntVar(&c.Prewarm, "prewarm", c.Prewarm, "sandboxes with the interpreter and runtime client already running that each Node.js and Python runtime in use keeps ready for cold starts (0: none)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long shutdown waits for in-flight invocations")
 	fs.DurationVar(&c.AsyncRetryDelay, "async-retry-delay", c.AsyncRetryDelay, "wait before the first retry of a failed asynchronous invocation (the second waits twice as long)")
 	fs.BoolVar(&c.Unsandboxed, "unsandboxed", c.Unsandboxed, "run instances as plain child processes even where they could be isolated")

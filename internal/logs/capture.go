@@ -152,8 +152,19 @@ func recordRequestID(l []byte) string {
 	return string(rest[:j])
 }
 
+// SetStream names the log stream of a capture made before its function
+// was known (a pre-started sandbox's); until then, lines are dropped.
+func (c *Capture) SetStream(st Stream, f Format) {
+	c.mu.Lock()
+	c.st, c.f = st, f
+	c.mu.Unlock()
+}
+
 // emit stores and tails a line of invocation reqID; called with mu held.
 func (c *Capture) emit(l []byte, reqID string) {
+	if c.st.Function == "" {
+		return // a pre-started sandbox not given to a function yet
+	}
 	c.sink.Write(c.st, time.Now(), reqID, l)
 	c.tail = append(c.tail, l...)
 	c.tail = append(c.tail, '\n')

@@ -86,6 +86,13 @@ func initFailure(typ, msg string, d time.Duration, capture *logs.Capture) *InitE
 }
 
 func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, error) {
+	if w := p.takeWarm(); w != nil {
+		inst, err := p.specialise(ctx, w, provisioned)
+		if err == nil || !errors.Is(err, errSpecialise) {
+			return inst, err
+		}
+		p.deps.Log.Warn("a pre-started sandbox could not be given to the function; starting a new one", "function", p.spec.Function.Name, "err", err)
+	}
 	id := uuid.New()
 	hexID := fmt.Sprintf("%x", id[:])
 	hostNet := p.deps.HostNetwork != nil && p.deps.HostNetwork(p.spec.Function.Name)
@@ -163,6 +170,13 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 		ep = runtimeapi.ServeChecked(ln, lay.UID, uidOf, p.spec.Function.PerEnvironment())
 	}
 	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned, retireAt: retireAt, shared: p.multi}
+	return p.awaitInit(ctx, inst, start)
+}
+
+// awaitInit waits for a started instance's runtime to ask for its first
+// event (init done), to fail, or to exit.
+func (p *Pool) awaitInit(ctx context.Context, inst *Instance, start time.Time) (*Instance, error) {
+	ep, proc, capture := inst.ep, inst.proc, inst.Logs
 	timer := time.NewTimer(function.InitTimeout)
 	defer timer.Stop()
 	select {

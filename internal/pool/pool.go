@@ -103,6 +103,10 @@ type Deps struct {
 	// instance gets none, and its SDK calls are refused).
 	Credentials func(fn *function.Function) (c RoleCredentials, ok bool)
 
+	// Warm, when set, holds pre-started sandboxes that cold starts of
+	// Node.js and Python functions take (see warm.go).
+	Warm *Warm
+
 	// Live counts instances across all pools.
 	Live atomic.Int64
 }

@@ -239,6 +239,29 @@ func (ic *instanceCgroup) limitV1(memoryMB int) error {
 	return nil
 }
 
+// resize sets the memory limit and CPU weight of a running instance (a
+// pre-started sandbox taken by a function). In v1 the limit with swap
+// must stay at or above the limit, so the order depends on the direction.
+func (ic *instanceCgroup) resize(memoryMB int) error {
+	mem := []byte(strconv.FormatInt(int64(memoryMB)<<20, 10))
+	if ic.cg.v2 {
+		if err := os.WriteFile(filepath.Join(ic.dirs[0], "memory.max"), mem, 0o644); err != nil {
+			return fmt.Errorf("memory limit: %w", err)
+		}
+		weight := strconv.Itoa(max(1, min(10000, memoryMB*100/cpuPerVCPU)))
+		return os.WriteFile(filepath.Join(ic.dirs[0], "cpu.weight"), []byte(weight), 0o644)
+	}
+	limit, memsw := filepath.Join(ic.dirs[0], "memory.limit_in_bytes"), filepath.Join(ic.dirs[0], "memory.memsw.limit_in_bytes")
+	if err := os.WriteFile(limit, mem, 0o644); err != nil {
+		_ = os.WriteFile(memsw, mem, 0o644) // raising: the swap limit first
+		if err := os.WriteFile(limit, mem, 0o644); err != nil {
+			return fmt.Errorf("memory limit: %w", err)
+		}
+	}
+	_ = os.WriteFile(memsw, mem, 0o644)
+	return ic.sharesV1(memoryMB)
+}
+
 func (ic *instanceCgroup) sharesV1(memoryMB int) error {
 	if err := os.WriteFile(filepath.Join(ic.dirs[2], "cpu.shares"), []byte(cpuShares(memoryMB)), 0o644); err != nil {
 		return fmt.Errorf("cpu share: %w", err)

@@ -218,7 +218,22 @@ func (iso *isolator) spawner(ready chan<- error, work chan spawnJob, hostNet boo
 	}
 	prepare()
 	prepareRoot()
-	for job := range work {
+	// Roots of pre-started sandboxes built here can only be finished here.
+	own := make(chan rootJob)
+	gone := make(chan struct{})
+	defer close(gone)
+	for {
+		var job spawnJob
+		select {
+		case j, ok := <-work:
+			if !ok {
+				goto closing
+			}
+			job = j
+		case rj := <-own:
+			rj.done <- iso.finishWarm(rj.root, rj.codeDir)
+			continue
+		}
 		iso.pending.Add(-1)
 		ic := next
 		next = nil
@@ -226,8 +241,13 @@ func (iso *isolator) spawner(ready chan<- error, work chan spawnJob, hostNet boo
 		skel = ""
 		in := netns
 		netns = nil
-		cmd, ic, in, err := iso.spawn(tid, job.spec, ic, root, in, host)
-		job.done <- spawnResult{cmd, ic, in, err}
+		var kept string
+		cmd, ic, in, err := iso.spawn(tid, job.spec, ic, root, in, host, &kept)
+		var warm *warmRoot
+		if kept != "" {
+			warm = &warmRoot{root: kept, jobs: own, gone: gone}
+		}
+		job.done <- spawnResult{cmd, ic, in, warm, err}
 		if errors.Is(err, errTainted) {
 			// Returning with the thread locked ends the thread.
 			iso.spawning.Add(1)
@@ -252,6 +272,7 @@ func (iso *isolator) spawner(ready chan<- error, work chan spawnJob, hostNet boo
 		close(ic.settled)
 		prepareRoot()
 	}
+closing:
 	// Closing: leave and remove the cgroup made ahead, and the root.
 	if next != nil {
 		next.leave(tid)
@@ -292,10 +313,73 @@ type spawnJob struct {
 }
 
 type spawnResult struct {
-	cmd *exec.Cmd
-	ic  *instanceCgroup
-	net *instanceNet
-	err error
+	cmd  *exec.Cmd
+	ic   *instanceCgroup
+	net  *instanceNet
+	warm *warmRoot
+	err  error
+}
+
+// warmRoot is the root of a pre-started sandbox, kept in the mount
+// namespace of the spawner thread that built it: its task root is a
+// shared mount there, so what that thread mounts on it appears in the
+// instance too. Only that thread can specialise or drop it.
+type warmRoot struct {
+	root string
+	jobs chan<- rootJob
+	gone <-chan struct{} // the spawner thread ended
+}
+
+// rootJob puts codeDir on a warm root's task root ("" only drops it).
+type rootJob struct {
+	root, codeDir string
+	done          chan error
+}
+
+func (w *warmRoot) run(codeDir string) error {
+	done := make(chan error, 1)
+	select {
+	case w.jobs <- rootJob{root: w.root, codeDir: codeDir, done: done}:
+	case <-w.gone:
+		return errors.New("sandbox: the spawner of a pre-started sandbox is gone")
+	}
+	return <-done
+}
+
+func (w *warmRoot) specialise(codeDir string) error { return w.run(codeDir) }
+
+func (w *warmRoot) drop() { _ = w.run("") }
+
+// finishWarm, on the spawner thread that owns root: binds codeDir
+// read-only at the task root, which propagates into the instance's mount
+// namespace; then takes this thread's copy out of the peer group, so that
+// nothing done here again (dropping the root) reaches the instance.
+func (iso *isolator) finishWarm(root, codeDir string) error {
+	task := filepath.Join(root, taskRoot)
+	var err error
+	if codeDir != "" {
+		// Bound read-only first, elsewhere: the bind onto the shared mount
+		// copies its flags, and a remount would not propagate.
+		staging, e := os.MkdirTemp(iso.base, ".code-")
+		if e == nil {
+			if e = bindRO(codeDir, staging); e == nil {
+				e = unix.Mount(staging, task, "", unix.MS_BIND, "")
+				_ = unix.Unmount(staging, unix.MNT_DETACH)
+			}
+			_ = os.Remove(staging)
+		}
+		if e != nil {
+			err = fmt.Errorf("specialise: %w", e)
+		}
+	}
+	// The whole tree: the shared mount is below the code's, not under it.
+	if e := unix.Mount("", root, "", unix.MS_PRIVATE|unix.MS_REC, ""); e != nil {
+		// Dropping a root still in the peer group would unmount the
+		// instance's task root too: keep it, leaked, rather.
+		return fmt.Errorf("specialise: private root: %w", e)
+	}
+	dropRoot(root)
+	return err
 }
 
 func (iso *isolator) allocUID() (int, error) {
@@ -323,7 +407,7 @@ func (iso *isolator) releaseUID(uid int) {
 }
 
 // start builds the instance and starts its runtime on a spawner thread.
-func (iso *isolator) start(spec Spec) (*exec.Cmd, *instanceCgroup, *instanceNet, error) {
+func (iso *isolator) start(spec Spec) (spawnResult, error) {
 	done := make(chan spawnResult, 1)
 	iso.pending.Add(1)
 	iso.wakeMu.Lock()
@@ -340,17 +424,17 @@ func (iso *isolator) start(spec Spec) (*exec.Cmd, *instanceCgroup, *instanceNet,
 		if r.ic != nil {
 			r.ic.remove()
 		}
-		return nil, nil, nil, r.err
+		return spawnResult{}, r.err
 	}
-	return r.cmd, r.ic, r.net, nil
+	return r, nil
 }
 
 // spawn runs on a spawner thread. ic, when not nil, is a cgroup the thread
 // is already in (v1); otherwise one is made now. root, when not empty, is
 // a skeleton built ahead; otherwise one is built now. So is in, the
 // network the thread is in, unless the instance shares the host's.
-func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string, in *instanceNet, host *netlink.Handle) (*exec.Cmd, *instanceCgroup, *instanceNet, error) {
-	cmd, ic, err := iso.spawnIn(tid, spec, ic, root, &in, host)
+func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string, in *instanceNet, host *netlink.Handle, kept *string) (*exec.Cmd, *instanceCgroup, *instanceNet, error) {
+	cmd, ic, err := iso.spawnIn(tid, spec, ic, root, &in, host, kept)
 	if err != nil && in != nil {
 		in.close()
 		in = nil
@@ -358,7 +442,7 @@ func (iso *isolator) spawn(tid int, spec Spec, ic *instanceCgroup, root string, 
 	return cmd, ic, in, err
 }
 
-func (iso *isolator) spawnIn(tid int, spec Spec, ic *instanceCgroup, root string, in **instanceNet, host *netlink.Handle) (*exec.Cmd, *instanceCgroup, error) {
+func (iso *isolator) spawnIn(tid int, spec Spec, ic *instanceCgroup, root string, in **instanceNet, host *netlink.Handle, kept *string) (*exec.Cmd, *instanceCgroup, error) {
 	if spec.Layout.HostNetwork {
 		if *in != nil { // not expected: host starts have a spawner of their own
 			(*in).close()
@@ -417,8 +501,13 @@ func (iso *isolator) spawnIn(tid int, spec Spec, ic *instanceCgroup, root string
 			return nil, ic, err
 		}
 	}
-	// The clone below copies the mounts; this thread's copy goes at once.
-	defer dropRoot(root)
+	// The clone below copies the mounts; this thread's copy goes at once,
+	// unless a pre-started sandbox's code is still to come through it.
+	defer func() {
+		if *kept == "" {
+			dropRoot(root)
+		}
+	}()
 	if err := finishRoot(root, spec); err != nil {
 		return nil, ic, err
 	}
@@ -427,6 +516,9 @@ func (iso *isolator) spawnIn(tid int, spec Spec, ic *instanceCgroup, root string
 	cmd.Env = spec.Env
 	cmd.Dir = spec.Layout.TaskRoot
 	cmd.Stdout, cmd.Stderr = spec.Output, spec.Output
+	if spec.Setup != nil {
+		cmd.ExtraFiles = []*os.File{spec.Setup} // descriptor 3
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Chroot:     root,
 		Cloneflags: cloneFlags,
@@ -447,6 +539,9 @@ func (iso *isolator) spawnIn(tid int, spec Spec, ic *instanceCgroup, root string
 	// Instances are the first the kernel's OOM killer takes, in their
 	// cgroup and on the host; never the server.
 	_ = os.WriteFile("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/oom_score_adj", []byte("1000"), 0o644)
+	if spec.Warm {
+		*kept = root
+	}
 	return cmd, ic, nil
 }
 
@@ -610,7 +705,17 @@ func (iso *isolator) buildSkeleton(root string) error {
 // finishRoot adds to a skeleton what is the instance's own: its code, the
 // runtime, a private /tmp and /dev/shm owned by its uid.
 func finishRoot(root string, spec Spec) error {
-	if err := bindRO(spec.CodeDir, filepath.Join(root, taskRoot)); err != nil {
+	task := filepath.Join(root, taskRoot)
+	if spec.Warm {
+		// Empty for now, and a shared mount: the instance's copy of it
+		// receives what this thread mounts on it later (finishWarm).
+		if err := unix.Mount(task, task, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("task root: %w", err)
+		}
+		if err := unix.Mount("", task, "", unix.MS_SHARED, ""); err != nil {
+			return fmt.Errorf("shared task root: %w", err)
+		}
+	} else if err := bindRO(spec.CodeDir, task); err != nil {
 		return err
 	}
 	if err := bindRO(spec.RuntimeDir, filepath.Join(root, runtimeRoot)); err != nil {

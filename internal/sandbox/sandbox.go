@@ -56,6 +56,13 @@ type Spec struct {
 	MemoryMB int
 	TmpMB    int
 	Output   *os.File // receives stdout and stderr
+
+	// Warm starts a sandbox for no function yet: its code folder stays
+	// empty until Process.Specialise puts a function's there. Setup, the
+	// read end of a pipe, is the runtime's descriptor 3, where it waits
+	// for the function's environment.
+	Warm  bool
+	Setup *os.File
 }
 
 // Options configure a launcher.
@@ -203,6 +210,7 @@ type Process struct {
 	cg   *instanceCgroup
 	uid  int
 	net  *instanceNet
+	warm *warmRoot // a pre-started sandbox's root, until specialised
 
 	killOnce sync.Once
 
@@ -218,13 +226,18 @@ func (l *Launcher) Start(spec Spec) (*Process, error) {
 		l.Release(spec.Layout)
 		return nil, errors.New("sandbox: empty command")
 	}
+	if spec.Warm && l.iso == nil {
+		l.Release(spec.Layout)
+		return nil, errors.New("sandbox: pre-started sandboxes need isolation")
+	}
 	if l.iso != nil {
-		cmd, cg, in, err := l.iso.start(spec)
+		r, err := l.iso.start(spec)
 		if err != nil {
 			l.iso.releaseUID(spec.Layout.UID)
 			return nil, err
 		}
-		p := &Process{cmd: cmd, dir: filepath.Join(l.root, spec.ID), done: make(chan struct{}), iso: l.iso, cg: cg, uid: spec.Layout.UID, net: in}
+		cmd, in := r.cmd, r.net
+		p := &Process{cmd: cmd, dir: filepath.Join(l.root, spec.ID), done: make(chan struct{}), iso: l.iso, cg: r.ic, uid: spec.Layout.UID, net: in, warm: r.warm}
 		if in != nil {
 			in.start()
 		}
@@ -259,6 +272,28 @@ func (l *Launcher) Start(spec Spec) (*Process, error) {
 	return p, nil
 }
 
+// Specialise gives a pre-started sandbox (Spec.Warm) to a function: its
+// code appears read-only at the task root and its memory limit and CPU
+// weight apply. The caller then hands the runtime its environment.
+func (p *Process) Specialise(codeDir string, memoryMB int) error {
+	w := p.takeWarm()
+	if w == nil {
+		return errors.New("sandbox: not a pre-started sandbox, or specialised already")
+	}
+	if err := w.specialise(codeDir); err != nil {
+		return err
+	}
+	return p.cg.resize(memoryMB)
+}
+
+func (p *Process) takeWarm() *warmRoot {
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	w := p.warm
+	p.warm = nil
+	return w
+}
+
 // RuntimeListener is the Runtime API's listener inside the instance's
 // network (Layout.RuntimeAPI), with the lookup of its peers' uids there;
 // or nil when the caller listens itself.
@@ -279,6 +314,9 @@ func (p *Process) Err() error { return p.err }
 // removes its private folders. Safe to call more than once.
 func (p *Process) Kill() {
 	p.killOnce.Do(func() {
+		if w := p.takeWarm(); w != nil {
+			w.drop()
+		}
 		if p.cg != nil {
 			// The runtime is its PID namespace's init: killing it ends them all.
 			_ = p.cmd.Process.Kill()

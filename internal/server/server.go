@@ -185,11 +185,26 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 			return pool.RoleCredentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
 		},
 	}
+	if isolated, _ := launcher.NetworkIsolated(); isolated && cfg.Prewarm > 0 {
+		deps.Warm = pool.NewWarm(deps, cfg.Prewarm)
+		defer deps.Warm.Close() // before the launcher's
+	}
 	pools := pool.NewSet(reg, deps, pool.SetOptions{IdleTimeout: cfg.IdleTimeout, ScaleRate: cfg.ScaleRate})
 	defer pools.Close()
 	reg.OnChange(pools.Changed)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if w := deps.Warm; w != nil {
+		promReg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stratus_prewarmed_sandboxes", Help: "Sandboxes with an interpreter and runtime client running, ready for cold starts."}, func() float64 {
+				n := 0
+				for _, k := range w.Ready() {
+					n += k
+				}
+				return float64(n)
+			}),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stratus_prewarmed_sandboxes_used_total", Help: "Cold starts that took a pre-started sandbox."}, func() float64 { return float64(w.Used.Load()) }))
+	}
 	var inv *invoke.Invoker
 	metrics := invoke.NewMetrics(promReg,
 		func() float64 { return float64(deps.Live.Load()) },

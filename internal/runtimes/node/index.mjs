@@ -9,6 +9,18 @@ import { createRequire, register } from "node:module";
 import { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
 
+// A pre-started sandbox waits here, Node.js and this client loaded, until
+// the server gives it to a function: its environment arrives as JSON on
+// descriptor 3 (its code is in place by then).
+if (process.argv.includes("--warm")) {
+  const data = fs.readFileSync(3, "utf8");
+  fs.closeSync(3);
+  if (!data) process.exit(0); // never given to a function
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  Object.assign(process.env, JSON.parse(data));
+  process.chdir(process.env.LAMBDA_TASK_ROOT || "/");
+  createRequire(import.meta.url)("node:module")._initPaths(); // NODE_PATH
+}
 const api = process.env.AWS_LAMBDA_RUNTIME_API;
 const [apiHost, apiPort] = api.split(":");
 // A multi-concurrency environment (AWS_LAMBDA_MAX_CONCURRENCY), as Lambda

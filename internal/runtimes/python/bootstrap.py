@@ -291,7 +291,30 @@ class HandlerNotFound(Exception):
     pass
 
 
+def receive_environment():
+    """A pre-started sandbox waits here, interpreter and runtime client
+    loaded, until the server gives it to a function: its environment
+    arrives as JSON on descriptor 3 (its code is in place by then)."""
+    data = b""
+    while True:
+        chunk = os.read(3, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(3)
+    if not data:
+        sys.exit(0)  # never given to a function
+    os.environ.clear()
+    os.environ.update(json.loads(data))
+    time.tzset()
+    global JSON_LOGS
+    JSON_LOGS = os.environ.get("AWS_LAMBDA_LOG_FORMAT") == "JSON"
+    os.chdir(os.environ.get("LAMBDA_TASK_ROOT", "/"))
+
+
 def main():
+    if "--warm" in sys.argv[1:]:
+        receive_environment()
     workers = int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY") or "1")
     if workers > 1:
         supervise(workers)
