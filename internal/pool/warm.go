@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,7 +55,7 @@ type warmSandbox struct {
 	lay     sandbox.Layout
 	proc    Process
 	capture *logs.Capture
-	setup   *os.File // the runtime's descriptor 3, where its environment goes
+	setup   *os.File // the other end of the runtime's descriptor 3, where its environment goes
 }
 
 // specialiser is a Process that is a pre-started sandbox.
@@ -171,12 +173,14 @@ func (w *Warm) start(runtime string) (*warmSandbox, error) {
 		d.Launcher.Release(lay)
 		return nil, err
 	}
-	r, wr, err := os.Pipe()
+	// A socket pair, not a pipe: the runtime says on it when it waits.
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		d.Launcher.Release(lay)
 		capture.Close()
 		return nil, err
 	}
+	wr, r := os.NewFile(uintptr(fds[0]), "setup"), os.NewFile(uintptr(fds[1]), "setup-runtime")
 	var sdk string
 	if strings.HasPrefix(runtime, "nodejs") {
 		sdk = d.Runtimes.NodeSDK
@@ -203,7 +207,18 @@ func (w *Warm) start(runtime string) (*warmSandbox, error) {
 		capture.Close()
 		return nil, err
 	}
-	return &warmSandbox{id: hexID, lay: lay, proc: proc, capture: capture, setup: wr}, nil
+	s := &warmSandbox{id: hexID, lay: lay, proc: proc, capture: capture, setup: wr}
+	// Ready once the interpreter has loaded the client and waits; one that
+	// does not get there in the init timeout is given up.
+	stop := time.AfterFunc(function.InitTimeout, proc.Kill)
+	var b [1]byte
+	_, err = io.ReadFull(wr, b[:])
+	stop.Stop()
+	if err != nil {
+		s.destroy()
+		return nil, fmt.Errorf("the runtime did not start: %w", err)
+	}
+	return s, nil
 }
 
 func (s *warmSandbox) destroy() {

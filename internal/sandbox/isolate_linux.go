@@ -264,7 +264,7 @@ func (iso *isolator) spawner(ready chan<- error, work chan spawnJob, hostNet boo
 		// starting now creates threads, so unless more starts wait,
 		// give it a head start before moving out.
 		if cmd != nil {
-			iso.quiet(ic)
+			iso.quiet(ic, own)
 		}
 		if !prepare() {
 			ic.leave(tid)
@@ -291,7 +291,9 @@ const settleDelay = 250 * time.Millisecond
 
 // quiet waits for the settle delay, cut short when more starts are
 // queued or the instance is being torn down.
-func (iso *isolator) quiet(ic *instanceCgroup) {
+// Pre-started sandboxes of this thread's are specialised meanwhile: a
+// cold start waits for that.
+func (iso *isolator) quiet(ic *instanceCgroup, own <-chan rootJob) {
 	iso.wakeMu.Lock()
 	wake := iso.wake
 	iso.wakeMu.Unlock()
@@ -300,10 +302,17 @@ func (iso *isolator) quiet(ic *instanceCgroup) {
 	}
 	t := time.NewTimer(settleDelay)
 	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-wake:
-	case <-ic.hurry:
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-wake:
+			return
+		case <-ic.hurry:
+			return
+		case rj := <-own:
+			rj.done <- iso.finishWarm(rj.root, rj.codeDir)
+		}
 	}
 }
 

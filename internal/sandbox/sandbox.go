@@ -58,9 +58,9 @@ type Spec struct {
 	Output   *os.File // receives stdout and stderr
 
 	// Warm starts a sandbox for no function yet: its code folder stays
-	// empty until Process.Specialise puts a function's there. Setup, the
-	// read end of a pipe, is the runtime's descriptor 3, where it waits
-	// for the function's environment.
+	// empty until Process.Specialise puts a function's there. Setup is the
+	// runtime's descriptor 3, where it waits for the function's
+	// environment.
 	Warm  bool
 	Setup *os.File
 }

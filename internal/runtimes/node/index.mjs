@@ -13,6 +13,11 @@ import { finished } from "node:stream/promises";
 // the server gives it to a function: its environment arrives as JSON on
 // descriptor 3 (its code is in place by then).
 if (process.argv.includes("--warm")) {
+  // What every start makes on first use is made now, while waiting: the
+  // standard streams (a pipe each) and the HTTP client's machinery.
+  void process.stdout, process.stderr;
+  new http.Agent({ keepAlive: true }).destroy();
+  fs.writeSync(3, "r"); // waiting
   const data = fs.readFileSync(3, "utf8");
   fs.closeSync(3);
   if (!data) process.exit(0); // never given to a function

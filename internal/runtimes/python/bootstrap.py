@@ -295,6 +295,9 @@ def receive_environment():
     """A pre-started sandbox waits here, interpreter and runtime client
     loaded, until the server gives it to a function: its environment
     arrives as JSON on descriptor 3 (its code is in place by then)."""
+    # The site folders' part needs no environment: done while waiting.
+    isolate_site_packages()
+    os.write(3, b"r")  # waiting
     data = b""
     while True:
         chunk = os.read(3, 65536)
@@ -315,6 +318,9 @@ def receive_environment():
 def main():
     if "--warm" in sys.argv[1:]:
         receive_environment()
+        setup_logging()
+        serve(prepared=True)
+        return
     workers = int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY") or "1")
     if workers > 1:
         supervise(workers)
@@ -347,10 +353,11 @@ def supervise(workers):
     sys.exit(code if code > 0 else 1)
 
 
-def serve():
+def serve(prepared=False):
     client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
-    setup_logging()
-    isolate_site_packages()
+    if not prepared:
+        setup_logging()
+        isolate_site_packages()
     try:
         func = load_handler(os.environ.get("_HANDLER", ""), os.environ.get("LAMBDA_TASK_ROOT", "."))
     except Exception as exc:  # init failures are reported, then the process exits
