@@ -279,9 +279,7 @@ func coldStart(b *testing.B, zip []byte, o fnOpts, args ...string) {
 		}
 		// Pre-started sandboxes are the server's children too: wait for the
 		// old instance to go and, where the runtime has them, one to be ready.
-		waitFor(b, 5*time.Second, "old instance to go", func() bool {
-			return float64(len(s.instances())) == metricValue(b, s, "stratus_prewarmed_sandboxes")
-		})
+		waitFor(b, 5*time.Second, "old instance to go", func() bool { return len(s.instances()) == 0 })
 		if i > 0 && o.runtime != "" && !slices.Contains(args, "0") {
 			waitFor(b, 5*time.Second, "a pre-started sandbox", func() bool { return metricValue(b, s, "stratus_prewarmed_sandboxes") >= 1 })
 		}
@@ -316,13 +314,16 @@ func coldStart(b *testing.B, zip []byte, o fnOpts, args ...string) {
 			b.Fatal(err)
 		}
 		waitFor(b, 5*time.Second, "only pre-started sandboxes", func() bool {
-			n := metricValue(b, s, "stratus_prewarmed_sandboxes")
-			return n >= 1 && float64(len(s.instances())) == n
+			return len(s.prewarmed()) >= 1 && len(s.instances()) == 0
 		})
 	}
-	if n := metricValue(b, s, "stratus_prewarmed_sandboxes"); n > 0 {
+	if ready := s.prewarmed(); len(ready) > 0 {
+		n := float64(len(ready))
 		var rss, cpu0 int64
-		pids := s.instances()
+		var pids []int
+		for p := range ready {
+			pids = append(pids, p)
+		}
 		for _, p := range pids {
 			rss += rssKB(p)
 			cpu0 += procCPU(b, p)

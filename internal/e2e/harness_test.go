@@ -283,7 +283,39 @@ func (s *server) lambda() *lambda.Client {
 
 // instances returns the pids of instance processes: children of the server.
 func (s *server) instances() []int {
-	return childrenOf(s.cmd.Process.Pid)
+	all := childrenOf(s.cmd.Process.Pid)
+	ready := s.prewarmed()
+	if len(ready) == 0 {
+		return all
+	}
+	var out []int
+	for _, p := range all {
+		if !ready[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// prewarmed are the processes of the server's sandboxes ready for cold
+// starts: its children, but no function's instances (yet).
+func (s *server) prewarmed() map[int]bool {
+	resp, err := http.Get(s.Endpoint + "/stratus/v1/node")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var n struct {
+		Prewarmed map[string][]int `json:"prewarmed"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&n)
+	out := map[int]bool{}
+	for _, pids := range n.Prewarmed {
+		for _, p := range pids {
+			out[p] = true
+		}
+	}
+	return out
 }
 
 func childrenOf(ppid int) []int {

@@ -80,6 +80,21 @@ func (w *Warm) Ready() map[string]int {
 	return out
 }
 
+// PIDs are the host process ids of the ready sandboxes, by runtime.
+func (w *Warm) PIDs() map[string][]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string][]int{}
+	for rt, l := range w.ready {
+		for _, s := range l {
+			if p, ok := s.proc.(interface{ Pid() int }); ok {
+				out[rt] = append(out[rt], p.Pid())
+			}
+		}
+	}
+	return out
+}
+
 // Close tears down the waiting sandboxes; none is made after.
 func (w *Warm) Close() {
 	w.mu.Lock()

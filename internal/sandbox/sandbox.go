@@ -304,6 +304,9 @@ func (p *Process) RuntimeListener() (net.Listener, func(net.Conn) (int, error)) 
 	return p.net.runtime, p.net.diag.UID
 }
 
+// Pid is the host's id of the instance's main process.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Done is closed when the main process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 

@@ -320,6 +320,9 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}, func(ctx context.Context) stratusapi.NodeStatus {
 		n := stratusapi.NodeStatus{Version: config.Version(), Started: started, Store: storeName, StoreUp: st.NC.IsConnected(), DiskFree: -1,
 			Instances: deps.Live.Load(), InFlight: inv.InFlight(), MaxConcurrency: cfg.MaxConcurrency, Functions: len(reg.List())}
+		if deps.Warm != nil {
+			n.Prewarmed = deps.Warm.PIDs()
+		}
 		if err := st.Writable(); err != nil {
 			n.StoreProblem = err.Error()
 		} else {

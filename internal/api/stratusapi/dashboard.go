@@ -35,6 +35,9 @@ type NodeStatus struct {
 	InFlight       int64     `json:"inFlight"`
 	MaxConcurrency int       `json:"maxConcurrency"`
 	Functions      int       `json:"functions"`
+	// Prewarmed are the sandboxes ready for cold starts, by runtime, with
+	// their processes' ids on this host.
+	Prewarmed map[string][]int `json:"prewarmed,omitempty"`
 }
 
 // WithDashboard gives the endpoints the dashboard reads beside the APIs:
