@@ -17,6 +17,12 @@ if (process.argv.includes("--warm")) {
   // standard streams (a pipe each) and the HTTP client's machinery.
   void process.stdout, process.stderr;
   new http.Agent({ keepAlive: true }).destroy();
+  // ... and the module loader's first dynamic import, and the code paths
+  // of loading a handler, which V8 compiles on first use.
+  await import("data:text/javascript,export default 0");
+  fs.existsSync(pathToFileURL("/").pathname);
+  JSON.stringify(JSON.parse('{"a":[1,"b"]}'));
+  util.format("%s %j", "x", { a: 1 });
   fs.writeSync(3, "r"); // waiting
   const data = fs.readFileSync(3, "utf8");
   fs.closeSync(3);
