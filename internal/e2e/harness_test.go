@@ -420,7 +420,12 @@ type fnOpts struct {
 	memory, timeout  int32
 	env              map[string]string
 	tags             map[string]string
+	// perEnv, when set, asks for multi-concurrency environments of that
+	// many invocations, with CapacityProviderConfig as a client sends it.
+	perEnv int32
 }
+
+const capacityProvider = "arn:aws:lambda:us-east-1:000000000000:capacity-provider:stratus"
 
 func createFunction(t testing.TB, c *lambda.Client, name string, zip []byte, o fnOpts) *lambda.CreateFunctionOutput {
 	t.Helper()
@@ -443,6 +448,11 @@ func createFunction(t testing.TB, c *lambda.Client, name string, zip []byte, o f
 	}
 	if o.env != nil {
 		in.Environment = &types.Environment{Variables: o.env}
+	}
+	if o.perEnv != 0 {
+		in.CapacityProviderConfig = &types.CapacityProviderConfig{LambdaManagedInstancesCapacityProviderConfig: &types.LambdaManagedInstancesCapacityProviderConfig{
+			CapacityProviderArn: aws.String(capacityProvider), PerExecutionEnvironmentMaxConcurrency: aws.Int32(o.perEnv),
+		}}
 	}
 	out, err := c.CreateFunction(context.Background(), in)
 	if err != nil {

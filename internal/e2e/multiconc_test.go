@@ -14,33 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 )
 
-const capacityProvider = "arn:aws:lambda:us-east-1:000000000000:capacity-provider:stratus"
-
-// createMulti creates a function whose environments take up to n
-// invocations each, with CapacityProviderConfig as a client sends it.
-func createMulti(t *testing.T, c *lambda.Client, name string, zip []byte, o fnOpts, n int32) {
-	t.Helper()
-	if o.runtime == "" {
-		o.runtime, o.handler = "provided.al2023", "bootstrap"
-	}
-	in := &lambda.CreateFunctionInput{
-		FunctionName: aws.String(name),
-		Runtime:      types.Runtime(o.runtime),
-		Handler:      aws.String(o.handler),
-		Role:         aws.String("arn:aws:iam::000000000000:role/test"),
-		Code:         &types.FunctionCode{ZipFile: zip},
-		CapacityProviderConfig: &types.CapacityProviderConfig{LambdaManagedInstancesCapacityProviderConfig: &types.LambdaManagedInstancesCapacityProviderConfig{
-			CapacityProviderArn: aws.String(capacityProvider), PerExecutionEnvironmentMaxConcurrency: aws.Int32(n),
-		}},
-	}
-	if o.timeout != 0 {
-		in.Timeout = aws.Int32(o.timeout)
-	}
-	if _, err := c.CreateFunction(context.Background(), in); err != nil {
-		t.Fatalf("create %s: %v", name, err)
-	}
-}
-
 // invokeAll runs the payloads at once and returns each answer, in order.
 func invokeAll(t *testing.T, c *lambda.Client, name string, payloads []string) []*lambda.InvokeOutput {
 	t.Helper()
@@ -79,7 +52,7 @@ func TestMultiConcurrency(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("go", func(t *testing.T) {
-		createMulti(t, c, "multi-go", goZip(t), fnOpts{timeout: 1}, 8)
+		createFunction(t, c, "multi-go", goZip(t), fnOpts{timeout: 1, perEnv: 8})
 		cfg, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("multi-go")})
 		if err != nil {
 			t.Fatal(err)
@@ -167,6 +140,31 @@ func TestMultiConcurrency(t *testing.T) {
 		}
 	})
 
+	t.Run("bad configuration", func(t *testing.T) {
+		mi := func(arn string, n int32) *types.CapacityProviderConfig {
+			return &types.CapacityProviderConfig{LambdaManagedInstancesCapacityProviderConfig: &types.LambdaManagedInstancesCapacityProviderConfig{
+				CapacityProviderArn: aws.String(arn), PerExecutionEnvironmentMaxConcurrency: aws.Int32(n)}}
+		}
+		for name, tc := range map[string]struct {
+			cp      *types.CapacityProviderConfig
+			logging *types.LoggingConfig
+		}{
+			"concurrency 0":    {cp: mi(capacityProvider, 0)},
+			"concurrency 5000": {cp: mi(capacityProvider, 5000)},
+			"not an ARN":       {cp: mi("provider", 4)},
+			"Text logs":        {cp: mi(capacityProvider, 4), logging: &types.LoggingConfig{LogFormat: types.LogFormatText}},
+		} {
+			_, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{
+				FunctionName: aws.String("multi-bad"), Runtime: types.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
+				Role: aws.String("arn:aws:iam::000000000000:role/test"), Code: &types.FunctionCode{ZipFile: goZip(t)},
+				CapacityProviderConfig: tc.cp, LoggingConfig: tc.logging,
+			})
+			if errorCode(err) != "InvalidParameterValueException" || httpStatus(err) != 400 {
+				t.Errorf("%s: %v, want InvalidParameterValueException (400)", name, err)
+			}
+		}
+	})
+
 	t.Run("python", func(t *testing.T) {
 		// One worker process per concurrent invocation, each with its own
 		// init; /tmp is the environment's.
@@ -182,7 +180,7 @@ def handler(event, context):
     tmp = open("/tmp/shared.txt").read() if os.path.exists("/tmp/shared.txt") else None
     return {"pid": os.getpid(), "initPid": INIT_PID, "requestId": context.aws_request_id, "tag": event.get("tag"), "tmp": tmp}
 `
-		createMulti(t, c, "multi-py", makeZip(t, map[string][]byte{"app.py": []byte(src)}), fnOpts{runtime: "python3.11", handler: "app.handler"}, 4)
+		createFunction(t, c, "multi-py", makeZip(t, map[string][]byte{"app.py": []byte(src)}), fnOpts{runtime: "python3.11", handler: "app.handler", perEnv: 4})
 		outs := invokeAll(t, c, "multi-py", repeat(`{"tag":"t#","sleepMs":400}`, 4))
 		pids := map[int]bool{}
 		for i, o := range outs {
@@ -232,7 +230,7 @@ export const handler = async (event, context) => {
   return { pid: process.pid, thread: threadId, initThread, requestId: context.awsRequestId, tag: event.tag };
 };
 `
-		createMulti(t, c, "multi-node", makeZip(t, map[string][]byte{"index.mjs": []byte(src)}), fnOpts{runtime: "nodejs20.x", handler: "index.handler"}, 8)
+		createFunction(t, c, "multi-node", makeZip(t, map[string][]byte{"index.mjs": []byte(src)}), fnOpts{runtime: "nodejs20.x", handler: "index.handler", perEnv: 8})
 		outs := invokeAll(t, c, "multi-node", repeat(`{"tag":"t#","sleepMs":400}`, 8))
 		pids := map[int]bool{}
 		for i, o := range outs {

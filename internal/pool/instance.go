@@ -36,7 +36,6 @@ type Instance struct {
 	inflight int       // invocations running or reserved on it
 	draining bool      // takes no new invocations; goes when inflight is 0
 	billedAt time.Time // its time is billed up to here
-	shared   bool      // several invocations at once: a timeout kills nothing
 }
 
 // retired reports whether the instance is due for replacement at now.
@@ -133,14 +132,7 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 	if p.multi {
 		capture.Shared()
 	}
-	env := p.env(apiAddr, lay, stream, provisioned)
-	var retireAt time.Time
-	if p.deps.Credentials != nil {
-		if c, ok := p.deps.Credentials(p.spec.Function); ok {
-			env = append(env, "AWS_ACCESS_KEY_ID="+c.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+c.SecretAccessKey, "AWS_SESSION_TOKEN="+c.SessionToken)
-			retireAt = c.Expiration.Add(-credentialMargin)
-		}
-	}
+	env, retireAt := p.withCredentials(p.env(apiAddr, lay, stream, provisioned))
 	proc, err := p.deps.Launcher.Start(sandbox.Spec{
 		ID:         hexID,
 		Argv:       argv,
@@ -169,7 +161,7 @@ func (p *Pool) startInstance(ctx context.Context, provisioned bool) (*Instance, 
 		}
 		ep = runtimeapi.ServeChecked(ln, lay.UID, uidOf, p.spec.Function.PerEnvironment())
 	}
-	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned, retireAt: retireAt, shared: p.multi}
+	inst := &Instance{ID: hexID, Logs: capture, proc: proc, ep: ep, provisioned: provisioned, retireAt: retireAt}
 	return p.awaitInit(ctx, inst, start)
 }
 
@@ -294,6 +286,21 @@ func (p *Pool) env(apiAddr string, lay sandbox.Layout, stream string, provisione
 		env = append(env, "AWS_LAMBDA_MAX_CONCURRENCY="+strconv.Itoa(p.perEnv))
 	}
 	return env
+}
+
+// withCredentials adds the temporary credentials of the function's role
+// to env, and says when the instance must be retired for them to stay
+// valid (zero: never).
+func (p *Pool) withCredentials(env []string) ([]string, time.Time) {
+	if p.deps.Credentials == nil {
+		return env, time.Time{}
+	}
+	c, ok := p.deps.Credentials(p.spec.Function)
+	if !ok {
+		return env, time.Time{}
+	}
+	env = append(env, "AWS_ACCESS_KEY_ID="+c.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+c.SecretAccessKey, "AWS_SESSION_TOKEN="+c.SessionToken)
+	return env, c.Expiration.Add(-credentialMargin)
 }
 
 // optRoot is where the instance sees its layers: /opt in a sandbox, the

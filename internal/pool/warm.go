@@ -289,14 +289,7 @@ func (p *Pool) specialise(ctx context.Context, s *warmSandbox, provisioned bool)
 		}
 		apiAddr = ep.Addr()
 	}
-	env := p.env(apiAddr, s.lay, stream, provisioned)
-	var retireAt time.Time
-	if p.deps.Credentials != nil {
-		if c, ok := p.deps.Credentials(fn); ok {
-			env = append(env, "AWS_ACCESS_KEY_ID="+c.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+c.SecretAccessKey, "AWS_SESSION_TOKEN="+c.SessionToken)
-			retireAt = c.Expiration.Add(-credentialMargin)
-		}
-	}
+	env, retireAt := p.withCredentials(p.env(apiAddr, s.lay, stream, provisioned))
 	vars := make(map[string]string, len(env))
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -312,6 +305,6 @@ func (p *Pool) specialise(ctx context.Context, s *warmSandbox, provisioned bool)
 		return nil, fmt.Errorf("%w: hand over the environment: %w", errSpecialise, err)
 	}
 	p.deps.Warm.Used.Add(1)
-	inst := &Instance{ID: s.id, Logs: s.capture, proc: s.proc, ep: ep, provisioned: provisioned, retireAt: retireAt, shared: p.multi}
+	inst := &Instance{ID: s.id, Logs: s.capture, proc: s.proc, ep: ep, provisioned: provisioned, retireAt: retireAt}
 	return p.awaitInit(ctx, inst, start)
 }
