@@ -39,6 +39,7 @@ func init() {
 		{"usage", "print requests, compute and cost per function", "stratus usage [--since 720h] [--json] [flags]", runUsage},
 		{"queues", "print queues and asynchronous events: depth, in flight, age, retries, dead letters", "stratus queues [--json] [flags]", runQueues},
 		{"buckets", "print S3 buckets: objects, bytes, uploads in progress, notifications", "stratus buckets [--json] [flags]", runBuckets},
+		{"nodes", "print the cluster's nodes and their load, and the store's copies of each stream", "stratus nodes [--json] [flags]", runNodes},
 		{"dashboard", "print the address of the live dashboard, signed in with your key", "stratus dashboard [flags]", runDashboard},
 	}
 }

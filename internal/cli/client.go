@@ -822,3 +822,81 @@ func runDashboard(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintln(env.Stderr, "open it in a browser on this machine; the link holds your secret key: do not share it")
 	return nil
 }
+
+func runNodes(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "nodes", usageOf("nodes"))
+	var cf clientFlags
+	cf.bind(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage: %s", usageOf("nodes"))
+	}
+	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/node")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if *asJSON {
+		_, err = io.Copy(env.Stdout, resp.Body)
+		return err
+	}
+	var rep struct {
+		Store string `json:"store"`
+		Nodes []struct {
+			Name           string    `json:"name"`
+			API            string    `json:"api"`
+			Started        time.Time `json:"started"`
+			Instances      int64     `json:"instances"`
+			InFlight       int64     `json:"inFlight"`
+			MaxConcurrency int       `json:"maxConcurrency"`
+			Self           bool      `json:"self"`
+		} `json:"nodes"`
+		Replication []struct {
+			Name     string   `json:"name"`
+			Replicas int      `json:"replicas"`
+			Leader   string   `json:"leader"`
+			Current  int      `json:"current"`
+			Lagging  []string `json:"lagging"`
+			Offline  []string `json:"offline"`
+		} `json:"replication"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return fmt.Errorf("read node status: %w", err)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tAPI\tUP\tINSTANCES\tIN FLIGHT\tMAX CONCURRENCY")
+	for _, n := range rep.Nodes {
+		name := n.Name
+		if n.Self {
+			name += " *"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", name, n.API, time.Since(n.Started).Round(time.Second), n.Instances, n.InFlight, n.MaxConcurrency)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rep.Replication) == 0 {
+		fmt.Fprintf(env.Stdout, "\nstore: %s, one server\n", rep.Store)
+		return nil
+	}
+	fmt.Fprintln(env.Stdout)
+	tw = tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STREAM\tREPLICAS\tCURRENT\tLEADER\tHEALTH")
+	for _, s := range rep.Replication {
+		health := "ok"
+		switch {
+		case s.Leader == "":
+			health = "NO LEADER: writes refused"
+		case len(s.Offline) > 0:
+			health = "offline: " + strings.Join(s.Offline, ",")
+		case len(s.Lagging) > 0:
+			health = "catching up: " + strings.Join(s.Lagging, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Name, s.Replicas, s.Current, s.Leader, health)
+	}
+	return tw.Flush()
+}

@@ -58,7 +58,25 @@ type Server struct {
 	// (node_modules/@aws-sdk/...) that Node.js functions get; empty:
 	// DATA/sdk/nodejs.
 	NodeSDK string
+	// Node names this node in a cluster (default: the host name).
+	Node string
+	// ClusterName, ClusterListen and ClusterPeers join the embedded NATS
+	// server to the other nodes' (empty: a node of its own).
+	ClusterName   string
+	ClusterListen string
+	ClusterPeers  []string
+	// ClusterSecretFile holds the secret the nodes' routes log in with.
+	ClusterSecretFile string
+	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA put the routes on
+	// mutual TLS.
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+	// Replicas of every stream and bucket (0: 3 with at least 3 NATS
+	// servers, else 1).
+	Replicas int
 }
+
+// Clustered reports whether the embedded NATS server joins others.
+func (c *Server) Clustered() bool { return c.ClusterListen != "" || len(c.ClusterPeers) > 0 }
 
 // Defaults returns the embedded defaults.
 func Defaults() Server {
@@ -73,7 +91,16 @@ func Defaults() Server {
 		Prewarm:         1,
 		DrainTimeout:    30 * time.Second,
 		AsyncRetryDelay: time.Minute,
+		Node:            hostname(),
 	}
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "stratus"
+	}
+	return h
 }
 
 // DefaultDataDir is $STRATUS_DATA_DIR, else under the user's data folder,
@@ -141,6 +168,22 @@ func (c *Server) Flags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.NodeSDK, "node-sdk", c.NodeSDK, "folder the AWS SDK for JavaScript v3 is installed in (npm install --prefix DIR @aws-sdk/client-...), which Node.js functions get below their own modules as on Lambda; default DATA/sdk/nodejs")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the API listener")
+	fs.StringVar(&c.Node, "node-name", c.Node, "this node's name, unique in a cluster")
+	fs.StringVar(&c.ClusterName, "cluster-name", c.ClusterName, "name of the cluster the embedded NATS servers of the nodes form (the same on every node)")
+	fs.StringVar(&c.ClusterListen, "cluster-listen", c.ClusterListen, "host:port of this node's NATS route listener, which the other nodes connect to")
+	fs.Func("cluster-peers", "comma-separated host:port of the other nodes' --cluster-listen (this node's own may be among them)", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.ClusterPeers = append(c.ClusterPeers, p)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&c.ClusterSecretFile, "cluster-secret-file", c.ClusterSecretFile, "file holding the secret (16 characters or more) every node of the cluster shares to authenticate its routes")
+	fs.StringVar(&c.ClusterTLSCert, "cluster-tls-cert", c.ClusterTLSCert, "PEM certificate this node's routes present (mutual TLS)")
+	fs.StringVar(&c.ClusterTLSKey, "cluster-tls-key", c.ClusterTLSKey, "PEM private key of --cluster-tls-cert")
+	fs.StringVar(&c.ClusterTLSCA, "cluster-tls-ca", c.ClusterTLSCA, "PEM certificate authority that signed every node's --cluster-tls-cert")
+	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "copies JetStream keeps of every stream and bucket (0: 3 when the cluster has at least 3 NATS servers, else 1)")
 }
 
 // Loopback reports whether addr's host is a loopback address (or
@@ -210,6 +253,19 @@ func (c *Server) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("--drain-timeout must not be negative"))
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = append(errs, errors.New("--replicas must be 0 (chosen) to 5, JetStream's most"))
+	}
+	if c.Clustered() {
+		switch {
+		case c.NATSURL != "":
+			errs = append(errs, errors.New("--cluster-* forms a cluster of the embedded NATS servers: leave --nats-url empty, or point every node at the external cluster instead"))
+		case c.ClusterListen == "" || c.ClusterName == "" || c.ClusterSecretFile == "":
+			errs = append(errs, errors.New("a cluster needs --cluster-name, --cluster-listen, --cluster-secret-file and --cluster-peers"))
+		case c.ClusterTLSCert == "" && !c.AllowPlainHTTP && !Loopback(c.ClusterListen):
+			errs = append(errs, fmt.Errorf("--cluster-listen %s is not a loopback address: put the routes on TLS (--cluster-tls-cert, --cluster-tls-key, --cluster-tls-ca), or pass --allow-plain-http to say plain connections are intended", c.ClusterListen))
+		}
 	}
 	return errors.Join(errs...)
 }

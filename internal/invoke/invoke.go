@@ -118,6 +118,18 @@ type Recorder interface{ Add(meter.Record) }
 type Options struct {
 	Region         string
 	MaxConcurrency int64
+	// Limits, when set, holds the concurrency limits for a whole cluster
+	// (*cluster.Slots); else they are this node's alone.
+	Limits Limits
+	// ProvisionedElsewhere counts a version's ready provisioned instances
+	// on the cluster's other nodes ("function:version").
+	ProvisionedElsewhere func(key string) int
+}
+
+// Limits holds concurrency limits shared with other nodes.
+type Limits interface {
+	Acquire(key string, limit int64) bool
+	Release(key string)
 }
 
 // Invoker runs invocations on the node's pools.
@@ -405,6 +417,9 @@ func newTraceID(t time.Time) string {
 // admit counts the invocation against the function's reserved
 // concurrency, or else against what the account leaves unreserved.
 func (iv *Invoker) admit(fn *function.Function) (release func(), err error) {
+	if iv.opts.Limits != nil {
+		return iv.admitShared(fn)
+	}
 	conc := iv.fns.Concurrency(fn.Name)
 	var counter *atomic.Int64
 	var limit int64
@@ -418,13 +433,31 @@ func (iv *Invoker) admit(fn *function.Function) (release func(), err error) {
 	}
 	if counter.Add(1) > limit {
 		counter.Add(-1)
-		iv.metrics.throttle(fn.Name)
-		iv.meter.Add(meter.Record{Function: fn.Name, Version: fn.VersionLabel(), Start: iv.clock.Now(), Outcome: outcome.Throttle})
-		iv.limited.Warn(fn.Name+"/throttle", "invocation throttled", "function", fn.Name, "reason", reason)
-		return nil, &ThrottleError{Reason: reason, RetryAfter: time.Second}
+		return nil, iv.throttled(fn, reason)
 	}
 	iv.inflight.Add(1)
 	return func() { counter.Add(-1); iv.inflight.Add(-1) }, nil
+}
+
+// admitShared counts the invocation against limits the cluster shares.
+func (iv *Invoker) admitShared(fn *function.Function) (release func(), err error) {
+	conc := iv.fns.Concurrency(fn.Name)
+	key, limit, reason := "account", iv.opts.MaxConcurrency-int64(iv.fns.ReservedTotal()), "ConcurrentInvocationLimitExceeded"
+	if conc.Reserved != nil {
+		key, limit, reason = "function."+fn.Name, int64(*conc.Reserved), "ReservedFunctionConcurrentInvocationLimitExceeded"
+	}
+	if !iv.opts.Limits.Acquire(key, limit) {
+		return nil, iv.throttled(fn, reason)
+	}
+	iv.inflight.Add(1)
+	return func() { iv.opts.Limits.Release(key); iv.inflight.Add(-1) }, nil
+}
+
+func (iv *Invoker) throttled(fn *function.Function, reason string) error {
+	iv.metrics.throttle(fn.Name)
+	iv.meter.Add(meter.Record{Function: fn.Name, Version: fn.VersionLabel(), Start: iv.clock.Now(), Outcome: outcome.Throttle})
+	iv.limited.Warn(fn.Name+"/throttle", "invocation throttled", "function", fn.Name, "reason", reason)
+	return &ThrottleError{Reason: reason, RetryAfter: time.Second}
 }
 
 // InFlight is the number of invocations running now.
@@ -434,9 +467,13 @@ func (iv *Invoker) InFlight() int64 { return iv.inflight.Load() }
 func (iv *Invoker) Close() { iv.closing.Store(true) }
 
 // ProvisionedStatus reports the provisioned instances of the version a
-// qualifier names, on this node.
+// qualifier names, on every node of the cluster.
 func (iv *Invoker) ProvisionedStatus(fn *function.Function) pool.ProvisionedStatus {
-	return iv.pools.Provisioned(fn)
+	st := iv.pools.Provisioned(fn)
+	if iv.opts.ProvisionedElsewhere != nil {
+		st.Ready += iv.opts.ProvisionedElsewhere(fn.Name + ":" + fn.VersionLabel())
+	}
+	return st
 }
 
 // MaxConcurrency is the account-wide concurrency limit.

@@ -29,6 +29,9 @@ type Catalog interface {
 type SetOptions struct {
 	IdleTimeout time.Duration // default; a function may override it
 	ScaleRate   int           // new on-demand instances per function per 10 s
+	// Share is this node's part of a version's provisioned concurrency
+	// (nil: all of it; in a cluster, the nodes split it).
+	Share func(n int) int
 }
 
 // ErrShuttingDown is returned once the set is closing.
@@ -158,6 +161,9 @@ func (s *Set) reconcile(name string) {
 			}
 			continue
 		}
+		if s.opts.Share != nil {
+			n = s.opts.Share(n)
+		}
 		p.SetProvisioned(n)
 	}
 	s.mu.RLock()
@@ -274,6 +280,23 @@ func (s *Set) ProvisionedInstances(name string) int {
 		}
 	}
 	return n
+}
+
+// ProvisionedReady counts the ready provisioned instances of every
+// version on this node, by "function:version".
+func (s *Set) ProvisionedReady() map[string]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out map[string]int
+	for key, p := range s.pools {
+		if n := p.Provisioned().Ready; n > 0 {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[key] += n
+		}
+	}
+	return out
 }
 
 // Instances counts the live instances of every version of a function on

@@ -303,6 +303,7 @@ func (m *Manager) streamConfig(q *Queue) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:      streamName(q.Name),
 		Subjects:  []string{store.QueueSubject + q.Name},
+		Replicas:  m.st.Replicas,
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.WorkQueuePolicy,
 		MaxAge:    time.Duration(q.Attrs.MessageRetentionPeriod) * time.Second,

@@ -42,6 +42,7 @@ var layers = map[string]int{
 	"internal/queue":         2,
 	"internal/httpapi":       2,
 	"internal/schedule":      2,
+	"internal/cluster":       2,
 
 	"internal/invoke":  3,
 	"internal/events":  3,

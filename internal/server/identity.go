@@ -18,6 +18,7 @@ import (
 	"github.com/stratus-faas/stratus/internal/auth"
 	"github.com/stratus-faas/stratus/internal/config"
 	"github.com/stratus-faas/stratus/internal/queue"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // Profile is the AWS profile the server writes for its root key.
@@ -169,4 +170,21 @@ func sendDeadLetter(ctx context.Context, queues *queue.Manager, queueARN string,
 		return err
 	}
 	return res[0].Err
+}
+
+// clusterOptions reads the cluster settings, or nil for a node alone.
+func clusterOptions(cfg config.Server) (*store.Cluster, error) {
+	if !cfg.Clustered() {
+		return nil, nil
+	}
+	secret, err := os.ReadFile(cfg.ClusterSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("read --cluster-secret-file: %w", err)
+	}
+	c := &store.Cluster{Name: cfg.ClusterName, Node: cfg.Node, Listen: cfg.ClusterListen, Peers: cfg.ClusterPeers,
+		Secret: strings.TrimSpace(string(secret)), CertFile: cfg.ClusterTLSCert, KeyFile: cfg.ClusterTLSKey, CAFile: cfg.ClusterTLSCA}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -34,6 +34,7 @@ import (
 	sqsapi "github.com/stratus-faas/stratus/internal/api/sqs"
 	"github.com/stratus-faas/stratus/internal/api/stratusapi"
 	"github.com/stratus-faas/stratus/internal/auth"
+	"github.com/stratus-faas/stratus/internal/cluster"
 	"github.com/stratus-faas/stratus/internal/config"
 	"github.com/stratus-faas/stratus/internal/dashboard"
 	"github.com/stratus-faas/stratus/internal/esm"
@@ -93,7 +94,17 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(openCtx, store.Options{DataDir: cfg.DataDir, URL: cfg.NATSURL, Logger: log, EncryptionKey: key})
+	routes, err := clusterOptions(cfg)
+	if err != nil {
+		return err
+	}
+	if routes != nil {
+		// Peers may take a while to come up: wait for them longer.
+		cancel()
+		openCtx, cancel = context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+	}
+	st, err := store.Open(openCtx, store.Options{DataDir: cfg.DataDir, URL: cfg.NATSURL, Logger: log, EncryptionKey: key, Cluster: routes, Replicas: cfg.Replicas})
 	if err != nil {
 		return err
 	}
@@ -189,7 +200,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		deps.Warm = pool.NewWarm(deps, cfg.Prewarm)
 		defer deps.Warm.Close() // before the launcher's
 	}
-	pools := pool.NewSet(reg, deps, pool.SetOptions{IdleTimeout: cfg.IdleTimeout, ScaleRate: cfg.ScaleRate})
+	// In a cluster the nodes know each other through the store; joined
+	// once the pools and the invoker exist (members reads their load).
+	var members *cluster.Members
+	setOpts := pool.SetOptions{IdleTimeout: cfg.IdleTimeout, ScaleRate: cfg.ScaleRate}
+	if st.Clustered() {
+		setOpts.Share = func(n int) int { return members.Share(n) }
+	}
+	pools := pool.NewSet(reg, deps, setOpts)
 	defer pools.Close()
 	reg.OnChange(pools.Changed)
 	promReg := prometheus.NewRegistry()
@@ -209,10 +227,41 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	metrics := invoke.NewMetrics(promReg,
 		func() float64 { return float64(deps.Live.Load()) },
 		func() float64 { return float64(inv.InFlight()) })
-	inv = invoke.New(reg, pools, pool.RealClock, usage, metrics, log, invoke.Options{
-		Region:         cfg.Region,
-		MaxConcurrency: int64(cfg.MaxConcurrency),
-	})
+	invOpts := invoke.Options{Region: cfg.Region, MaxConcurrency: int64(cfg.MaxConcurrency)}
+	var made atomic.Pointer[invoke.Invoker] // the invoker, for the members' beats once it exists
+	started := time.Now()
+	if st.Clustered() {
+		members, err = cluster.Join(openCtx, st.Nodes, cluster.Options{
+			Self: cluster.Node{Name: cfg.Node, API: endpoint, HTTP: gatewayURL, Version: config.Version(), Started: started, MaxConcurrency: cfg.MaxConcurrency},
+			Load: func() cluster.Load {
+				l := cluster.Load{Instances: deps.Live.Load(), Provisioned: pools.ProvisionedReady()}
+				if iv := made.Load(); iv != nil {
+					l.InFlight = iv.InFlight()
+				}
+				return l
+			},
+			TTL: store.NodeTTL, Log: log, Changed: pools.ReconcileAll,
+		})
+		if err != nil {
+			return err
+		}
+		defer members.Leave(context.Background())
+		slots := cluster.NewSlots(st.Slots, members, log)
+		defer slots.Close(context.Background())
+		invOpts.Limits = slots
+		invOpts.ProvisionedElsewhere = func(key string) int {
+			n := 0
+			for _, node := range members.Live() {
+				if node.ID != members.Self().ID {
+					n += node.Provisioned[key]
+				}
+			}
+			return n
+		}
+		log.Info("joined the cluster", "node", cfg.Node, "nodes", len(members.Live()))
+	}
+	inv = invoke.New(reg, pools, pool.RealClock, usage, metrics, log, invOpts)
+	made.Store(inv)
 	pools.ReconcileAll()
 	queues, err := queue.Open(openCtx, st, queue.NewMetrics(promReg), queue.Options{Region: cfg.Region, Log: log})
 	if err != nil {
@@ -306,7 +355,6 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		}
 		return out
 	})
-	started := time.Now()
 	storeName := "embedded NATS"
 	if cfg.NATSURL != "" {
 		storeName = cfg.NATSURL
@@ -330,6 +378,19 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		}
 		if d, err := st.Disk(ctx); err == nil {
 			n.StoreUsed, n.StoreMax, n.DiskFree = d.Used, d.Max, d.Free
+		}
+		n.Node = cfg.Node
+		if members == nil {
+			n.Nodes = []stratusapi.ClusterNode{{Name: cfg.Node, API: endpoint, HTTP: gatewayURL, Version: n.Version, Started: started,
+				Instances: n.Instances, InFlight: n.InFlight, MaxConcurrency: cfg.MaxConcurrency, Self: true}}
+		} else {
+			for _, m := range members.Live() {
+				n.Nodes = append(n.Nodes, stratusapi.ClusterNode{Name: m.Name, API: m.API, HTTP: m.HTTP, Version: m.Version, Started: m.Started,
+					Instances: m.Instances, InFlight: m.InFlight, MaxConcurrency: m.MaxConcurrency, Self: m.ID == members.Self().ID})
+			}
+		}
+		if st.Clustered() {
+			n.Replication, _ = st.Replication(ctx)
 		}
 		return n
 	}).Register(mux)

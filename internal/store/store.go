@@ -38,6 +38,8 @@ const (
 	LayersBucket     = "stratus-layers"
 	LogGroupsBucket  = "stratus-log-groups"
 	ObjectDataBucket = "stratus-s3-data"
+	NodesBucket      = "stratus-nodes"
+	SlotsBucket      = "stratus-slots"
 	DelayStream      = "STRATUS_SQS_DELAY"
 	DelaySubject     = "stratus.sqsdelay."
 	// QueueStreamPrefix and QueueSubject name the stream and subject of
@@ -52,6 +54,9 @@ const (
 	// LeaseTTL bounds how long a delivery fence is kept: longer than the
 	// longest visibility timeout (12 hours).
 	LeaseTTL = 13 * time.Hour
+	// NodeTTL is how long a node that stopped saying it is alive is
+	// still taken to be.
+	NodeTTL = 10 * time.Second
 )
 
 // PullOptions are for every long-lived Consume: its pulls expire and are
@@ -67,6 +72,12 @@ type Options struct {
 	// EncryptionKey, when set, encrypts the embedded store at rest
 	// (JetStream's own encryption, ChaCha20-Poly1305).
 	EncryptionKey string
+	// Cluster, when set, joins the embedded server to a NATS cluster of
+	// other Stratus nodes' embedded servers.
+	Cluster *Cluster
+	// Replicas of every stream and bucket; 0 chooses: 3 when the cluster
+	// has at least 3 servers, else 1.
+	Replicas int
 }
 
 // inMemory reports whether dir is on a file system kept in memory, where
@@ -111,6 +122,8 @@ type Store struct {
 	Objects   jetstream.KeyValue // S3 buckets, the index of objects, uploads (package objects)
 	Layers    jetstream.KeyValue // layer versions (package registry)
 	LogGroups jetstream.KeyValue // log groups' settings: retention (package logs)
+	Nodes     jetstream.KeyValue // live nodes (package cluster)
+	Slots     jetstream.KeyValue // concurrency leased per node (package cluster)
 	Code      jetstream.ObjectStore
 	// ObjectData holds S3 objects' bytes for every node of a cluster
 	// (external NATS only; one node keeps them in files).
@@ -123,7 +136,15 @@ type Store struct {
 	srv    *server.Server // nil when external
 	space  *space         // watches the embedded store's disk; nil when external
 	Limits Limits         // sizes chosen at start (embedded store)
+	// Replicas is how many copies JetStream keeps of every stream and
+	// bucket (1 on a single server).
+	Replicas int
+	// Servers is how many NATS servers the cluster has (1 alone).
+	Servers int
 }
+
+// Clustered reports whether other nodes share this store.
+func (s *Store) Clustered() bool { return s.srv == nil || s.Servers > 1 }
 
 // WriteFailures is closed when a write fails for want of space: a caller
 // waiting for a confirmation then stops waiting, since JetStream answers
@@ -159,10 +180,14 @@ func (s *Store) Writable() error {
 func Open(ctx context.Context, o Options) (*Store, error) {
 	s := &Store{}
 	var err error
+	s.Servers = 1
 	if o.URL == "" {
 		var cfg server.JetStreamConfig
-		if s.srv, cfg, s.Limits, err = startEmbedded(o.DataDir, o.EncryptionKey); err != nil {
+		if s.srv, cfg, s.Limits, err = startEmbedded(o.DataDir, o.EncryptionKey, o.Cluster); err != nil {
 			return nil, err
+		}
+		if o.Cluster != nil {
+			s.Servers = o.Cluster.size()
 		}
 		s.space = newSpace(s.srv, cfg, o.Logger)
 		if o.Logger != nil {
@@ -171,7 +196,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		if inMemory(o.DataDir) && o.Logger != nil {
 			o.Logger.Warn("the data folder is in memory (tmpfs): accepted work and function code will not survive a reboot", "data", o.DataDir)
 		}
-		s.NC, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("stratus"), nats.MaxReconnects(-1))
+		opts := []nats.Option{nats.InProcessServer(s.srv), nats.Name("stratus"), nats.MaxReconnects(-1)}
+		if o.Cluster != nil {
+			opts = append(opts, nats.UserInfo(routeUser, o.Cluster.clientSecret))
+		}
+		s.NC, err = nats.Connect("", opts...)
 	} else {
 		// No reconnect buffer: while NATS is away a write fails at once
 		// (the API answers 503) instead of waiting out its timeout in a
@@ -196,14 +225,60 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := s.ensure(ctx); err != nil {
+	if o.URL != "" {
+		s.Servers = knownServers(s.NC)
+	}
+	s.Replicas = o.Replicas
+	if s.Replicas <= 0 {
+		s.Replicas = 1
+		if s.Servers >= 3 {
+			s.Replicas = 3
+		}
+	}
+	if s.Replicas > s.Servers && o.Logger != nil {
+		o.Logger.Warn("more replicas asked for than NATS servers known: streams are created once enough servers have joined", "replicas", s.Replicas, "servers", s.Servers)
+	}
+	// A node of a cluster starting alongside its peers waits for JetStream
+	// to elect its leaders; every step below is idempotent.
+	for said := time.Now(); ; {
+		// A request JetStream cannot answer yet (no leader) gets no reply:
+		// each try has a deadline of its own.
+		try, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = s.ensure(try)
+		cancel()
+		if err == nil || !s.Clustered() || ctx.Err() != nil {
+			break
+		}
+		if time.Since(said) > 5*time.Second && o.Logger != nil {
+			o.Logger.Info("waiting for the cluster's JetStream", "err", err)
+			said = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	if o.Logger != nil {
+		o.Logger.Info("store ready", "servers", s.Servers, "replicas", s.Replicas)
 	}
 	return s, nil
 }
 
-func startEmbedded(dataDir, key string) (*server.Server, server.JetStreamConfig, Limits, error) {
+// knownServers counts the distinct servers of the cluster a connection
+// knows: those configured and those the cluster advertised.
+func knownServers(nc *nats.Conn) int {
+	seen := map[string]bool{}
+	for _, u := range nc.Servers() {
+		seen[u] = true
+	}
+	return max(len(seen), 1)
+}
+
+func startEmbedded(dataDir, key string, cl *Cluster) (*server.Server, server.JetStreamConfig, Limits, error) {
 	var none server.JetStreamConfig
 	dir := filepath.Join(dataDir, "jetstream")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -232,6 +307,11 @@ func startEmbedded(dataDir, key string) (*server.Server, server.JetStreamConfig,
 		opts.JetStreamKey = key
 		opts.JetStreamCipher = server.ChaCha
 	}
+	if cl != nil {
+		if err := cl.apply(opts); err != nil {
+			return nil, none, Limits{}, err
+		}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, none, Limits{}, fmt.Errorf("embedded nats: %w", err)
@@ -252,144 +332,70 @@ func startEmbedded(dataDir, key string) (*server.Server, server.JetStreamConfig,
 }
 
 func (s *Store) ensure(ctx context.Context) error {
+	kvs := []struct {
+		into *jetstream.KeyValue
+		name string
+		ttl  time.Duration
+	}{
+		{&s.Functions, FunctionsBucket, 0},
+		{&s.APIs, APIsBucket, 0},
+		{&s.Schedules, SchedulesBucket, 0},
+		{&s.Queues, QueuesBucket, 0},
+		{&s.Mappings, MappingsBucket, 0},
+		// Fences of redelivered queue messages (see package queue).
+		{&s.Leases, LeasesBucket, LeaseTTL},
+		{&s.IAM, IAMBucket, 0},
+		{&s.Layers, LayersBucket, 0},
+		{&s.LogGroups, LogGroupsBucket, 0},
+		{&s.Objects, ObjectsBucket, 0},
+		// Live nodes, each put again every few seconds (package cluster).
+		{&s.Nodes, NodesBucket, NodeTTL},
+		// Concurrency leased by each node (package cluster).
+		{&s.Slots, SlotsBucket, 0},
+	}
+	for _, b := range kvs {
+		kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: b.name, History: 1, Storage: jetstream.FileStorage, TTL: b.ttl, Replicas: s.Replicas,
+		})
+		if err != nil {
+			return fmt.Errorf("bucket %s: %w", b.name, err)
+		}
+		*b.into = kv
+	}
 	var err error
-	s.Functions, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  FunctionsBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("functions bucket: %w", err)
-	}
-	s.APIs, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  APIsBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("apis bucket: %w", err)
-	}
-	s.Schedules, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  SchedulesBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("schedules bucket: %w", err)
-	}
-	s.Queues, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  QueuesBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("queues bucket: %w", err)
-	}
-	s.Mappings, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  MappingsBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("event source mappings bucket: %w", err)
-	}
-	// Fences of redelivered queue messages (see package queue).
-	s.Leases, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  LeasesBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-		TTL:     LeaseTTL,
-	})
-	if err != nil {
-		return fmt.Errorf("leases bucket: %w", err)
-	}
-	s.IAM, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  IAMBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("iam bucket: %w", err)
-	}
-	if s.srv == nil {
-		s.ObjectData, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ObjectDataBucket, Storage: jetstream.FileStorage})
+	if s.Clustered() {
+		// One node keeps S3 objects' bytes in files; several share them here.
+		s.ObjectData, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ObjectDataBucket, Storage: jetstream.FileStorage, Replicas: s.Replicas})
 		if err != nil {
 			return fmt.Errorf("object data bucket: %w", err)
 		}
 	}
-	s.Layers, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  LayersBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("layers bucket: %w", err)
-	}
-	s.LogGroups, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  LogGroupsBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("log groups bucket: %w", err)
-	}
-	s.Objects, err = s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  ObjectsBucket,
-		History: 1,
-		Storage: jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("objects bucket: %w", err)
-	}
-	// Queue messages sent with a delay wait here until due.
-	s.Delay, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:      DelayStream,
-		Subjects:  []string{DelaySubject + ">"},
-		Storage:   jetstream.FileStorage,
-		Retention: jetstream.WorkQueuePolicy,
-		MaxAge:    14 * 24 * time.Hour,
-	})
-	if err != nil {
-		return fmt.Errorf("delay stream: %w", err)
-	}
-	s.Code, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:  CodeBucket,
-		Storage: jetstream.FileStorage,
-	})
+	s.Code, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: CodeBucket, Storage: jetstream.FileStorage, Replicas: s.Replicas})
 	if err != nil {
 		return fmt.Errorf("code bucket: %w", err)
 	}
-	s.Logs, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     LogsStream,
-		Subjects: []string{LogsSubject + ">"},
-		Storage:  jetstream.FileStorage,
-		MaxAge:   MaxLogAge,
-		MaxBytes: s.logsBytes(),
-		Discard:  jetstream.DiscardOld,
-	})
-	if err != nil {
-		return fmt.Errorf("logs stream: %w", err)
+	streams := []struct {
+		into *jetstream.Stream
+		cfg  jetstream.StreamConfig
+	}{
+		// Queue messages sent with a delay wait here until due.
+		{&s.Delay, jetstream.StreamConfig{Name: DelayStream, Subjects: []string{DelaySubject + ">"},
+			Retention: jetstream.WorkQueuePolicy, MaxAge: 14 * 24 * time.Hour}},
+		{&s.Logs, jetstream.StreamConfig{Name: LogsStream, Subjects: []string{LogsSubject + ">"},
+			MaxAge: MaxLogAge, MaxBytes: s.logsBytes(), Discard: jetstream.DiscardOld}},
+		{&s.Usage, jetstream.StreamConfig{Name: UsageStream, Subjects: []string{UsageSubject + ">"}, MaxAge: 400 * 24 * time.Hour}},
+		// Accepted asynchronous events: removed once handled (acknowledged).
+		{&s.Async, jetstream.StreamConfig{Name: AsyncStream, Subjects: []string{AsyncSubject + ">"},
+			Retention: jetstream.WorkQueuePolicy, MaxAge: 6*time.Hour + 10*time.Minute, Duplicates: 10 * time.Minute}},
 	}
-	s.Usage, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     UsageStream,
-		Subjects: []string{UsageSubject + ">"},
-		Storage:  jetstream.FileStorage,
-		MaxAge:   400 * 24 * time.Hour,
-	})
-	if err != nil {
-		return fmt.Errorf("usage stream: %w", err)
-	}
-	// Accepted asynchronous events: removed once handled (acknowledged).
-	s.Async, err = s.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:       AsyncStream,
-		Subjects:   []string{AsyncSubject + ">"},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.WorkQueuePolicy,
-		MaxAge:     6*time.Hour + 10*time.Minute,
-		Duplicates: 10 * time.Minute,
-	})
-	if err != nil {
-		return fmt.Errorf("async stream: %w", err)
+	for _, st := range streams {
+		st.cfg.Storage = jetstream.FileStorage
+		st.cfg.Replicas = s.Replicas
+		str, err := s.JS.CreateOrUpdateStream(ctx, st.cfg)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", st.cfg.Name, err)
+		}
+		*st.into = str
 	}
 	return nil
 }

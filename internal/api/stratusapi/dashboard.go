@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/meter"
+	"github.com/stratus-faas/stratus/internal/store"
 )
 
 // ScheduleStatus is a schedule as the dashboard lists it.
@@ -38,6 +39,25 @@ type NodeStatus struct {
 	// Prewarmed are the sandboxes ready for cold starts, by runtime, with
 	// their processes' ids on this host.
 	Prewarmed map[string][]int `json:"prewarmed,omitempty"`
+	// Node is this node's name; Nodes every live node of its cluster
+	// (this one alone when it has none) and Replication the copies the
+	// store keeps of each stream and bucket.
+	Node        string               `json:"node"`
+	Nodes       []ClusterNode        `json:"nodes"`
+	Replication []store.StreamHealth `json:"replication,omitempty"`
+}
+
+// ClusterNode is one node of the cluster as it last said.
+type ClusterNode struct {
+	Name           string    `json:"name"`
+	API            string    `json:"api,omitempty"`
+	HTTP           string    `json:"http,omitempty"`
+	Version        string    `json:"version,omitempty"`
+	Started        time.Time `json:"started"`
+	Instances      int64     `json:"instances"`
+	InFlight       int64     `json:"inFlight"`
+	MaxConcurrency int       `json:"maxConcurrency,omitempty"`
+	Self           bool      `json:"self,omitempty"`
 }
 
 // WithDashboard gives the endpoints the dashboard reads beside the APIs:
