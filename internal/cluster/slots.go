@@ -35,6 +35,7 @@ type Slots struct {
 
 	mu   sync.Mutex
 	keys map[string]*slot
+	kick chan struct{} // a slot was let go: write it back now
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -46,7 +47,19 @@ type slot struct {
 	// under Slots.mu
 	held, used int64
 	lastUsed   time.Time // the last release
+	wanted     time.Time // when another node was last refused a slot
+	limit      int64     // the limit at the last Acquire
+	written    int64     // what the store last took this node to hold
+	wantSaid   time.Time // when this node last said it was refused
 }
+
+// wantEvery spaces a refused node's notes in the record: one is enough
+// for the others to give back, and each is a write.
+const wantEvery = 500 * time.Millisecond
+
+// wantedFor is how long after another node was refused a slot a node
+// holding more than its even share gives slots back as they come free.
+const wantedFor = 2 * time.Second
 
 // Linger is how long slots stay held unused before they go back.
 const Linger = time.Second
@@ -63,10 +76,11 @@ func newSlots(kv jetstream.KeyValue, members *Members, log *slog.Logger, linger 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Slots{kv: kv, members: members, now: members.opts.Now, log: log, linger: linger, keys: map[string]*slot{}}
+	s := &Slots{kv: kv, members: members, now: members.opts.Now, log: log, linger: linger, keys: map[string]*slot{}, kick: make(chan struct{}, 1)}
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.wg.Go(func() { s.run(ctx) })
+	s.wg.Go(func() { s.follow(ctx) })
 	return s
 }
 
@@ -79,6 +93,7 @@ func (s *Slots) Acquire(key string, limit int64) bool {
 		sl = &slot{}
 		s.keys[key] = sl
 	}
+	sl.limit = limit
 	if sl.used < sl.held && sl.held <= limit {
 		sl.used++
 		s.mu.Unlock()
@@ -101,7 +116,13 @@ func (s *Slots) Acquire(key string, limit int64) bool {
 	defer cancel()
 	// Ask for one more than in use, and a little ahead when the limit has
 	// room, so that a node growing fast writes once per few instances.
-	n, err := s.update(ctx, key, func(others, mine int64) int64 {
+	s.mu.Lock()
+	sayWant := s.now().Sub(sl.wantSaid) >= wantEvery
+	if sayWant {
+		sl.wantSaid = s.now()
+	}
+	s.mu.Unlock()
+	n, err := s.update(ctx, key, used+1, sayWant, func(others, mine int64) int64 {
 		free := limit - others
 		want := used + 1 + min(max((free-used)/int64(4*len(s.members.Live())), 0), 16)
 		// Slots in use stay held even if the limit was lowered meanwhile.
@@ -111,17 +132,14 @@ func (s *Slots) Acquire(key string, limit int64) bool {
 	defer s.mu.Unlock()
 	if err != nil {
 		// The store cannot be reached: admit within an even share.
-		share := limit / int64(len(s.members.Live()))
-		if store.Unavailable(err) || errors.Is(err, context.DeadlineExceeded) {
-			if sl.used < max(share, held) {
-				sl.used++
-				return true
-			}
-		}
 		s.log.Debug("cluster: lease slots", "key", key, "err", err)
+		if share := limit / int64(len(s.members.Live())); store.Unavailable(err) && sl.used < max(share, held) {
+			sl.used++
+			return true
+		}
 		return false
 	}
-	sl.held = n
+	sl.held, sl.written = n, n
 	if sl.used < sl.held {
 		sl.used++
 		return true
@@ -140,6 +158,17 @@ func (s *Slots) Release(key string) {
 	}
 	sl.used--
 	sl.lastUsed = s.now()
+	// Another node was refused lately: a slot above this node's even
+	// share goes back rather than to this node's next caller.
+	if sl.held > sl.used && s.now().Sub(sl.wanted) < wantedFor {
+		if live := int64(len(s.members.Live())); sl.held > (sl.limit+live-1)/live {
+			sl.held--
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 }
 
 // Held reports the slots of key this node holds and uses.
@@ -161,6 +190,7 @@ func (s *Slots) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.kick:
 		}
 		s.giveBack(ctx, false)
 	}
@@ -171,7 +201,7 @@ func (s *Slots) giveBack(ctx context.Context, all bool) {
 	var keys []string
 	s.mu.Lock()
 	for k, sl := range s.keys {
-		if sl.held > sl.used && (all || now.Sub(sl.lastUsed) >= s.linger) {
+		if sl.held > sl.used && (all || now.Sub(sl.lastUsed) >= s.linger) || sl.held < sl.written {
 			keys = append(keys, k)
 		}
 	}
@@ -182,60 +212,93 @@ func (s *Slots) giveBack(ctx context.Context, all bool) {
 		s.mu.Unlock()
 		sl.lease.Lock()
 		lctx, cancel := context.WithTimeout(ctx, leaseTimeout)
-		n, err := s.update(lctx, k, func(_, _ int64) int64 {
+		n, err := s.update(lctx, k, 0, false, func(_, _ int64) int64 {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return sl.used
+			if all || s.now().Sub(sl.lastUsed) >= s.linger {
+				return sl.used
+			}
+			return sl.held
 		})
 		cancel()
 		if err == nil {
 			s.mu.Lock()
 			// Only what is unused went back: those in use stay held.
 			sl.held = max(n, sl.used)
+			sl.written = n
 			s.mu.Unlock()
 		}
 		sl.lease.Unlock()
 	}
 }
 
+// record is what the store keeps of one limit: the slots each live node
+// holds, and the nodes refused a slot lately (each with a number it
+// raises at every refusal, so that the others notice a fresh one).
+type record struct {
+	Held map[string]int64 `json:"held"`
+	Want map[string]int64 `json:"want,omitempty"`
+}
+
 // update rewrites this node's count of key to what choose makes of the
 // other live nodes' total and its own, compare-and-set; the record also
-// drops the counts of nodes no longer alive.
-func (s *Slots) update(ctx context.Context, key string, choose func(others, mine int64) int64) (int64, error) {
+// drops the counts of nodes no longer alive. A node refused (choose
+// leaves it fewer than it asked for, want) says so in the record.
+func (s *Slots) update(ctx context.Context, key string, want int64, sayWant bool, choose func(others, mine int64) int64) (int64, error) {
 	self := s.members.opts.Self.ID
 	for {
-		counts := map[string]int64{}
+		var r record
 		var rev uint64
 		e, err := s.kv.Get(ctx, key)
 		switch {
 		case err == nil:
 			rev = e.Revision()
-			if err := json.Unmarshal(e.Value(), &counts); err != nil {
-				counts = map[string]int64{}
-			}
+			_ = json.Unmarshal(e.Value(), &r)
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		default:
 			return 0, err
 		}
+		if r.Held == nil {
+			r.Held = map[string]int64{}
+		}
 		alive := s.members.alive()
 		var others int64
-		for id, n := range counts {
+		changed := false
+		for id, n := range r.Held {
 			if id == self {
 				continue
 			}
 			if !alive[id] {
-				delete(counts, id)
+				delete(r.Held, id)
+				changed = true
 				continue
 			}
 			others += n
 		}
-		n := choose(others, counts[self])
-		if n > 0 {
-			counts[self] = n
-		} else {
-			delete(counts, self)
+		for id := range r.Want {
+			if !alive[id] {
+				delete(r.Want, id)
+			}
 		}
-		b, _ := json.Marshal(counts)
+		n := choose(others, r.Held[self])
+		refused := want > 0 && n < want
+		if n == r.Held[self] && !changed && !(refused && sayWant) && (refused || r.Want[self] == 0) {
+			return n, nil // nothing to write
+		}
+		if n > 0 {
+			r.Held[self] = n
+		} else {
+			delete(r.Held, self)
+		}
+		if refused {
+			if r.Want == nil {
+				r.Want = map[string]int64{}
+			}
+			r.Want[self]++
+		} else {
+			delete(r.Want, self)
+		}
+		b, _ := json.Marshal(r)
 		if rev == 0 {
 			_, err = s.kv.Create(ctx, key, b)
 		} else {
@@ -249,6 +312,49 @@ func (s *Slots) update(ctx context.Context, key string, choose func(others, mine
 		}
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
+		}
+	}
+}
+
+// follow keeps, for each limit, when another node was last refused.
+func (s *Slots) follow(ctx context.Context) {
+	w, err := s.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		s.log.Warn("cluster: follow concurrency records", "err", err)
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	self := s.members.opts.Self.ID
+	seen := map[string]map[string]int64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var r record
+			if json.Unmarshal(e.Value(), &r) != nil {
+				continue
+			}
+			fresh := false
+			for id, n := range r.Want {
+				if id != self && n > seen[e.Key()][id] {
+					fresh = true
+				}
+			}
+			seen[e.Key()] = r.Want
+			if fresh {
+				s.mu.Lock()
+				if sl := s.keys[e.Key()]; sl != nil {
+					sl.wanted = s.now()
+				}
+				s.mu.Unlock()
+			}
 		}
 	}
 }

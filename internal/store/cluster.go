@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -118,6 +119,9 @@ func (c *Cluster) apply(o *server.Options) error {
 		if err != nil {
 			return fmt.Errorf("cluster TLS: %w", err)
 		}
+		// Routes dial as well as accept: the same authority vouches for
+		// the servers this node connects to.
+		cfg.RootCAs = cfg.ClientCAs
 		o.Cluster.TLSConfig = cfg
 		o.Cluster.TLSTimeout = 5
 	}
@@ -170,4 +174,52 @@ func (s *Store) Replication(ctx context.Context) ([]StreamHealth, error) {
 	}
 	slices.SortFunc(out, func(a, b StreamHealth) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// catchUp waits, for a while, until this server's copy of every stream
+// is current: a node back from an outage then serves what the cluster
+// wrote meanwhile, not its old state (watches may read the local copy).
+func (s *Store) catchUp(ctx context.Context, self string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	for {
+		behind, err := s.behind(ctx, self)
+		if err == nil && len(behind) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			if log != nil {
+				log.Warn("serving before this node's copies of the store caught up", "behind", behind, "err", err)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// catchUpTimeout bounds how long a node waits for its copies at start.
+const catchUpTimeout = 60 * time.Second
+
+// behind names the streams of which server self holds a copy that is
+// not current.
+func (s *Store) behind(ctx context.Context, self string) ([]string, error) {
+	var out []string
+	l := s.JS.ListStreams(ctx)
+	for info := range l.Info() {
+		c := info.Cluster
+		if c == nil || c.Leader == self {
+			continue
+		}
+		ok := c.Leader != ""
+		for _, p := range c.Replicas {
+			if p.Name == self && (!p.Current || p.Offline) {
+				ok = false
+			}
+		}
+		if !ok {
+			out = append(out, info.Config.Name)
+		}
+	}
+	return out, l.Err()
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -262,6 +263,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if o.Cluster != nil {
+		s.catchUp(ctx, o.Cluster.Node, o.Logger)
+	}
 	if o.Logger != nil {
 		o.Logger.Info("store ready", "servers", s.Servers, "replicas", s.Replicas)
 	}
@@ -353,27 +357,6 @@ func (s *Store) ensure(ctx context.Context) error {
 		// Concurrency leased by each node (package cluster).
 		{&s.Slots, SlotsBucket, 0},
 	}
-	for _, b := range kvs {
-		kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: b.name, History: 1, Storage: jetstream.FileStorage, TTL: b.ttl, Replicas: s.Replicas,
-		})
-		if err != nil {
-			return fmt.Errorf("bucket %s: %w", b.name, err)
-		}
-		*b.into = kv
-	}
-	var err error
-	if s.Clustered() {
-		// One node keeps S3 objects' bytes in files; several share them here.
-		s.ObjectData, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ObjectDataBucket, Storage: jetstream.FileStorage, Replicas: s.Replicas})
-		if err != nil {
-			return fmt.Errorf("object data bucket: %w", err)
-		}
-	}
-	s.Code, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: CodeBucket, Storage: jetstream.FileStorage, Replicas: s.Replicas})
-	if err != nil {
-		return fmt.Errorf("code bucket: %w", err)
-	}
 	streams := []struct {
 		into *jetstream.Stream
 		cfg  jetstream.StreamConfig
@@ -388,16 +371,53 @@ func (s *Store) ensure(ctx context.Context) error {
 		{&s.Async, jetstream.StreamConfig{Name: AsyncStream, Subjects: []string{AsyncSubject + ">"},
 			Retention: jetstream.WorkQueuePolicy, MaxAge: 6*time.Hour + 10*time.Minute, Duplicates: 10 * time.Minute}},
 	}
-	for _, st := range streams {
-		st.cfg.Storage = jetstream.FileStorage
-		st.cfg.Replicas = s.Replicas
-		str, err := s.JS.CreateOrUpdateStream(ctx, st.cfg)
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", st.cfg.Name, err)
-		}
-		*st.into = str
+	// All at once: in a new cluster each stream's first leader election
+	// may take seconds, and they then overlap.
+	var wg sync.WaitGroup
+	errs := make([]error, len(kvs)+len(streams)+2)
+	for i, b := range kvs {
+		wg.Go(func() {
+			kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: b.name, History: 1, Storage: jetstream.FileStorage, TTL: b.ttl, Replicas: s.Replicas,
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("bucket %s: %w", b.name, err)
+				return
+			}
+			*b.into = kv
+		})
 	}
-	return nil
+	if s.Clustered() {
+		// One node keeps S3 objects' bytes in files; several share them here.
+		wg.Go(func() {
+			var err error
+			s.ObjectData, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ObjectDataBucket, Storage: jetstream.FileStorage, Replicas: s.Replicas})
+			if err != nil {
+				errs[len(errs)-1] = fmt.Errorf("object data bucket: %w", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		var err error
+		s.Code, err = s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: CodeBucket, Storage: jetstream.FileStorage, Replicas: s.Replicas})
+		if err != nil {
+			errs[len(errs)-2] = fmt.Errorf("code bucket: %w", err)
+		}
+	})
+	for i, st := range streams {
+		wg.Go(func() {
+			st.cfg.Storage = jetstream.FileStorage
+			st.cfg.Replicas = s.Replicas
+			str, err := s.JS.CreateOrUpdateStream(ctx, st.cfg)
+			if err != nil {
+				errs[len(kvs)+i] = fmt.Errorf("stream %s: %w", st.cfg.Name, err)
+				return
+			}
+			*st.into = str
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (s *Store) logsBytes() int64 {
