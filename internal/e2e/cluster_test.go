@@ -42,7 +42,7 @@ type clusterNode struct {
 	done         chan struct{}
 }
 
-func (n *clusterNode) launch(t *testing.T) {
+func (n *clusterNode) launch(t testing.TB) {
 	t.Helper()
 	// nsenter, not ip netns exec: that mounts a /sys of its own, without
 	// the cgroup file system the sandbox needs.
@@ -58,7 +58,7 @@ func (n *clusterNode) launch(t *testing.T) {
 }
 
 // healthy waits for the node to answer its health check.
-func (n *clusterNode) healthy(t *testing.T) {
+func (n *clusterNode) healthy(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -93,7 +93,7 @@ func (n *clusterNode) kill() {
 
 // clusterCert makes one certificate authority and a certificate for
 // every node's route, signed by it.
-func clusterCert(t *testing.T, dir string, ips []string) (ca, cert, key string) {
+func clusterCert(t testing.TB, dir string, ips []string) (ca, cert, key string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stratus test cluster"},
@@ -128,7 +128,7 @@ func clusterCert(t *testing.T, dir string, ips []string) (ca, cert, key string) 
 // startCluster builds three hosts (network namespaces on a bridge the
 // test makes, addresses of its own) and runs a Stratus node on each,
 // their embedded NATS servers forming one cluster over mutual TLS.
-func startCluster(t *testing.T, extra ...string) []*clusterNode {
+func startCluster(t testing.TB, extra ...string) []*clusterNode {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("network namespaces need root; CI runs the tests as root")
@@ -233,7 +233,7 @@ type nodeStatus struct {
 	} `json:"replication"`
 }
 
-func (s *server) nodeStatus(t *testing.T) nodeStatus {
+func (s *server) nodeStatus(t testing.TB) nodeStatus {
 	t.Helper()
 	var st nodeStatus
 	resp, err := http.Get(s.Endpoint + "/stratus/v1/node")
@@ -505,3 +505,75 @@ func TestCluster(t *testing.T) {
 
 // healthClient asks for health with a deadline: a node starting may not answer.
 var healthClient = &http.Client{Timeout: 5 * time.Second, Transport: plainClient.Transport}
+
+// BenchmarkCluster: warm invokes at 32 concurrent through one node
+// against the same through three nodes of a cluster (round robin, all on
+// this one machine), and the latency of accepting an asynchronous event
+// on one node (one copy) against the cluster (three copies).
+func BenchmarkCluster(b *testing.B) {
+	single := startServer(b, "", "--prewarm", "0")
+	createFunction(b, single.lambda(), "bench", goZip(b), fnOpts{})
+	one := clusterLoad(b, []*lambda.Client{single.lambda()})
+	nodes := startCluster(b)
+	var lcs []*lambda.Client
+	for _, n := range nodes {
+		lcs = append(lcs, n.lambda())
+	}
+	createFunction(b, lcs[0], "bench", goZip(b), fnOpts{})
+	three := clusterLoad(b, lcs)
+	b.Logf("warm invoke, 32 concurrent: one node %.0f req/s p50 %.2f ms p99 %.2f ms; three nodes %.0f req/s p50 %.2f ms p99 %.2f ms (%.2fx)",
+		one.rps, ms(one.p50), ms(one.p99), three.rps, ms(three.p50), ms(three.p99), three.rps/one.rps)
+	b.Logf("async accept p50: one node %.2f ms (1 copy), cluster %.2f ms (3 copies, +%.2f ms)", ms(one.accept), ms(three.accept), ms(three.accept-one.accept))
+	b.ReportMetric(three.rps/one.rps, "three/one")
+	b.ReportMetric(ms(three.accept-one.accept), "replicated-accept-added-ms")
+}
+
+type clusterResult struct {
+	rps      float64
+	p50, p99 time.Duration
+	accept   time.Duration
+}
+
+func clusterLoad(b *testing.B, lcs []*lambda.Client) clusterResult {
+	b.Helper()
+	ctx := context.Background()
+	for _, lc := range lcs { // warm every node
+		for range 32 {
+			invoke(b, lc, "bench", `{}`)
+		}
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	until := time.Now().Add(5 * time.Second)
+	for w := range 32 {
+		wg.Go(func() {
+			var mine []time.Duration
+			for k := w; time.Now().Before(until); k++ {
+				t0 := time.Now()
+				if _, err := lcs[k%len(lcs)].Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("bench"), Payload: []byte(`{}`)}); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	r := clusterResult{rps: float64(len(lat)) / 5, p50: lat[len(lat)/2], p99: lat[len(lat)*99/100]}
+	var acc []time.Duration
+	for k := range 200 {
+		t0 := time.Now()
+		if _, err := lcs[k%len(lcs)].Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("bench"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{}`)}); err != nil {
+			b.Fatal(err)
+		}
+		acc = append(acc, time.Since(t0))
+	}
+	slices.Sort(acc)
+	r.accept = acc[len(acc)/2]
+	return r
+}

@@ -55,7 +55,7 @@ func writeCert(t *testing.T, dir, name string, ip net.IP, serial int64) (certFil
 	return certFile, keyFile, pool
 }
 
-func ip(t *testing.T, args ...string) {
+func ip(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
