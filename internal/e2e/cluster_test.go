@@ -362,6 +362,11 @@ func TestCluster(t *testing.T) {
 
 	// Async events and queue messages spread over the nodes; node3 dies
 	// with SIGKILL half way.
+	// At most 12 at once, cluster-wide: more Python cold starts at once
+	// than that overload this two-core machine past the 10 s init limit.
+	if _, err := lc[0].PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("work"), ReservedConcurrentExecutions: aws.Int32(12)}); err != nil {
+		t.Fatal(err)
+	}
 	in := createQueue(t, qc, "in", map[string]string{"VisibilityTimeout": "10"})
 	if _, err := lc[0].CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("work"),
 		EventSourceArn: aws.String(queueAttrs(t, qc, in)["QueueArn"]), BatchSize: aws.Int32(1)}); err != nil {
@@ -435,40 +440,9 @@ func TestCluster(t *testing.T) {
 	if len(accepted) < items*9/10 {
 		t.Errorf("only %d of %d items were accepted with one node of three down", len(accepted), items)
 	}
-	seen := map[string]int{}
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		missing := 0
-		for id := range accepted {
-			if seen[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			var ids []string
-			for id := range accepted {
-				if seen[id] == 0 {
-					ids = append(ids, id)
-				}
-			}
-			t.Fatalf("%d of %d acknowledged items never handled (even: async events, odd: queue messages): %v", missing, len(accepted), ids)
-		}
-		for _, m := range receive(t, qc, results, 10, 1) {
-			seen[*m.Body]++
-			if _, err := qc.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(results), ReceiptHandle: m.ReceiptHandle}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	dups := handled(t, qc, results, accepted, 120*time.Second)
 	close(stopSync)
 	syncWG.Wait()
-	dups := 0
-	for _, n := range seen {
-		dups += n - 1
-	}
 	slices.Sort(lat)
 	var p50, p99 time.Duration
 	if len(lat) > 0 {
@@ -501,6 +475,87 @@ func TestCluster(t *testing.T) {
 		}
 		return true
 	})
+
+	// Provisioned concurrency 3 is split over the three nodes: one each.
+	v, err := lc[0].PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("work")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc[0].PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{FunctionName: aws.String("work"),
+		Qualifier: v.Version, ProvisionedConcurrentExecutions: aws.Int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "provisioned concurrency READY across the cluster", func() bool {
+		out, err := lc[1].GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String("work"), Qualifier: v.Version})
+		return err == nil && out.Status == types.ProvisionedConcurrencyStatusEnumReady && aws.ToInt32(out.AllocatedProvisionedConcurrentExecutions) == 3
+	})
+	for _, n := range nodes {
+		if got := metricValue(t, n.server, `stratus_function_provisioned_instances{function="work"}`); got != 1 {
+			t.Errorf("%s keeps %v provisioned instances of 3 split over three nodes, want 1", n.name, got)
+		}
+	}
+
+	// A graceful stop (SIGTERM) of a node mid-load loses nothing either.
+	more := map[string]bool{}
+	for k := range 60 {
+		if k == 30 {
+			if err := nodes[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id := "term-" + strconv.Itoa(k)
+		for _, i := range []int{k % 3, 0, 2} {
+			if _, err := lc[i].Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("work"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"id":"` + id + `"}`)}); err == nil {
+				more[id] = true
+				break
+			}
+		}
+	}
+	select {
+	case <-nodes[1].done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("node2 did not stop within 60 s of SIGTERM")
+	}
+	if code := nodes[1].cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("node2 exited with %d after SIGTERM", code)
+	}
+	dups = handled(t, qc, results, more, 60*time.Second)
+	t.Logf("graceful stop: %d of 60 events acknowledged, all handled, %d duplicates", len(more), dups)
+}
+
+// handled waits until every accepted id is in the results queue, and
+// counts those seen more than once.
+func handled(t *testing.T, qc *sqs.Client, results string, accepted map[string]bool, d time.Duration) (dups int) {
+	t.Helper()
+	ctx := context.Background()
+	seen := map[string]int{}
+	deadline := time.Now().Add(d)
+	for {
+		var missing []string
+		for id := range accepted {
+			if seen[id] == 0 {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged items never handled (even numbers: async events, odd: queue messages): %v", len(missing), len(accepted), missing)
+		}
+		for _, m := range receive(t, qc, results, 10, 1) {
+			seen[*m.Body]++
+			if _, err := qc.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(results), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for id, n := range seen {
+		if accepted[id] {
+			dups += n - 1
+		}
+	}
+	return dups
 }
 
 // healthClient asks for health with a deadline: a node starting may not answer.

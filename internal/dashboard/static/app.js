@@ -531,7 +531,16 @@ function renderNode() {
     ["Store holds", fmtBytes(n.storeUsedBytes) + (n.storeMaxBytes ? " of " + fmtBytes(n.storeMaxBytes) : "")],
     ["Free disk", fmtBytes(n.diskFreeBytes)], ["Instances", fmtNum(n.instances)], ["In flight", fmtNum(n.inFlight) + " of " + fmtNum(n.maxConcurrency)],
     ["Functions", fmtNum(n.functions)],
-  ]))];
+  ])), h("h2", {}, "Cluster nodes"), h("div", { class: "table-wrap" }, h("table", { id: "nodes" },
+    h("thead", {}, h("tr", {}, ["Node", "API", "Started", "Instances", "In flight"].map((x) => h("th", {}, x)))),
+    h("tbody", {}, (n.nodes || []).map((m) => h("tr", {}, h("td", {}, m.name + (m.self ? " (this one)" : "")), h("td", {}, m.api || "–"), h("td", {}, fmtTime(m.started)),
+      h("td", { class: "num" }, fmtNum(m.instances)), h("td", { class: "num" }, fmtNum(m.inFlight))))))),
+  ...(n.replication && n.replication.length ? [h("h2", {}, "Store replication"), h("div", { class: "table-wrap" }, h("table", { id: "replication" },
+    h("thead", {}, h("tr", {}, ["Stream", "Replicas", "Current", "Leader", "Health"].map((x) => h("th", {}, x)))),
+    h("tbody", {}, n.replication.map((r) => h("tr", {}, h("td", {}, r.name), h("td", { class: "num" }, fmtNum(r.replicas)), h("td", { class: "num" }, fmtNum(r.current)),
+      h("td", {}, r.leader || "NONE"), h("td", { class: r.leader && !(r.offline || []).length && !(r.lagging || []).length ? "" : "bad" },
+        !r.leader ? "no leader: writes refused" : (r.offline || []).length ? "offline: " + r.offline.join(", ") : (r.lagging || []).length ? "catching up: " + r.lagging.join(", ") : "ok"))))))] : []),
+  ];
 }
 
 let lastRoute = "";

@@ -77,6 +77,11 @@ try {
   await waitText(`#queues tr[data-queue="${queue}"] td[data-col="visible"]`, depth, "depth of queue " + queue);
   await page.screenshot({ path: path.join(shots, "queues.png"), fullPage: true });
 
+  // The node view lists the nodes of its cluster: this one alone here.
+  await page.goto(url.split("#")[0] + "#/node");
+  await page.waitForFunction(() => document.querySelector("#nodes tbody")?.textContent.includes("(this one)"), null, { timeout: 20000 })
+    .catch(() => fail("the node view lists no nodes"));
+
   // A phone's width: nothing wider than the window.
   await page.setViewportSize({ width: 390, height: 800 });
   await page.goto(url.split("#")[0] + "#/");
