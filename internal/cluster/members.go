@@ -226,11 +226,31 @@ func (m *Members) Live() []Node {
 	return out
 }
 
+// count is how many nodes are alive, this one included (no load read:
+// for the invocation path).
+func (m *Members) count() int {
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 1
+	for _, x := range m.nodes {
+		if x.ID != m.opts.Self.ID && now.Sub(x.seen) < m.opts.TTL {
+			n++
+		}
+	}
+	return n
+}
+
 // alive reports the IDs of the live nodes.
 func (m *Members) alive() map[string]bool {
-	out := map[string]bool{}
-	for _, n := range m.Live() {
-		out[n.ID] = true
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{m.opts.Self.ID: true}
+	for _, n := range m.nodes {
+		if now.Sub(n.seen) < m.opts.TTL {
+			out[n.ID] = true
+		}
 	}
 	return out
 }

@@ -124,7 +124,7 @@ func (s *Slots) Acquire(key string, limit int64) bool {
 	s.mu.Unlock()
 	n, err := s.update(ctx, key, used+1, sayWant, func(others, mine int64) int64 {
 		free := limit - others
-		want := used + 1 + min(max((free-used)/int64(4*len(s.members.Live())), 0), 16)
+		want := used + 1 + min(max((free-used)/int64(4*s.members.count()), 0), 16)
 		// Slots in use stay held even if the limit was lowered meanwhile.
 		return max(min(want, free), used)
 	})
@@ -133,7 +133,7 @@ func (s *Slots) Acquire(key string, limit int64) bool {
 	if err != nil {
 		// The store cannot be reached: admit within an even share.
 		s.log.Debug("cluster: lease slots", "key", key, "err", err)
-		if share := limit / int64(len(s.members.Live())); store.Unavailable(err) && sl.used < max(share, held) {
+		if share := limit / int64(s.members.count()); store.Unavailable(err) && sl.used < max(share, held) {
 			sl.used++
 			return true
 		}
@@ -161,7 +161,7 @@ func (s *Slots) Release(key string) {
 	// Another node was refused lately: a slot above this node's even
 	// share goes back rather than to this node's next caller.
 	if sl.held > sl.used && s.now().Sub(sl.wanted) < wantedFor {
-		if live := int64(len(s.members.Live())); sl.held > (sl.limit+live-1)/live {
+		if live := int64(s.members.count()); sl.held > (sl.limit+live-1)/live {
 			sl.held--
 			select {
 			case s.kick <- struct{}{}:

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -28,6 +30,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
@@ -249,7 +254,8 @@ func (s *server) nodeStatus(t testing.TB) nodeStatus {
 
 // TestCluster: three hosts, three nodes, one NATS cluster of their
 // embedded servers. A function deployed through one node answers on the
-// others; a reserved concurrency of 5 holds across the cluster; async
+// others, an object put through one is read through another, a
+// schedule's tick runs once; a reserved concurrency of 5 holds across the cluster; async
 // events and queue messages spread over the nodes, and when one node is
 // killed with SIGKILL mid-load every acknowledged item is still handled
 // (duplicates counted); the node comes back and catches up by itself.
@@ -288,6 +294,41 @@ func TestCluster(t *testing.T) {
 		out := invoke(t, lc[i], "work", `{}`)
 		if out.FunctionError != nil {
 			t.Fatalf("invoke through %s: %s", nodes[i].name, out.Payload)
+		}
+	}
+
+	// An object put through node1 is read through node3.
+	body := make([]byte, 1<<20)
+	_, _ = rand.Read(body)
+	if _, err := nodes[0].s3(t).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("shared")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[0].s3(t).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shared"), Key: aws.String("k"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := nodes[2].s3(t).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("shared"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatalf("the object put through node1, through node3: %v", err)
+	}
+	if b, _ := io.ReadAll(got.Body); !bytes.Equal(b, body) {
+		t.Errorf("node3 read %d bytes, not the 1 MiB put through node1", len(b))
+	}
+	got.Body.Close()
+
+	// A schedule's tick fires once for the cluster, though every node
+	// keeps the schedule.
+	when := time.Now().UTC().Add(3 * time.Second).Format("2006-01-02T15:04:05")
+	if _, err := nodes[1].scheduler().CreateSchedule(ctx, &scheduler.CreateScheduleInput{Name: aws.String("once"), ScheduleExpression: aws.String("at(" + when + ")"),
+		Target:             &stypes.Target{Arn: aws.String("arn:aws:lambda:us-east-1:000000000000:function:work"), RoleArn: aws.String("arn:aws:iam::000000000000:role/x"), Input: aws.String(`{"id":"tick"}`)},
+		FlexibleTimeWindow: &stypes.FlexibleTimeWindow{Mode: stypes.FlexibleTimeWindowModeOff}}); err != nil {
+		t.Fatal(err)
+	}
+	if dups := handled(t, qc, results, map[string]bool{"tick": true}, 30*time.Second); dups != 0 {
+		t.Errorf("one tick ran %d times", dups+1)
+	}
+	for _, m := range receive(t, qc, results, 10, 2) { // a second run would come within a moment
+		if *m.Body == "tick" {
+			t.Error("one tick ran twice, on two nodes")
 		}
 	}
 
