@@ -33,9 +33,10 @@ type Slots struct {
 	log     *slog.Logger
 	linger  time.Duration
 
-	mu   sync.Mutex
-	keys map[string]*slot
-	kick chan struct{} // a slot was let go: write it back now
+	mu    sync.Mutex
+	keys  map[string]*slot
+	kick  chan struct{} // a slot was let go: write it back now
+	armed bool          // run will look again without a kick
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -142,6 +143,9 @@ func (s *Slots) Acquire(key string, limit int64) bool {
 	sl.held, sl.written = n, n
 	if sl.used < sl.held {
 		sl.used++
+		if sl.used < sl.held {
+			s.wake() // leased ahead: unused until taken
+		}
 		return true
 	}
 	return false
@@ -158,6 +162,7 @@ func (s *Slots) Release(key string) {
 	}
 	sl.used--
 	sl.lastUsed = s.now()
+	s.wake()
 	// Another node was refused lately: a slot above this node's even
 	// share goes back rather than to this node's next caller.
 	if sl.held > sl.used && s.now().Sub(sl.wanted) < wantedFor {
@@ -181,18 +186,52 @@ func (s *Slots) Held(key string) (held, used int64) {
 	return 0, 0
 }
 
-// run gives back slots held unused for Linger.
+// run gives back slots held unused for Linger. It wakes only while some
+// slot is held unused (or on a kick): an idle node does not poll.
 func (s *Slots) run(ctx context.Context) {
-	t := time.NewTicker(s.linger / 4)
-	defer t.Stop()
 	for {
+		var tick <-chan time.Time
+		s.mu.Lock()
+		s.armed = false
+		for _, sl := range s.keys {
+			if sl.held > sl.used || sl.held < sl.written {
+				s.armed = true
+				break
+			}
+		}
+		armed := s.armed
+		s.mu.Unlock()
+		var t *time.Timer
+		if armed {
+			t = time.NewTimer(s.linger / 4)
+			tick = t.C
+		}
 		select {
 		case <-ctx.Done():
+			if t != nil {
+				t.Stop()
+			}
 			return
-		case <-t.C:
+		case <-tick:
 		case <-s.kick:
 		}
+		if t != nil {
+			t.Stop()
+		}
 		s.giveBack(ctx, false)
+	}
+}
+
+// wake makes run look again, once per stretch of slots held unused.
+// Called with s.mu held.
+func (s *Slots) wake() {
+	if s.armed {
+		return
+	}
+	s.armed = true
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
