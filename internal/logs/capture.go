@@ -3,6 +3,7 @@ package logs
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"sync"
@@ -32,7 +33,6 @@ type Capture struct {
 	tail    []byte
 	reqID   string        // the invocation in progress, or the last
 	shared  bool          // several invocations at once: lines name their own
-	busy    bool          // the reader holds bytes it has not routed yet
 	routed  chan struct{} // signalled after each routed chunk
 }
 
@@ -58,13 +58,55 @@ func (c *Capture) Started() { _ = c.w.Close() }
 func (c *Capture) read() {
 	defer close(c.done)
 	buf := make([]byte, 64<<10)
+	rc, err := c.r.SyscallConn()
+	if err != nil {
+		c.readPlain(buf)
+		return
+	}
+	// Bytes leave the pipe only under mu, and are routed before it is let
+	// go: Settle, which reads how much the pipe holds, never sees bytes
+	// that are neither in the pipe nor routed.
+	var rerr error
+	for rerr == nil {
+		routed := false
+		err := rc.Read(func(fd uintptr) bool {
+			c.mu.Lock()
+			n, err := unix.Read(int(fd), buf)
+			if n > 0 {
+				c.route(buf[:n])
+				routed = true
+			}
+			c.mu.Unlock()
+			switch {
+			case err == unix.EAGAIN || err == unix.EINTR:
+				return false // wait until readable
+			case err != nil:
+				rerr = err
+			case n == 0:
+				rerr = io.EOF
+			}
+			return true
+		})
+		if err != nil && rerr == nil {
+			rerr = err
+		}
+		if routed {
+			select {
+			case c.routed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	c.finish()
+}
+
+// readPlain reads a pipe the runtime's poller does not hold.
+func (c *Capture) readPlain(buf []byte) {
 	for {
 		n, err := c.r.Read(buf)
 		if n > 0 {
 			c.mu.Lock()
-			c.busy = true
 			c.route(buf[:n])
-			c.busy = false
 			c.mu.Unlock()
 			select {
 			case c.routed <- struct{}{}:
@@ -72,16 +114,21 @@ func (c *Capture) read() {
 			}
 		}
 		if err != nil {
-			c.mu.Lock()
-			if len(c.partial) > 0 {
-				c.line(c.partial)
-				c.partial = c.partial[:0]
-			}
-			c.mu.Unlock()
-			_ = c.r.Close()
+			c.finish()
 			return
 		}
 	}
+}
+
+// finish routes what is left once every writer has gone.
+func (c *Capture) finish() {
+	c.mu.Lock()
+	if len(c.partial) > 0 {
+		c.line(c.partial)
+		c.partial = c.partial[:0]
+	}
+	c.mu.Unlock()
+	_ = c.r.Close()
 }
 
 // route splits data into lines; called with mu held.
@@ -250,7 +297,7 @@ func (c *Capture) Settle() {
 	for {
 		n := c.unread()
 		c.mu.Lock()
-		idle := n == 0 && !c.busy
+		idle := n == 0
 		if idle && len(c.partial) > 0 {
 			c.line(c.partial)
 			c.partial = c.partial[:0]
