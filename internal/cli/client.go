@@ -686,17 +686,27 @@ func (c *clientFlags) get(ctx context.Context, u string) (*http.Response, error)
 	return resp, nil
 }
 
-func runQueues(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "queues", usageOf("queues"))
-	var cf clientFlags
+// reportFlags parses the flags of a report command: the client's, and
+// --json; it takes no arguments.
+func reportFlags(env *Env, cmd string, args []string) (*clientFlags, bool, error) {
+	fs := newFlags(env, cmd, usageOf(cmd))
+	cf := &clientFlags{}
 	cf.bind(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	if len(pos) > 0 {
-		return usagef("usage: %s", usageOf("queues"))
+		return nil, false, usagef("usage: %s", usageOf(cmd))
+	}
+	return cf, *asJSON, nil
+}
+
+func runQueues(ctx context.Context, env *Env, args []string) error {
+	cf, asJSON, err := reportFlags(env, "queues", args)
+	if err != nil {
+		return err
 	}
 	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/queues")
 	if err != nil {
@@ -721,7 +731,7 @@ func runQueues(ctx context.Context, env *Env, args []string) error {
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		return fmt.Errorf("read queue report: %w", err)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
@@ -750,16 +760,9 @@ func runQueues(ctx context.Context, env *Env, args []string) error {
 }
 
 func runBuckets(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "buckets", usageOf("buckets"))
-	var cf clientFlags
-	cf.bind(fs)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	pos, err := parse(fs, args)
+	cf, asJSON, err := reportFlags(env, "buckets", args)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("usage: %s", usageOf("buckets"))
 	}
 	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/buckets")
 	if err != nil {
@@ -779,7 +782,7 @@ func runBuckets(ctx context.Context, env *Env, args []string) error {
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		return fmt.Errorf("read bucket report: %w", err)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
@@ -824,23 +827,16 @@ func runDashboard(ctx context.Context, env *Env, args []string) error {
 }
 
 func runNodes(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "nodes", usageOf("nodes"))
-	var cf clientFlags
-	cf.bind(fs)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	pos, err := parse(fs, args)
+	cf, asJSON, err := reportFlags(env, "nodes", args)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("usage: %s", usageOf("nodes"))
 	}
 	resp, err := cf.get(ctx, cf.endpoint+"/stratus/v1/node")
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if *asJSON {
+	if asJSON {
 		_, err = io.Copy(env.Stdout, resp.Body)
 		return err
 	}

@@ -381,12 +381,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		}
 		n.Node = cfg.Node
 		if members == nil {
-			n.Nodes = []stratusapi.ClusterNode{{Name: cfg.Node, API: endpoint, HTTP: gatewayURL, Version: n.Version, Started: started,
-				Instances: n.Instances, InFlight: n.InFlight, MaxConcurrency: cfg.MaxConcurrency, Self: true}}
+			n.Nodes = []stratusapi.ClusterNode{{Node: cluster.Node{Name: cfg.Node, API: endpoint, HTTP: gatewayURL, Version: n.Version, Started: started,
+				Instances: n.Instances, InFlight: n.InFlight, MaxConcurrency: cfg.MaxConcurrency}, Self: true}}
 		} else {
 			for _, m := range members.Live() {
-				n.Nodes = append(n.Nodes, stratusapi.ClusterNode{Name: m.Name, API: m.API, HTTP: m.HTTP, Version: m.Version, Started: m.Started,
-					Instances: m.Instances, InFlight: m.InFlight, MaxConcurrency: m.MaxConcurrency, Self: m.ID == members.Self().ID})
+				n.Nodes = append(n.Nodes, stratusapi.ClusterNode{Node: m, Self: m.ID == members.Self().ID})
 			}
 		}
 		if st.Clustered() {

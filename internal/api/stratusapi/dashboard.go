@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stratus-faas/stratus/internal/cluster"
 	"github.com/stratus-faas/stratus/internal/function"
 	"github.com/stratus-faas/stratus/internal/meter"
 	"github.com/stratus-faas/stratus/internal/store"
@@ -49,15 +50,8 @@ type NodeStatus struct {
 
 // ClusterNode is one node of the cluster as it last said.
 type ClusterNode struct {
-	Name           string    `json:"name"`
-	API            string    `json:"api,omitempty"`
-	HTTP           string    `json:"http,omitempty"`
-	Version        string    `json:"version,omitempty"`
-	Started        time.Time `json:"started"`
-	Instances      int64     `json:"instances"`
-	InFlight       int64     `json:"inFlight"`
-	MaxConcurrency int       `json:"maxConcurrency,omitempty"`
-	Self           bool      `json:"self,omitempty"`
+	cluster.Node
+	Self bool `json:"self,omitempty"`
 }
 
 // WithDashboard gives the endpoints the dashboard reads beside the APIs:
