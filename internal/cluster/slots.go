@@ -254,16 +254,16 @@ func (s *Slots) giveBack(ctx context.Context, all bool) {
 		n, err := s.update(lctx, k, 0, false, func(_, _ int64) int64 {
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			// Lowered here, before the write: a caller must not take a
+			// slot the record is about to give away.
 			if all || s.now().Sub(sl.lastUsed) >= s.linger {
-				return sl.used
+				sl.held = sl.used
 			}
 			return sl.held
 		})
 		cancel()
 		if err == nil {
 			s.mu.Lock()
-			// Only what is unused went back: those in use stay held.
-			sl.held = max(n, sl.used)
 			sl.written = n
 			s.mu.Unlock()
 		}
